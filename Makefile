@@ -1,0 +1,96 @@
+# mapcore — the one entry point. `make demo` and `make test` are the front door.
+SHELL := /bin/bash
+PREFIX ?= /usr/local
+CARGO ?= cargo
+GO ?= go
+VERSION := 1.0.0
+SOMAJOR := 1
+
+LIB_DIR := target/release
+# A user-style staging install (lib with soname links, header, pkg-config file)
+# that the C examples and tests build against.
+STAGE := $(CURDIR)/build/stage
+export PKG_CONFIG_PATH := $(STAGE)/lib/pkgconfig:$(PKG_CONFIG_PATH)
+
+.PHONY: all lib stage header header-check demo test rust-test c-test go-test abi-check \
+        valgrind sanitizers install uninstall clean bench bench-smoke stress fuzz lint
+
+all: stage
+
+lib:
+	$(CARGO) build --release -p mapcore
+
+stage: lib
+	@$(MAKE) --no-print-directory install PREFIX=$(STAGE) >/dev/null
+
+header:
+	$(CARGO) run -q -p mapcore --example gen_header
+
+# Regenerates the header with the pinned cbindgen and fails on any difference.
+header-check:
+	$(CARGO) test -q -p mapcore --test header_sync
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0755 $(LIB_DIR)/libmapcore.so $(DESTDIR)$(PREFIX)/lib/libmapcore.so.$(VERSION)
+	ln -sf libmapcore.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libmapcore.so.$(SOMAJOR)
+	ln -sf libmapcore.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libmapcore.so
+	install -m 0644 $(LIB_DIR)/libmapcore.a $(DESTDIR)$(PREFIX)/lib/libmapcore.a
+	install -m 0644 include/mapcore.h $(DESTDIR)$(PREFIX)/include/mapcore.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e "s|@STATIC_LIBS@|$$(cat rust-core/native-static-libs.txt)|g" \
+	    rust-core/mapcore.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mapcore.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libmapcore.so* $(DESTDIR)$(PREFIX)/lib/libmapcore.a \
+	      $(DESTDIR)$(PREFIX)/include/mapcore.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/mapcore.pc
+
+demo: all
+	@echo "== C demos: safe iteration under modification =="
+	$(MAKE) --no-print-directory -C c-examples demo
+	@echo "== Go demo =="
+	cd go-binding && $(GO) run ./cmd/demo
+
+test: all rust-test header-check abi-check c-test valgrind sanitizers go-test bench-smoke
+	@echo "== all tests passed =="
+
+rust-test:
+	$(CARGO) test -q -p mapcore
+
+abi-check:
+	$(CARGO) test -q -p abi-check
+
+c-test: stage
+	$(MAKE) --no-print-directory -C c-examples test
+
+valgrind: stage
+	$(MAKE) --no-print-directory -C c-examples valgrind
+
+sanitizers: stage
+	$(MAKE) --no-print-directory -C c-examples sanitizers
+
+go-test: lib
+	cd go-binding && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	./go-binding/scripts/outside-module-test.sh
+
+bench:
+	$(MAKE) --no-print-directory -C bench all
+
+bench-smoke:
+	BENCH_QUICK=1 BENCH_SMOKE=1 $(MAKE) --no-print-directory -C bench smoke
+
+stress: stage
+	MAPCORE_STRESS_SECS=$${MAPCORE_STRESS_SECS:-60} $(CARGO) test --release -p mapcore --test stress -- --ignored --nocapture
+	$(MAKE) --no-print-directory -C c-examples stress
+
+fuzz:
+	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --release -p mapcore --test model
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --all -- --check
+
+clean:
+	$(CARGO) clean
+	rm -rf build
+	$(MAKE) -C c-examples clean || true

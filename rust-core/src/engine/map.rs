@@ -1,0 +1,578 @@
+//! The concurrent map: `SHARDS` shards chosen by the top bits of `h1`, each a
+//! reader-writer lock over a `ShardData` plus a structural generation counter.
+//!
+//! Iteration order is global hash order (shard-major, then slot order), so a
+//! position `(h1, h2)` names "where a scan is" independently of any table.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::{RwLock, RwLockReadGuard};
+
+use super::hash::{random_seed, KeyHasher, Pos};
+use super::table::{ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS};
+use crate::status::{Error, McStatus, Result};
+
+/// Map construction options.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Fixed hash seed for reproducible layouts; `None` draws a random one.
+    pub seed: Option<u64>,
+    /// Test-only hasher that keeps 3 bits of `h1`, forcing long runs of equal hashes.
+    pub weak_hash_for_testing: bool,
+    /// Entries to reserve room for up front.
+    pub capacity: usize,
+}
+
+#[repr(align(128))]
+struct Shard {
+    data: RwLock<ShardData>,
+    /// Bumped under the write lock by every structural change to this shard.
+    generation: AtomicU64,
+}
+
+/// Where a scan stands. `pos` is the position of the last returned entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub started: bool,
+    pub done: bool,
+    /// The entry at `pos` was returned and not yet removed through this cursor.
+    pub current: bool,
+    pub pos: Pos,
+}
+
+/// How a scan call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scan {
+    /// `n` entries were passed to the visitor (n may be 0 if the first did not fit).
+    Entries(usize),
+    /// The scan is complete; nothing was passed to the visitor.
+    Done,
+}
+
+pub struct Map {
+    shards: Box<[Shard]>,
+    hasher: KeyHasher,
+    /// Secret for hiding positions in encoded tokens.
+    secret: [u64; 2],
+    poisoned: AtomicBool,
+}
+
+pub fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::new(
+            McStatus::MC_ERR_TOO_LARGE,
+            format!("key is {} bytes; the limit is {MAX_KEY_LEN}", key.len()),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_value(val: &[u8]) -> Result<()> {
+    if val.len() > MAX_VALUE_LEN {
+        return Err(Error::new(
+            McStatus::MC_ERR_TOO_LARGE,
+            format!("value is {} bytes; the limit is {MAX_VALUE_LEN}", val.len()),
+        ));
+    }
+    Ok(())
+}
+
+#[inline]
+pub fn shard_of(h1: u64) -> usize {
+    (h1 >> (64 - SHARD_BITS)) as usize
+}
+
+/// Scans one shard from `after`, passing entries to `f` until `max` entries
+/// in total were consumed or `f` refuses one. Returns the last consumed slot
+/// and whether the scan stopped inside this shard.
+fn scan_shard(
+    data: &ShardData,
+    hasher: &KeyHasher,
+    after: Option<Pos>,
+    max: usize,
+    consumed: &mut usize,
+    f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> (Option<usize>, bool) {
+    let mut last = None;
+    let mut next = data.seek_after(hasher, after);
+    while let Some(i) = next {
+        if *consumed >= max {
+            return (last, true);
+        }
+        let (k, v) = data.entry_at(i);
+        if !f(k, v) {
+            return (last, true);
+        }
+        *consumed += 1;
+        last = Some(i);
+        next = data.occupied_from(i + 1);
+    }
+    (last, false)
+}
+
+fn pos_at(data: &ShardData, hasher: &KeyHasher, i: usize) -> Pos {
+    Pos { h1: data.hash_at(i), h2: hasher.h2(data.entry_at(i).0) }
+}
+
+/// Runs a scan over a sequence of shards. `shard(s)` gives access to shard `s`
+/// (locking it if needed) or an error that aborts the scan when nothing was
+/// consumed yet; with entries consumed it ends the call early instead.
+fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a>(
+    hasher: &KeyHasher,
+    cur: &mut Cursor,
+    max: usize,
+    f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    mut shard: impl FnMut(usize) -> Result<G>,
+) -> Result<Scan> {
+    if cur.done {
+        return Ok(Scan::Done);
+    }
+    let first = if cur.started { shard_of(cur.pos.h1) } else { 0 };
+    let mut after = if cur.started { Some(cur.pos) } else { None };
+    let mut consumed = 0usize;
+    let mut held: Vec<G> = Vec::new();
+    let mut last: Option<(usize, usize)> = None;
+    let mut exhausted = true;
+    for s in first..SHARDS {
+        let g = match shard(s) {
+            Ok(g) => g,
+            Err(e) if consumed == 0 => return Err(e),
+            Err(_) => {
+                exhausted = false;
+                break;
+            }
+        };
+        held.push(g);
+        let data: &ShardData = &held[held.len() - 1];
+        let (l, stopped) = scan_shard(data, hasher, after, max, &mut consumed, f);
+        if let Some(i) = l {
+            last = Some((held.len() - 1, i));
+        }
+        if stopped {
+            exhausted = false;
+            break;
+        }
+        after = None;
+    }
+    match last {
+        Some((h, i)) => {
+            cur.pos = pos_at(&held[h], hasher, i);
+            cur.started = true;
+            cur.current = true;
+            Ok(Scan::Entries(consumed))
+        }
+        None if exhausted => {
+            cur.done = true;
+            cur.current = false;
+            Ok(Scan::Done)
+        }
+        None => Ok(Scan::Entries(0)),
+    }
+}
+
+impl Map {
+    pub fn new(opts: &Options) -> Result<Map> {
+        let seed = opts.seed.unwrap_or_else(random_seed);
+        let shards = (0..SHARDS)
+            .map(|_| Shard { data: RwLock::new(ShardData::new()), generation: AtomicU64::new(0) })
+            .collect();
+        let map = Map {
+            shards,
+            hasher: KeyHasher::new(seed, opts.weak_hash_for_testing),
+            secret: [super::hash::mix(seed, 3), super::hash::mix(seed, 4)],
+            poisoned: AtomicBool::new(false),
+        };
+        if opts.capacity > 0 {
+            map.reserve(opts.capacity)?;
+        }
+        Ok(map)
+    }
+
+    pub fn hasher(&self) -> &KeyHasher {
+        &self.hasher
+    }
+
+    pub fn secret(&self) -> [u64; 2] {
+        self.secret
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Relaxed)
+    }
+
+    pub fn poison(&self) {
+        self.poisoned.store(true, Ordering::Relaxed);
+    }
+
+    /// Sum of the shards' structural generations. Each counter only grows, so
+    /// an unchanged sum means no shard changed structurally.
+    pub fn generation(&self) -> u64 {
+        self.shards.iter().map(|s| s.generation.load(Ordering::Acquire)).sum()
+    }
+
+    fn bump(&self, s: usize) {
+        self.shards[s].generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Calls `f` with the value of `key` while the entry is guaranteed valid.
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let h1 = self.hasher.h1(key);
+        let g = self.shards[shard_of(h1)].data.read();
+        g.get(&self.hasher, h1, key).map(f)
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get_with(key, |v| v.to_vec())
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.get_with(key, |_| ()).is_some()
+    }
+
+    /// Inserts or overwrites; returns true if the key was new.
+    pub fn insert(&self, key: &[u8], val: &[u8]) -> Result<bool> {
+        check_key(key)?;
+        check_value(val)?;
+        let h1 = self.hasher.h1(key);
+        let s = shard_of(h1);
+        let mut g = self.shards[s].data.write();
+        let inserted = g.insert(&self.hasher, h1, key, val)?;
+        if inserted {
+            self.bump(s);
+        }
+        Ok(inserted)
+    }
+
+    /// Removes `key`; returns true if it was present.
+    pub fn remove(&self, key: &[u8]) -> bool {
+        let h1 = self.hasher.h1(key);
+        let s = shard_of(h1);
+        let mut g = self.shards[s].data.write();
+        let removed = g.remove(&self.hasher, h1, key);
+        if removed {
+            self.bump(s);
+        }
+        removed
+    }
+
+    /// Entry count, read under all shard locks at one instant.
+    pub fn len(&self) -> usize {
+        let guards: Vec<_> = self.shards.iter().map(|s| s.data.read()).collect();
+        guards.iter().map(|g| g.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn clear(&self) {
+        let mut guards: Vec<_> = self.shards.iter().map(|s| s.data.write()).collect();
+        for (s, g) in guards.iter_mut().enumerate() {
+            g.clear();
+            self.bump(s);
+        }
+    }
+
+    /// Makes room for `additional` more entries. Re-laying a table is structural.
+    pub fn reserve(&self, additional: usize) -> Result<()> {
+        // Keys spread evenly over shards; a margin absorbs the statistical skew.
+        let per = additional / SHARDS;
+        let per = per + (per as f64).sqrt() as usize * 4 + 8;
+        for (s, shard) in self.shards.iter().enumerate() {
+            let mut g = shard.data.write();
+            if g.reserve(per)? {
+                self.bump(s);
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases unused capacity. Re-laying a table is structural.
+    pub fn shrink_to_fit(&self) -> Result<()> {
+        for (s, shard) in self.shards.iter().enumerate() {
+            let mut g = shard.data.write();
+            let changed = g.shrink_to_fit()?;
+            // Always structural: callers may rely on shrink invalidating strict tokens.
+            let _ = changed;
+            self.bump(s);
+        }
+        Ok(())
+    }
+
+    /// Point-in-time copy-on-write view: clones page pointers, not entries.
+    pub fn snapshot(&self) -> SnapshotData {
+        let guards: Vec<_> = self.shards.iter().map(|s| s.data.read()).collect();
+        let shards: Vec<ShardData> = guards.iter().map(|g| (**g).clone()).collect();
+        let len = shards.iter().map(|s| s.len()).sum();
+        SnapshotData { shards, hasher: self.hasher.clone(), len }
+    }
+
+    /// Removes every entry for which `keep` returns false. Each shard is
+    /// processed atomically; the whole call is not one atomic step.
+    pub fn retain(&self, mut keep: impl FnMut(&[u8], &[u8]) -> bool) -> usize {
+        let mut removed = 0;
+        for (s, shard) in self.shards.iter().enumerate() {
+            let mut g = shard.data.write();
+            let mut here = 0;
+            let mut i = 0;
+            while let Some(idx) = g.occupied_from(i) {
+                let k = {
+                    let (k, v) = g.entry_at(idx);
+                    keep(k, v)
+                };
+                if k {
+                    i = idx + 1;
+                } else {
+                    g.remove_at(idx);
+                    here += 1;
+                    i = idx;
+                }
+            }
+            if here > 0 {
+                g.settle();
+                self.bump(s);
+            }
+            removed += here;
+        }
+        removed
+    }
+
+    /// Runs `f` with read access to every shard any of `hashes` falls in, all
+    /// locked at once (in shard order), so `f` observes one consistent state.
+    pub fn read_many<R>(&self, hashes: &[u64], f: impl FnOnce(&ManyView<'_>) -> R) -> R {
+        let mut mask = 0u32;
+        for &h in hashes {
+            mask |= 1 << shard_of(h);
+        }
+        let mut guards: [Option<RwLockReadGuard<'_, ShardData>>; SHARDS] = Default::default();
+        for (s, g) in guards.iter_mut().enumerate() {
+            if mask & (1 << s) != 0 {
+                *g = Some(self.shards[s].data.read());
+            }
+        }
+        f(&ManyView { guards, hasher: &self.hasher })
+    }
+
+    /// Inserts every `(key, value)` pair under all involved shard locks at
+    /// once. Returns the number of new keys. Sizes are checked before anything
+    /// changes; only an allocation failure can stop the batch part-way.
+    pub fn insert_many(&self, pairs: &[(&[u8], &[u8])]) -> Result<usize> {
+        for (k, v) in pairs {
+            check_key(k)?;
+            check_value(v)?;
+        }
+        let hashes: Vec<u64> = pairs.iter().map(|(k, _)| self.hasher.h1(k)).collect();
+        let mut guards = self.lock_write_many(&hashes);
+        let mut new_keys = 0;
+        let mut changed = 0u32;
+        let mut result = Ok(());
+        for ((k, v), &h) in pairs.iter().zip(&hashes) {
+            let s = shard_of(h);
+            match guards[s].as_mut().expect("locked").insert(&self.hasher, h, k, v) {
+                Ok(true) => {
+                    new_keys += 1;
+                    changed |= 1 << s;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.bump_mask(changed);
+        drop(guards);
+        result.map(|_| new_keys)
+    }
+
+    /// Removes every key; returns how many were present.
+    pub fn remove_many(&self, keys: &[&[u8]]) -> usize {
+        let hashes: Vec<u64> = keys.iter().map(|k| self.hasher.h1(k)).collect();
+        let mut guards = self.lock_write_many(&hashes);
+        let mut removed = 0;
+        let mut changed = 0u32;
+        for (k, &h) in keys.iter().zip(&hashes) {
+            let s = shard_of(h);
+            if guards[s].as_mut().expect("locked").remove(&self.hasher, h, k) {
+                removed += 1;
+                changed |= 1 << s;
+            }
+        }
+        self.bump_mask(changed);
+        removed
+    }
+
+    fn lock_write_many(&self, hashes: &[u64]) -> [Option<parking_lot::RwLockWriteGuard<'_, ShardData>>; SHARDS] {
+        let mut mask = 0u32;
+        for &h in hashes {
+            mask |= 1 << shard_of(h);
+        }
+        let mut guards: [Option<_>; SHARDS] = Default::default();
+        for (s, g) in guards.iter_mut().enumerate() {
+            if mask & (1 << s) != 0 {
+                *g = Some(self.shards[s].data.write());
+            }
+        }
+        guards
+    }
+
+    fn bump_mask(&self, mask: u32) {
+        for s in 0..SHARDS {
+            if mask & (1 << s) != 0 {
+                self.bump(s);
+            }
+        }
+    }
+
+    /// Passes up to `max` entries after `cur` to `f` (which returns false for an
+    /// entry it cannot take) and advances `cur` past the consumed ones. With
+    /// `stamp`, the scan is strict: it fails with ITER_INVALIDATED if the map's
+    /// structural generation differs from the stamp before anything is read.
+    /// Every shard read stays locked until the call ends, so one call observes
+    /// one consistent state.
+    pub fn scan(
+        &self,
+        cur: &mut Cursor,
+        stamp: Option<u64>,
+        max: usize,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<Scan> {
+        if let Some(st) = stamp {
+            if cur.done {
+                self.check_stamp(st)?;
+            }
+        }
+        scan_with(&self.hasher, cur, max, f, |s| {
+            let g = self.shards[s].data.read();
+            if let Some(st) = stamp {
+                self.check_stamp(st)?;
+            }
+            Ok(g)
+        })
+    }
+
+    fn check_stamp(&self, stamp: u64) -> Result<()> {
+        let now = self.generation();
+        if now != stamp {
+            return Err(Error::new(
+                McStatus::MC_ERR_ITER_INVALIDATED,
+                format!("the map changed structurally since the iterator was stamped ({} change(s))", now.wrapping_sub(stamp)),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Removes the entry `cur` last returned. In strict mode the stamp is
+    /// checked first and then moved past this removal, so only this token
+    /// stays valid.
+    pub fn remove_current(&self, cur: &mut Cursor, stamp: Option<&mut u64>) -> Result<()> {
+        if !cur.current {
+            return Err(no_current());
+        }
+        let s = shard_of(cur.pos.h1);
+        let mut g = self.shards[s].data.write();
+        if let Some(st) = &stamp {
+            self.check_stamp(**st)?;
+        }
+        let i = g.find_pos(&self.hasher, cur.pos).ok_or_else(gone)?;
+        g.remove_at(i);
+        g.settle();
+        self.bump(s);
+        if let Some(st) = stamp {
+            *st += 1;
+        }
+        cur.current = false;
+        Ok(())
+    }
+
+    /// Replaces the value of the entry `cur` last returned (not structural).
+    pub fn set_current_value(&self, cur: &Cursor, stamp: Option<u64>, val: &[u8]) -> Result<()> {
+        check_value(val)?;
+        if !cur.current {
+            return Err(no_current());
+        }
+        let s = shard_of(cur.pos.h1);
+        let mut g = self.shards[s].data.write();
+        if let Some(st) = stamp {
+            self.check_stamp(st)?;
+        }
+        let i = g.find_pos(&self.hasher, cur.pos).ok_or_else(gone)?;
+        g.set_value_at(i, val)
+    }
+
+    /// Bytes held by slot tables and arenas (capacity, not payload).
+    pub fn memory_bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                let g = s.data.read();
+                g.slots() * 16 + g.arena_bytes()
+            })
+            .sum()
+    }
+
+    /// Checks every shard's invariants; used by tests.
+    pub fn check_invariants(&self) -> std::result::Result<(), String> {
+        for (s, shard) in self.shards.iter().enumerate() {
+            let g = shard.data.read();
+            g.check_invariants(&self.hasher).map_err(|e| format!("shard {s}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn no_current() -> Error {
+    Error::new(McStatus::MC_ERR_NOT_FOUND, "the iterator has no current entry (not started, finished, or already removed)")
+}
+
+fn gone() -> Error {
+    Error::new(McStatus::MC_ERR_NOT_FOUND, "the iterator's current entry was removed by someone else")
+}
+
+/// Read access to several locked shards at once (see `Map::read_many`).
+pub struct ManyView<'a> {
+    guards: [Option<RwLockReadGuard<'a, ShardData>>; SHARDS],
+    hasher: &'a KeyHasher,
+}
+
+impl ManyView<'_> {
+    /// Looks up `key` whose `h1` was among the hashes passed to `read_many`.
+    pub fn get(&self, h1: u64, key: &[u8]) -> Option<&[u8]> {
+        self.guards[shard_of(h1)].as_ref().and_then(|g| g.get(self.hasher, h1, key))
+    }
+}
+
+/// An immutable point-in-time view sharing pages with the live map.
+#[derive(Clone)]
+pub struct SnapshotData {
+    shards: Vec<ShardData>,
+    hasher: KeyHasher,
+    len: usize,
+}
+
+impl SnapshotData {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn hasher(&self) -> &KeyHasher {
+        &self.hasher
+    }
+
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let h1 = self.hasher.h1(key);
+        self.shards[shard_of(h1)].get(&self.hasher, h1, key).map(f)
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get_with(key, |v| v.to_vec())
+    }
+
+    pub fn scan(&self, cur: &mut Cursor, max: usize, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<Scan> {
+        scan_with(&self.hasher, cur, max, f, |s| Ok(&self.shards[s]))
+    }
+}

@@ -1,0 +1,9 @@
+//! The engine: safe Rust, no knowledge of C.
+pub mod hash;
+pub mod map;
+pub mod table;
+pub mod token;
+
+pub use hash::Pos;
+pub use map::{Cursor, Map, Options, Scan, SnapshotData};
+pub(crate) use table::{MAX_KEY_LEN, MAX_VALUE_LEN};

@@ -1,0 +1,586 @@
+//! One shard's storage: a slot table kept sorted by key position, and an arena
+//! holding the key and value bytes.
+//!
+//! The slot table uses linear probing without wrap-around. A key's home slot is
+//! a monotone function of its hash (`h1`), and every run of occupied slots stays
+//! sorted by position `(h1, h2)`. So table order *is* hash order whatever the
+//! capacity, and "resume after position P" is a question any later table can
+//! answer — the basis of cursors that survive resizes.
+//!
+//! Both the slot table and the arena live in `Arc`-held pages/chunks. Cloning a
+//! `ShardData` clones pointers only (a snapshot); a later write copies just the
+//! one page it touches (`Arc::make_mut`) and never appends into a shared chunk.
+
+use std::sync::Arc;
+
+use super::hash::{KeyHasher, Pos};
+use crate::status::{Error, McStatus, Result};
+
+/// Number of top hash bits that choose the shard.
+pub(crate) const SHARD_BITS: u32 = 4;
+pub(crate) const SHARDS: usize = 1 << SHARD_BITS;
+
+const PAGE_BITS: u32 = 12;
+const PAGE_SLOTS: usize = 1 << PAGE_BITS;
+const PAGE_MASK: usize = PAGE_SLOTS - 1;
+const MIN_NOMINAL_BITS: u32 = 3;
+/// Largest nominal capacity per shard (2^31 slots, 2^35 over all shards).
+const MAX_NOMINAL_BITS: u32 = 31;
+
+const CHUNK_MAX: usize = 256 * 1024;
+const RECORD_HEADER: usize = 8;
+
+pub(crate) const MAX_KEY_LEN: usize = 1 << 20;
+pub(crate) const MAX_VALUE_LEN: usize = 1 << 30;
+
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Slot {
+    /// `h1` of the key stored here.
+    hash: u64,
+    /// `(chunk + 1) << 32 | offset` of the record in the arena; 0 means empty.
+    loc: u64,
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot { hash: 0, loc: 0 };
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.loc == 0
+    }
+}
+
+fn oom(what: &str) -> Error {
+    Error::new(McStatus::MC_ERR_OUT_OF_MEMORY, format!("cannot allocate {what}"))
+}
+
+/// Slot array split into pages so that a snapshot shares them and a write
+/// copies only the page it changes.
+#[derive(Clone)]
+pub struct Table {
+    pages: Vec<Arc<[Slot]>>,
+    /// Total slots: the nominal capacity plus the overflow slack at the end.
+    len: usize,
+    nominal_bits: u32,
+    count: usize,
+}
+
+impl Table {
+    fn with_nominal_bits(bits: u32) -> Result<Table> {
+        let nominal = 1usize << bits;
+        let slack = (nominal / 16).clamp(8, 4096);
+        let mut t = Table { pages: Vec::new(), len: 0, nominal_bits: bits, count: 0 };
+        t.extend(nominal + slack)?;
+        Ok(t)
+    }
+
+    /// Adds `extra` empty slots at the end (more overflow slack).
+    fn extend(&mut self, extra: usize) -> Result<()> {
+        let new_len = self.len + extra;
+        // Fill the last partial page first.
+        if let Some(last) = self.pages.last_mut() {
+            if last.len() < PAGE_SLOTS {
+                let want = PAGE_SLOTS.min(last.len() + (new_len - self.len));
+                let mut v: Vec<Slot> = Vec::new();
+                v.try_reserve_exact(want).map_err(|_| oom("slot page"))?;
+                v.extend_from_slice(last);
+                v.resize(want, Slot::EMPTY);
+                *last = Arc::from(v);
+            }
+        }
+        let mut covered: usize = self.pages.iter().map(|p| p.len()).sum();
+        self.pages
+            .try_reserve((new_len.saturating_sub(covered)).div_ceil(PAGE_SLOTS))
+            .map_err(|_| oom("page list"))?;
+        while covered < new_len {
+            let n = PAGE_SLOTS.min(new_len - covered);
+            let mut v: Vec<Slot> = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| oom("slot page"))?;
+            v.resize(n, Slot::EMPTY);
+            self.pages.push(Arc::from(v));
+            covered += n;
+        }
+        self.len = new_len;
+        Ok(())
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Slot {
+        self.pages[i >> PAGE_BITS][i & PAGE_MASK]
+    }
+
+    #[inline]
+    fn set(&mut self, i: usize, s: Slot) {
+        Arc::make_mut(&mut self.pages[i >> PAGE_BITS])[i & PAGE_MASK] = s;
+    }
+
+    #[inline]
+    fn home(&self, h1: u64) -> usize {
+        ((h1 << SHARD_BITS) >> (64 - self.nominal_bits)) as usize
+    }
+
+    fn nominal(&self) -> usize {
+        1 << self.nominal_bits
+    }
+
+    fn max_count(&self) -> usize {
+        self.nominal() / 8 * 7
+    }
+}
+
+/// Append-only byte chunks holding `[klen u32][vlen u32][key][value]` records.
+#[derive(Clone, Default)]
+pub struct Arena {
+    chunks: Vec<Arc<Vec<u8>>>,
+    live: usize,
+    total: usize,
+}
+
+impl Arena {
+    fn record_len(klen: usize, vlen: usize) -> usize {
+        RECORD_HEADER + klen + vlen
+    }
+
+    fn alloc(&mut self, key: &[u8], val: &[u8]) -> Result<u64> {
+        let rec = Self::record_len(key.len(), val.len());
+        let fits_last = rec <= CHUNK_MAX / 2
+            && self
+                .chunks
+                .last_mut()
+                .and_then(Arc::get_mut)
+                .is_some_and(|c| c.len() + rec <= CHUNK_MAX);
+        if !fits_last {
+            let first_cap = if rec > CHUNK_MAX / 2 { rec } else { rec.max(1024) };
+            let mut v: Vec<u8> = Vec::new();
+            v.try_reserve_exact(first_cap).map_err(|_| oom("arena chunk"))?;
+            self.chunks.try_reserve(1).map_err(|_| oom("chunk list"))?;
+            self.chunks.push(Arc::new(v));
+        }
+        let idx = self.chunks.len() - 1;
+        let chunk = Arc::get_mut(&mut self.chunks[idx]).expect("last chunk is unique");
+        if chunk.capacity() - chunk.len() < rec {
+            let want = CHUNK_MAX.min((chunk.capacity() * 2).max(chunk.len() + rec));
+            chunk.try_reserve_exact(want - chunk.len()).map_err(|_| oom("arena chunk"))?;
+        }
+        let off = chunk.len();
+        chunk.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        chunk.extend_from_slice(&(val.len() as u32).to_le_bytes());
+        chunk.extend_from_slice(key);
+        chunk.extend_from_slice(val);
+        self.live += rec;
+        self.total += rec;
+        Ok(((idx as u64 + 1) << 32) | off as u64)
+    }
+
+    #[inline]
+    fn record(&self, loc: u64) -> (&[u8], &[u8]) {
+        let chunk = &self.chunks[(loc >> 32) as usize - 1];
+        let off = (loc & 0xFFFF_FFFF) as usize;
+        let head = &chunk[off..off + RECORD_HEADER];
+        let klen = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let vlen = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let k = off + RECORD_HEADER;
+        (&chunk[k..k + klen], &chunk[k + klen..k + klen + vlen])
+    }
+
+    fn free(&mut self, loc: u64) {
+        let (k, v) = self.record(loc);
+        self.live -= Self::record_len(k.len(), v.len());
+    }
+
+    /// Overwrites a value of the same length in place when no snapshot shares
+    /// the chunk. Returns false when the caller must relocate instead.
+    fn overwrite_in_place(&mut self, loc: u64, val: &[u8]) -> bool {
+        let (_, old) = self.record(loc);
+        if old.len() != val.len() {
+            return false;
+        }
+        let c = (loc >> 32) as usize - 1;
+        let off = (loc & 0xFFFF_FFFF) as usize;
+        let Some(chunk) = Arc::get_mut(&mut self.chunks[c]) else {
+            return false;
+        };
+        let klen = u32::from_le_bytes([chunk[off], chunk[off + 1], chunk[off + 2], chunk[off + 3]])
+            as usize;
+        let start = off + RECORD_HEADER + klen;
+        chunk[start..start + val.len()].copy_from_slice(val);
+        true
+    }
+
+    fn needs_compaction(&self) -> bool {
+        let dead = self.total - self.live;
+        self.total >= CHUNK_MAX && dead * 2 > self.total && self.chunks.iter().all(|c| Arc::strong_count(c) == 1)
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.capacity()).sum()
+    }
+}
+
+/// One shard's table and arena. Cloning is a cheap, shallow snapshot.
+#[derive(Clone)]
+pub struct ShardData {
+    table: Table,
+    arena: Arena,
+}
+
+/// Order of `key` (at position `(h1, lazily h2)`) against the stored record.
+fn tie_order(hasher: &KeyHasher, key: &[u8], key_h2: &mut Option<u64>, stored: &[u8]) -> std::cmp::Ordering {
+    let a = *key_h2.get_or_insert_with(|| hasher.h2(key));
+    let b = hasher.h2(stored);
+    a.cmp(&b).then_with(|| key.cmp(stored))
+}
+
+impl ShardData {
+    pub fn new() -> ShardData {
+        ShardData {
+            table: Table::with_nominal_bits(MIN_NOMINAL_BITS).expect("tiny initial table"),
+            arena: Arena::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.count
+    }
+
+    /// Slot capacity in slots, for statistics.
+    pub fn slots(&self) -> usize {
+        self.table.len
+    }
+
+    pub fn arena_bytes(&self) -> usize {
+        self.arena.bytes()
+    }
+
+    /// `Ok(i)`: the key is at slot `i`. `Err(i)`: it belongs at slot `i`.
+    fn locate(&self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> std::result::Result<usize, usize> {
+        let t = &self.table;
+        let mut i = t.home(h1);
+        let mut key_h2 = None;
+        while i < t.len {
+            let s = t.get(i);
+            if s.is_empty() || s.hash > h1 {
+                return Err(i);
+            }
+            if s.hash == h1 {
+                let (k, _) = self.arena.record(s.loc);
+                if k == key {
+                    return Ok(i);
+                }
+                if tie_order(hasher, key, &mut key_h2, k) == std::cmp::Ordering::Less {
+                    return Err(i);
+                }
+            }
+            i += 1;
+        }
+        Err(i)
+    }
+
+    pub fn get(&self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> Option<&[u8]> {
+        self.locate(hasher, h1, key).ok().map(|i| self.arena.record(self.table.get(i).loc).1)
+    }
+
+    /// Inserts or overwrites. Returns true if the key was new (a structural change).
+    pub fn insert(&mut self, hasher: &KeyHasher, h1: u64, key: &[u8], val: &[u8]) -> Result<bool> {
+        match self.locate(hasher, h1, key) {
+            Ok(i) => {
+                let s = self.table.get(i);
+                if !self.arena.overwrite_in_place(s.loc, val) {
+                    let loc = self.arena.alloc(key, val)?;
+                    self.arena.free(s.loc);
+                    self.table.set(i, Slot { hash: h1, loc });
+                    self.maybe_compact()?;
+                }
+                Ok(false)
+            }
+            Err(_) => {
+                if self.table.count + 1 > self.table.max_count() {
+                    self.rebuild(self.table.nominal_bits + 1)?;
+                }
+                let pos = self.locate(hasher, h1, key).expect_err("key absent");
+                let loc = self.arena.alloc(key, val)?;
+                if let Err(e) = self.place(pos, Slot { hash: h1, loc }) {
+                    self.arena.free(loc);
+                    return Err(e);
+                }
+                self.table.count += 1;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Puts `s` at `pos`, shifting the following run one slot right.
+    fn place(&mut self, pos: usize, s: Slot) -> Result<()> {
+        let mut end = pos;
+        while end < self.table.len && !self.table.get(end).is_empty() {
+            end += 1;
+        }
+        if end == self.table.len {
+            let extra = (self.table.len / 8).max(8);
+            self.table.extend(extra)?;
+        }
+        let mut j = end;
+        while j > pos {
+            let prev = self.table.get(j - 1);
+            self.table.set(j, prev);
+            j -= 1;
+        }
+        self.table.set(pos, s);
+        Ok(())
+    }
+
+    pub fn remove(&mut self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> bool {
+        match self.locate(hasher, h1, key) {
+            Ok(i) => {
+                self.remove_at(i);
+                self.settle();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Removes slot `i`, shifting the following run back towards home. Slot
+    /// indices stay meaningful until `settle` is called.
+    pub fn remove_at(&mut self, i: usize) {
+        let s = self.table.get(i);
+        self.arena.free(s.loc);
+        self.table.count -= 1;
+        let mut j = i;
+        loop {
+            let next = j + 1;
+            if next >= self.table.len {
+                break;
+            }
+            let n = self.table.get(next);
+            if n.is_empty() || self.table.home(n.hash) >= next {
+                break;
+            }
+            self.table.set(j, n);
+            j = next;
+        }
+        self.table.set(j, Slot::EMPTY);
+    }
+
+    /// After removals: shrinks a mostly empty table and compacts a mostly dead
+    /// arena. Both are best-effort; on allocation failure the old layout stays.
+    pub fn settle(&mut self) {
+        if self.table.nominal_bits > MIN_NOMINAL_BITS && self.table.count < self.table.nominal() / 8 {
+            // Shrinking is best-effort: on allocation failure the bigger table stays.
+            let _ = self.rebuild(bits_for(self.table.count * 2));
+        }
+        let _ = self.maybe_compact();
+    }
+
+    /// Re-lays the table with nominal capacity 2^bits. Order is preserved, so the
+    /// old run order is placed left to right, each entry at max(home, previous + 1).
+    fn rebuild(&mut self, bits: u32) -> Result<()> {
+        if bits > MAX_NOMINAL_BITS {
+            return Err(Error::new(McStatus::MC_ERR_TOO_LARGE, "table would exceed the maximum capacity"));
+        }
+        let mut t = Table::with_nominal_bits(bits.max(MIN_NOMINAL_BITS))?;
+        let mut next_free = 0usize;
+        for i in 0..self.table.len {
+            let s = self.table.get(i);
+            if s.is_empty() {
+                continue;
+            }
+            let p = t.home(s.hash).max(next_free);
+            if p >= t.len {
+                t.extend((t.len / 8).max(8))?;
+            }
+            t.set(p, s);
+            next_free = p + 1;
+        }
+        t.count = self.table.count;
+        self.table = t;
+        Ok(())
+    }
+
+    fn maybe_compact(&mut self) -> Result<()> {
+        if !self.arena.needs_compaction() {
+            return Ok(());
+        }
+        let mut fresh = Arena::default();
+        let mut moved = Vec::new();
+        moved.try_reserve_exact(self.table.count).map_err(|_| oom("compaction"))?;
+        for i in 0..self.table.len {
+            let s = self.table.get(i);
+            if !s.is_empty() {
+                let (k, v) = self.arena.record(s.loc);
+                moved.push((i, fresh.alloc(k, v)?));
+            }
+        }
+        for (i, loc) in moved {
+            let h = self.table.get(i).hash;
+            self.table.set(i, Slot { hash: h, loc });
+        }
+        self.arena = fresh;
+        Ok(())
+    }
+
+    pub fn clear(&mut self) {
+        *self = ShardData::new();
+    }
+
+    /// Makes room for `additional` more entries without growing. Returns true if
+    /// the table was re-laid.
+    pub fn reserve(&mut self, additional: usize) -> Result<bool> {
+        let want = self.table.count.saturating_add(additional);
+        if want <= self.table.max_count() {
+            return Ok(false);
+        }
+        let bits = bits_for(want.checked_mul(8).map(|w| w / 7 + 1).ok_or_else(|| {
+            Error::new(McStatus::MC_ERR_TOO_LARGE, "reserve request overflows")
+        })?);
+        self.rebuild(bits)?;
+        Ok(true)
+    }
+
+    /// Shrinks table and arena to fit. Returns true if anything was re-laid.
+    pub fn shrink_to_fit(&mut self) -> Result<bool> {
+        let bits = bits_for((self.table.count * 8 / 7 + 1).max(8));
+        let mut changed = false;
+        if bits < self.table.nominal_bits {
+            self.rebuild(bits)?;
+            changed = true;
+        }
+        if self.arena.total != self.arena.live {
+            let mut fresh = Arena::default();
+            for i in 0..self.table.len {
+                let s = self.table.get(i);
+                if !s.is_empty() {
+                    let (k, v) = self.arena.record(s.loc);
+                    let loc = fresh.alloc(k, v)?;
+                    self.table.set(i, Slot { hash: s.hash, loc });
+                }
+            }
+            self.arena = fresh;
+            changed = true;
+        }
+        Ok(changed)
+    }
+
+    /// Key and value at occupied slot `i`.
+    #[inline]
+    pub fn entry_at(&self, i: usize) -> (&[u8], &[u8]) {
+        self.arena.record(self.table.get(i).loc)
+    }
+
+    #[inline]
+    pub fn hash_at(&self, i: usize) -> u64 {
+        self.table.get(i).hash
+    }
+
+    /// First occupied slot at or after `i`.
+    #[inline]
+    pub fn occupied_from(&self, mut i: usize) -> Option<usize> {
+        while i < self.table.len {
+            if !self.table.get(i).is_empty() {
+                return Some(i);
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// First occupied slot whose position is greater than `after`
+    /// (`None`: the first entry of the shard).
+    pub fn seek_after(&self, hasher: &KeyHasher, after: Option<Pos>) -> Option<usize> {
+        let Some(p) = after else {
+            return self.occupied_from(0);
+        };
+        let mut i = self.table.home(p.h1);
+        while i < self.table.len {
+            let s = self.table.get(i);
+            if !s.is_empty() {
+                if s.hash > p.h1 {
+                    return Some(i);
+                }
+                if s.hash == p.h1 && hasher.h2(self.arena.record(s.loc).0) > p.h2 {
+                    return Some(i);
+                }
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// The slot holding the entry at exactly `p`.
+    pub fn find_pos(&self, hasher: &KeyHasher, p: Pos) -> Option<usize> {
+        let mut i = self.table.home(p.h1);
+        while i < self.table.len {
+            let s = self.table.get(i);
+            if s.is_empty() || s.hash > p.h1 {
+                return None;
+            }
+            if s.hash == p.h1 && hasher.h2(self.arena.record(s.loc).0) == p.h2 {
+                return Some(i);
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// Overwrites the value at occupied slot `i` (not structural).
+    pub fn set_value_at(&mut self, i: usize, val: &[u8]) -> Result<()> {
+        let s = self.table.get(i);
+        if self.arena.overwrite_in_place(s.loc, val) {
+            return Ok(());
+        }
+        let key = self.arena.record(s.loc).0.to_vec();
+        let loc = self.arena.alloc(&key, val)?;
+        self.arena.free(s.loc);
+        self.table.set(i, Slot { hash: s.hash, loc });
+        self.maybe_compact()
+    }
+
+    /// Checks the table invariants; used by tests.
+    pub fn check_invariants(&self, hasher: &KeyHasher) -> std::result::Result<(), String> {
+        let t = &self.table;
+        let mut count = 0;
+        let mut prev: Option<(u64, u64, Vec<u8>)> = None;
+        for i in 0..t.len {
+            let s = t.get(i);
+            if s.is_empty() {
+                continue;
+            }
+            count += 1;
+            let home = t.home(s.hash);
+            if home > i {
+                return Err(format!("slot {i} before its home {home}"));
+            }
+            for j in home..i {
+                if t.get(j).is_empty() {
+                    return Err(format!("gap at {j} between home {home} and slot {i}"));
+                }
+            }
+            let (k, _) = self.arena.record(s.loc);
+            if hasher.h1(k) != s.hash {
+                return Err(format!("slot {i} stores a wrong hash"));
+            }
+            let cur = (s.hash, hasher.h2(k), k.to_vec());
+            if let Some(p) = &prev {
+                if *p >= cur {
+                    return Err(format!("slot {i} out of order"));
+                }
+            }
+            prev = Some(cur);
+        }
+        if count != t.count {
+            return Err(format!("count {} but {} occupied slots", t.count, count));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ShardData {
+    fn default() -> Self {
+        ShardData::new()
+    }
+}
+
+/// Smallest nominal bits whose capacity holds `n` slots.
+fn bits_for(n: usize) -> u32 {
+    let n = n.max(1 << MIN_NOMINAL_BITS);
+    (usize::BITS - (n - 1).leading_zeros()).max(MIN_NOMINAL_BITS)
+}

@@ -1,0 +1,1081 @@
+//! The C ABI. Every function here only converts and checks arguments, calls
+//! the engine, and maps errors to `mc_status`; `support` holds the panic
+//! boundary. Doc comments become `include/mapcore.h` through cbindgen.
+#![allow(non_camel_case_types)]
+
+mod support;
+
+use std::ffi::{c_char, c_int, c_void};
+
+use crate::engine::token::{Mode, Token, TEXT_LEN, TOKEN_WORDS};
+use crate::engine::{self, Map, Options, Scan};
+use crate::registry::{self, Object, Snapshot};
+use crate::status::{McStatus, Result};
+use support::*;
+
+pub use crate::status::McStatus as mc_status;
+
+/// ABI version of this header; `mc_abi_version()` returns the library's.
+pub const MC_ABI_VERSION: u32 = 1;
+/// Strict (fail-fast) iteration: any structural change not made through the
+/// token makes the next call return MC_ERR_ITER_INVALIDATED.
+pub const MC_MODE_STRICT: u32 = 1;
+/// Cursor (resumable, weakly consistent) iteration: never invalidated.
+pub const MC_MODE_CURSOR: u32 = 2;
+/// `mc_options.flags`: use `mc_options.seed` instead of a random seed.
+pub const MC_OPT_FIXED_SEED: u32 = 1;
+/// `mc_options.flags`: a deliberately weak hash (3 bits) so that many keys
+/// share a hash. For testing tie handling only; O(n) operations result.
+pub const MC_OPT_WEAK_HASH_FOR_TESTING: u32 = 2;
+/// Longest key in bytes; longer keys get MC_ERR_TOO_LARGE.
+pub const MC_MAX_KEY_LEN: usize = 1 << 20;
+/// Longest value in bytes; longer values get MC_ERR_TOO_LARGE.
+pub const MC_MAX_VALUE_LEN: usize = 1 << 30;
+/// Most keys in one get-many / set-many / delete-many call.
+pub const MC_MAX_BATCH: usize = 1 << 24;
+/// Length of an encoded iterator token text (excluding the NUL).
+pub const MC_ITER_TEXT_LEN: usize = 67;
+/// Bytes before each entry in a next-batch buffer: u32 key length, u32 value length (host order).
+pub const MC_BATCH_ENTRY_HEADER: usize = 8;
+/// `val_lens[i]` of `mc_map_get_many` for a key that is absent.
+pub const MC_ABSENT: u32 = u32::MAX;
+
+const _: () = assert!(MC_MAX_KEY_LEN == engine::MAX_KEY_LEN && MC_MAX_VALUE_LEN == engine::MAX_VALUE_LEN);
+const _: () = assert!(MC_ITER_TEXT_LEN == TEXT_LEN);
+
+const KNOWN_FLAGS: u32 = MC_OPT_FIXED_SEED | MC_OPT_WEAK_HASH_FOR_TESTING;
+
+/// A map handle: an opaque id, never a pointer. The value 0 is never valid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct mc_map {
+    pub id: u64,
+}
+
+/// A snapshot handle: an opaque id, distinct from map handles.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct mc_snapshot {
+    pub id: u64,
+}
+
+/// An iterator token: plain data owned by the caller. Copy it, store it,
+/// pass it to another thread; no allocation, nothing to free. Its contents are
+/// private and integrity-checked: a modified token gets MC_ERR_BAD_TOKEN.
+/// One token must not be advanced by two threads at the same time (copies may).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct mc_iter {
+    pub opaque: [u64; 6],
+}
+
+/// Options for `mc_map_new_with`. Zero-initialise, then set what you need.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct mc_options {
+    /// Bitwise OR of MC_OPT_* flags; unknown bits are MC_ERR_INVALID_ARGUMENT.
+    pub flags: u32,
+    /// Must be 0.
+    pub reserved: u32,
+    /// Hash seed, used only with MC_OPT_FIXED_SEED.
+    pub seed: u64,
+    /// Entries to reserve room for.
+    pub capacity: u64,
+}
+
+/// Receives one value in place. The bytes are valid only during the call.
+pub type mc_value_fn = Option<unsafe extern "C" fn(user: *mut c_void, val: *const u8, val_len: usize)>;
+/// Receives one entry in place. The bytes are valid only during the call.
+pub type mc_entry_fn =
+    Option<unsafe extern "C" fn(user: *mut c_void, key: *const u8, key_len: usize, val: *const u8, val_len: usize)>;
+/// Retain predicate: return non-zero to keep the entry, 0 to delete it.
+pub type mc_entry_pred = Option<
+    unsafe extern "C" fn(user: *mut c_void, key: *const u8, key_len: usize, val: *const u8, val_len: usize) -> c_int,
+>;
+
+// ---------------------------------------------------------------------------
+// Versions, statuses, errors
+// ---------------------------------------------------------------------------
+
+/// The library's ABI version (compare with MC_ABI_VERSION). Thread-safe.
+#[no_mangle]
+pub extern "C" fn mc_abi_version() -> u32 {
+    MC_ABI_VERSION
+}
+
+/// Static NUL-terminated name of a status code ("MC_ERR_NOT_FOUND").
+/// Any integer is accepted; unknown codes give "MC_UNKNOWN_STATUS". Never NULL.
+#[no_mangle]
+pub extern "C" fn mc_status_name(code: i32) -> *const c_char {
+    McStatus::from_code(code).map_or("MC_UNKNOWN_STATUS\0", McStatus::name).as_ptr().cast()
+}
+
+/// Static NUL-terminated one-line description of a status code. Never NULL.
+#[no_mangle]
+pub extern "C" fn mc_status_describe(code: i32) -> *const c_char {
+    McStatus::from_code(code).map_or("unknown status code\0", McStatus::description).as_ptr().cast()
+}
+
+/// Copies the detail message of the last failure on the calling thread into
+/// `buf` as a NUL-terminated string, and its length (without NUL) into
+/// `*out_len`. Does not change the stored message.
+/// Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (only `*out_len` written, need
+/// `cap >= *out_len + 1`); MC_ERR_NULL_ARGUMENT if `out_len` is NULL, or
+/// `buf` is NULL with `cap > 0`.
+#[no_mangle]
+pub unsafe extern "C" fn mc_last_error(buf: *mut c_char, cap: usize, out_len: *mut usize) -> mc_status {
+    if out_len.is_null() || (buf.is_null() && cap > 0) {
+        return McStatus::MC_ERR_NULL_ARGUMENT;
+    }
+    with_last_error(|msg| {
+        // SAFETY: out_len checked non-NULL above; the caller provides a writable size_t.
+        unsafe { put(out_len, msg.len()) };
+        if cap < msg.len() + 1 {
+            return McStatus::MC_ERR_BUFFER_TOO_SMALL;
+        }
+        // SAFETY: buf is non-NULL (cap > msg.len() >= 0) with `cap` writable bytes.
+        let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), cap) };
+        out[..msg.len()].copy_from_slice(msg.as_bytes());
+        out[msg.len()] = 0;
+        McStatus::MC_OK
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Map lifetime
+// ---------------------------------------------------------------------------
+
+fn register(object: Object) -> Result<u64> {
+    registry::insert(object).ok_or_else(|| {
+        err(McStatus::MC_ERR_OUT_OF_MEMORY, format!("too many live maps and snapshots (limit {})", registry::MAX_LIVE))
+    })
+}
+
+/// Creates an empty map with a random hash seed and writes its handle to `*out`.
+/// Free it with `mc_map_free`. Thread-safe.
+/// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_OUT_OF_MEMORY.
+#[no_mangle]
+pub unsafe extern "C" fn mc_map_new(out: *mut mc_map) -> mc_status {
+    run(|| {
+        let out = out_ptr(out, "out")?;
+        let id = register(Object::Map(Map::new(&Options::default())?))?;
+        // SAFETY: out checked non-NULL; caller provides a writable mc_map.
+        unsafe { put(out, mc_map { id }) };
+        Ok(McStatus::MC_OK)
+    })
+}
+
+/// Creates a map with options (fixed seed, capacity). `opts` is only read.
+/// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_INVALID_ARGUMENT (unknown flag
+/// bits or non-zero `reserved`), MC_ERR_TOO_LARGE (capacity), MC_ERR_OUT_OF_MEMORY.
+#[no_mangle]
+pub unsafe extern "C" fn mc_map_new_with(opts: *const mc_options, out: *mut mc_map) -> mc_status {
+    run(|| {
+        if opts.is_null() {
+            return Err(null("opts"));
+        }
+        let out = out_ptr(out, "out")?;
+        // SAFETY: opts is non-NULL and points to a readable mc_options (caller's contract).
+        let o = unsafe { *opts };
+        if o.flags & !KNOWN_FLAGS != 0 || o.reserved != 0 {
+            return Err(err(McStatus::MC_ERR_INVALID_ARGUMENT, format!("unknown option flags {:#x} or non-zero reserved field", o.flags & !KNOWN_FLAGS)));
+        }
+        if o.capacity > 1 << 34 {
+            return Err(err(McStatus::MC_ERR_TOO_LARGE, "capacity exceeds 2^34 entries"));
+        }
+        let options = Options {
+            seed: (o.flags & MC_OPT_FIXED_SEED != 0).then_some(o.seed),
+            weak_hash_for_testing: o.flags & MC_OPT_WEAK_HASH_FOR_TESTING != 0,
+            capacity: o.capacity as usize,
+        };
+        let id = register(Object::Map(Map::new(&options)?))?;
+        // SAFETY: out checked non-NULL.
+        unsafe { put(out, mc_map { id }) };
+        Ok(McStatus::MC_OK)
+    })
+}
+
+/// Frees a map. Calls already running on it on other threads finish safely;
+/// calls that start afterwards get MC_ERR_BAD_HANDLE. Snapshots taken from it
+/// stay valid until freed themselves. Thread-safe.
+/// Returns MC_OK; MC_ERR_BAD_HANDLE for 0, garbage, a snapshot handle, or a
+/// handle already freed (double free is harmless).
+#[no_mangle]
+pub extern "C" fn mc_map_free(map: mc_map) -> mc_status {
+    run(|| {
+        if registry::is_snapshot_id(map.id) || !registry::remove(map.id) {
+            return Err(err(McStatus::MC_ERR_BAD_HANDLE, "map handle is zero, freed, of the wrong kind, or not a handle"));
+        }
+        Ok(McStatus::MC_OK)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Single-key operations. All are thread-safe and linearizable. Key and value
+// pointers may be NULL only when their length is 0; bytes are copied in/out.
+// Every function below also returns MC_ERR_BAD_HANDLE (bad map handle),
+// MC_ERR_POISONED (map poisoned by an earlier panic), MC_ERR_REENTRANT (called
+// from a callback of the same map) and MC_ERR_INTERNAL (caught panic).
+// ---------------------------------------------------------------------------
+
+/// Inserts `key` or overwrites its value. `*out_inserted` (may be NULL) is
+/// set to true if the key was new (a structural change), false if overwritten.
+/// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE (key > MC_MAX_KEY_LEN
+/// or value > MC_MAX_VALUE_LEN; nothing stored), MC_ERR_OUT_OF_MEMORY.
+#[no_mangle]
+pub unsafe extern "C" fn mc_map_set(
+    map: mc_map,
+    key: *const u8,
+    key_len: usize,
+    val: *const u8,
+    val_len: usize,
+    out_inserted: *mut bool,
+) -> mc_status {
+    on_map(map.id, |m, _| {
+        // SAFETY: pointer/length pairs are the caller's readable buffers.
+        let (k, v) = unsafe { (bytes_in(key, key_len, "key")?, bytes_in(val, val_len, "val")?) };
+        let inserted = m.insert(k, v)?;
+        // SAFETY: optional out-pointer, writable if non-NULL.
+        unsafe { put_opt(out_inserted, inserted) };
+        Ok(McStatus::MC_OK)
+    })
+}
+
+/// Copies the value of `key` into `buf` (capacity `cap`) and its length into
+/// `*out_len`. Returns MC_OK; MC_ERR_NOT_FOUND; MC_ERR_BUFFER_TOO_SMALL (only
+/// `*out_len` written: the required length; call again with a bigger buffer;
+/// `buf` may be NULL with `cap` 0 to ask the length); MC_ERR_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn mc_map_get(
+    map: mc_map,
+    key: *const u8,
+    key_len: usize,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+) -> mc_status {
+    on_map(map.id, |m, _| {
+        // SAFETY: caller's readable key and writable buffer.
+        let (k, out) = unsafe { (bytes_in(key, key_len, "key")?, bytes_out(buf, cap, "buf")?) };
+        let out_len = out_ptr(out_len, "out_len")?;
+        copy_value(m.get_with(k, |v| fill(out, v)), out_len)
+    })
+}
+
+fn fill(out: &mut [u8], v: &[u8]) -> std::result::Result<usize, usize> {
+    if v.len() > out.len() {
+        return Err(v.len());
+    }
+    out[..v.len()].copy_from_slice(v);
+    Ok(v.len())
+}
+
+fn copy_value(r: Option<std::result::Result<usize, usize>>, out_len: *mut usize) -> Result<McStatus> {
+    match r {
+        None => Err(err(McStatus::MC_ERR_NOT_FOUND, "key not found")),
+        Some(Ok(n)) => {
+            // SAFETY: out_len was checked non-NULL by the caller of this helper.
+            unsafe { put(out_len, n) };
+            Ok(McStatus::MC_OK)
+        }
+        Some(Err(need)) => {
+            // SAFETY: as above.
+            unsafe { put(out_len, need) };
+            Err(err(McStatus::MC_ERR_BUFFER_TOO_SMALL, format!("value needs {need} bytes")))
+        }
+    }
+}
+
+/// Calls `cb(user, val, val_len)` with the value of `key` in place, under the
+/// map's read lock: the bytes are valid only during the callback. The callback
+/// must return normally and must not call into this map (such calls get
+/// MC_ERR_REENTRANT). Returns MC_OK, MC_ERR_NOT_FOUND, MC_ERR_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn mc_map_get_with(
+    map: mc_map,
+    key: *const u8,
+    key_len: usize,
+    cb: mc_value_fn,
+    user: *mut c_void,
+) -> mc_status {
+    on_map(map.id, |m, id| {
+        // SAFETY: caller's readable key.
+        let k = unsafe { bytes_in(key, key_len, "key")? };
+        let cb = cb.ok_or_else(|| null("cb"))?;
+        let _scope = CallbackScope::enter(id);
+        // SAFETY: cb is a non-NULL C function; the value slice is valid for the call.
+        m.get_with(k, |v| unsafe { cb(user, v.as_ptr(), v.len()) })
+            .map(|_| McStatus::MC_OK)
+            .ok_or_else(|| err(McStatus::MC_ERR_NOT_FOUND, "key not found"))
+    })
+}
+
+/// Writes whether `key` is present to `*out`.
+/// Returns MC_OK, MC_ERR_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn mc_map_contains(map: mc_map, key: *const u8, key_len: usize, out: *mut bool) -> mc_status {
+    on_map(map.id, |m, _| {
+        // SAFETY: caller's readable key.
+        let k = unsafe { bytes_in(key, key_len, "key")? };
+        let out = out_ptr(out, "out")?;
+        // SAFETY: out checked non-NULL.
+        unsafe { put(out, m.contains(k)) };
+        Ok(McStatus::MC_OK)
+    })
+}
+
+/// Deletes `key` (a structural change). Returns MC_OK, MC_ERR_NOT_FOUND (nothing
+/// changed), MC_ERR_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn mc_map_delete(map: mc_map, key: *const u8, key_len: usize) -> mc_status {
+    on_map(map.id, |m, _| {
+        // SAFETY: caller's readable key.
+        let k = unsafe { bytes_in(key, key_len, "key")? };
+        if m.remove(k) {
+            Ok(McStatus::MC_OK)
+        } else {
+            Err(err(McStatus::MC_ERR_NOT_FOUND, "key not found"))
+        }
+    })
+}
+
+/// Writes the number of entries to `*out`. Returns MC_OK, MC_ERR_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn mc_map_len(map: mc_map, out: *mut usize) -> mc_status {
+    on_map(map.id, |m, _| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: out checked non-NULL.
+        unsafe { put(out, m.len()) };
+        Ok(McStatus::MC_OK)
+    })
+}
+
+/// Removes every entry (structural). Returns MC_OK.
+#[no_mangle]
+pub extern "C" fn mc_map_clear(map: mc_map) -> mc_status {
+    on_map(map.id, |m, _| {
+        m.clear();
+        Ok(McStatus::MC_OK)
+    })
+}
+
+/// Makes room for `additional` more entries. Re-laying tables is a structural
+/// change (strict iterators are invalidated). Returns MC_OK, MC_ERR_TOO_LARGE,
+/// MC_ERR_OUT_OF_MEMORY.
+#[no_mangle]
+pub extern "C" fn mc_map_reserve(map: mc_map, additional: usize) -> mc_status {
+    on_map(map.id, |m, _| {
+        if additional > 1 << 34 {
+            return Err(err(McStatus::MC_ERR_TOO_LARGE, "reserve request exceeds 2^34 entries"));
+        }
+        m.reserve(additional)?;
+        Ok(McStatus::MC_OK)
+    })
+}
+
+/// Releases unused table and arena space. Always a structural change (strict
+/// iterators are invalidated). Returns MC_OK, MC_ERR_OUT_OF_MEMORY.
+#[no_mangle]
+pub extern "C" fn mc_map_shrink_to_fit(map: mc_map) -> mc_status {
+    on_map(map.id, |m, _| {
+        m.shrink_to_fit()?;
+        Ok(McStatus::MC_OK)
+    })
+}
+
+/// Deletes every entry for which `pred(user, key, key_len, val, val_len)`
+/// returns 0. Safe bulk delete: no iterator is involved. Each of the map's
+/// shards is processed atomically (writers to it wait); the call as a whole is
+/// not atomic. The predicate must return normally and must not call into this
+/// map (such calls get MC_ERR_REENTRANT; other maps are fine).
+/// `*out_removed` (may be NULL) receives the number deleted.
+/// Returns MC_OK, MC_ERR_NULL_ARGUMENT (pred).
+#[no_mangle]
+pub unsafe extern "C" fn mc_map_retain(
+    map: mc_map,
+    pred: mc_entry_pred,
+    user: *mut c_void,
+    out_removed: *mut usize,
+) -> mc_status {
+    on_map(map.id, |m, id| {
+        let pred = pred.ok_or_else(|| null("pred"))?;
+        let _scope = CallbackScope::enter(id);
+        // SAFETY: pred is a non-NULL C function; slices are valid for the call.
+        let removed = m.retain(|k, v| unsafe { pred(user, k.as_ptr(), k.len(), v.as_ptr(), v.len()) } != 0);
+        // SAFETY: optional out-pointer.
+        unsafe { put_opt(out_removed, removed) };
+        Ok(McStatus::MC_OK)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Batches. Keys are passed packed: `keys` holds the n keys back to back and
+// `key_lens[i]` is the length of key i. n may be 0. At most MC_MAX_BATCH keys.
+// ---------------------------------------------------------------------------
+
+/// Splits a packed key (or value) buffer.
+///
+/// # Safety
+/// `data` must hold the sum of `lens[..n]` readable bytes and `lens` n u32s.
+unsafe fn unpack<'a>(n: usize, data: *const u8, lens: *const u32, what: &str) -> Result<Vec<&'a [u8]>> {
+    if n > MC_MAX_BATCH {
+        return Err(err(McStatus::MC_ERR_TOO_LARGE, format!("batch of {n} exceeds MC_MAX_BATCH")));
+    }
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if lens.is_null() {
+        return Err(null(&format!("{what}_lens")));
+    }
+    // SAFETY: non-NULL; caller provides n lengths.
+    let lens = unsafe { std::slice::from_raw_parts(lens, n) };
+    let total: usize = lens.iter().map(|&l| l as usize).sum();
+    // SAFETY: caller provides `total` readable bytes at data.
+    let all = unsafe { bytes_in(data, total, what)? };
+    let mut out = Vec::with_capacity(n);
+    let mut off = 0;
+    for &l in lens {
+        out.push(&all[off..off + l as usize]);
+        off += l as usize;
+    }
+    Ok(out)
+}
+
+/// Looks up n keys in one consistent state of the map (all involved shards
+/// are read-locked together). Values are written back to back into `vals`
+/// (capacity `vals_cap`), `val_lens[i]` gets the length of value i or
+/// MC_ABSENT, and `*out_used` the bytes used.
+/// Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (only `*out_used` written: the bytes
+/// all found values need); MC_ERR_NULL_ARGUMENT; MC_ERR_TOO_LARGE.
+#[no_mangle]
+pub unsafe extern "C" fn mc_map_get_many(
+    map: mc_map,
+    n: usize,
+    keys: *const u8,
+    key_lens: *const u32,
+    vals: *mut u8,
+    vals_cap: usize,
+    val_lens: *mut u32,
+    out_used: *mut usize,
+) -> mc_status {
+    on_map(map.id, |m, _| {
+        // SAFETY: caller's packed keys and writable outputs.
+        let (ks, out) = unsafe { (unpack(n, keys, key_lens, "keys")?, bytes_out(vals, vals_cap, "vals")?) };
+        let out_used = out_ptr(out_used, "out_used")?;
+        if n > 0 && val_lens.is_null() {
+            return Err(null("val_lens"));
+        }
+        let hashes: Vec<u64> = ks.iter().map(|k| m.hasher().h1(k)).collect();
+        let mut lens = vec![MC_ABSENT; n];
+        let used = m.read_many(&hashes, |view| {
+            let need: usize = ks.iter().zip(&hashes).filter_map(|(k, &h)| view.get(h, k)).map(|v| v.len()).sum();
+            if need > out.len() {
+                return Err(need);
+            }
+            let mut off = 0;
+            for (i, (k, &h)) in ks.iter().zip(&hashes).enumerate() {
+                if let Some(v) = view.get(h, k) {
+                    out[off..off + v.len()].copy_from_slice(v);
+                    off += v.len();
+                    lens[i] = v.len() as u32;
+                }
+            }
+            Ok(off)
+        });
+        match used {
+            Ok(used) => {
+                if n > 0 {
+                    // SAFETY: val_lens non-NULL with n writable u32s (caller's contract).
+                    unsafe { std::ptr::copy_nonoverlapping(lens.as_ptr(), val_lens, n) };
+                }
+                // SAFETY: out_used checked non-NULL.
+                unsafe { put(out_used, used) };
+                Ok(McStatus::MC_OK)
+            }
+            Err(need) => {
+                // SAFETY: out_used checked non-NULL.
+                unsafe { put(out_used, need) };
+                Err(err(McStatus::MC_ERR_BUFFER_TOO_SMALL, format!("values need {need} bytes")))
+            }
+        }
+    })
+}
+
+/// Inserts or overwrites n entries (values packed like keys) with all involved
+/// shards write-locked together: other threads see all of them or none.
+/// Sizes are checked first (MC_ERR_TOO_LARGE: nothing stored); only
+/// MC_ERR_OUT_OF_MEMORY can leave a batch partly applied.
+/// `*out_inserted` (may be NULL) receives the number of new keys.
+/// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY.
+#[no_mangle]
+pub unsafe extern "C" fn mc_map_set_many(
+    map: mc_map,
+    n: usize,
+    keys: *const u8,
+    key_lens: *const u32,
+    vals: *const u8,
+    val_lens: *const u32,
+    out_inserted: *mut usize,
+) -> mc_status {
+    on_map(map.id, |m, _| {
+        // SAFETY: caller's packed keys and values.
+        let (ks, vs) = unsafe { (unpack(n, keys, key_lens, "keys")?, unpack(n, vals, val_lens, "vals")?) };
+        let pairs: Vec<(&[u8], &[u8])> = ks.into_iter().zip(vs).collect();
+        let inserted = m.insert_many(&pairs)?;
+        // SAFETY: optional out-pointer.
+        unsafe { put_opt(out_inserted, inserted) };
+        Ok(McStatus::MC_OK)
+    })
+}
+
+/// Deletes n keys atomically (all involved shards write-locked together).
+/// Absent keys are skipped. `*out_removed` (may be NULL) receives how many
+/// were present. Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE.
+#[no_mangle]
+pub unsafe extern "C" fn mc_map_delete_many(
+    map: mc_map,
+    n: usize,
+    keys: *const u8,
+    key_lens: *const u32,
+    out_removed: *mut usize,
+) -> mc_status {
+    on_map(map.id, |m, _| {
+        // SAFETY: caller's packed keys.
+        let ks = unsafe { unpack(n, keys, key_lens, "keys")? };
+        let removed = m.remove_many(&ks);
+        // SAFETY: optional out-pointer.
+        unsafe { put_opt(out_removed, removed) };
+        Ok(McStatus::MC_OK)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Iteration (shared by maps and snapshots)
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Map(&'a Map),
+    Snapshot(&'a Snapshot),
+}
+
+impl Source<'_> {
+    fn secret(&self) -> [u64; 2] {
+        match self {
+            Source::Map(m) => m.secret(),
+            Source::Snapshot(s) => s.secret,
+        }
+    }
+
+    fn scan(&self, t: &mut Token, max: usize, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<Scan> {
+        match self {
+            Source::Map(m) => m.scan(&mut t.cursor, (t.mode == Mode::Strict).then_some(t.stamp), max, f),
+            Source::Snapshot(s) => s.data.scan(&mut t.cursor, max, f),
+        }
+    }
+}
+
+fn read_token(it: *const mc_iter, id: u64) -> Result<Token> {
+    if it.is_null() {
+        return Err(null("it"));
+    }
+    // SAFETY: non-NULL; the caller provides a readable mc_iter.
+    let words: [u64; TOKEN_WORDS] = unsafe { (*it).opaque };
+    Token::open(&words, id)
+}
+
+fn write_token(it: *mut mc_iter, t: &Token) {
+    // SAFETY: only called after read_token accepted the same non-NULL pointer.
+    unsafe { put(it, mc_iter { opaque: t.seal() }) }
+}
+
+fn init_token(src: Source, id: u64, mode: u32, out: *mut mc_iter) -> Result<McStatus> {
+    let mode = Mode::from_u32(mode)
+        .ok_or_else(|| err(McStatus::MC_ERR_INVALID_ARGUMENT, format!("unknown iteration mode {mode}")))?;
+    let out = out_ptr(out, "out")?;
+    let stamp = match src {
+        Source::Map(m) => m.generation(),
+        Source::Snapshot(_) => 0,
+    };
+    write_token(out, &Token::new(id, mode, stamp));
+    Ok(McStatus::MC_OK)
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn next_impl(
+    src: Source,
+    id: u64,
+    it: *mut mc_iter,
+    kbuf: *mut u8,
+    kcap: usize,
+    out_klen: *mut usize,
+    vbuf: *mut u8,
+    vcap: usize,
+    out_vlen: *mut usize,
+) -> Result<McStatus> {
+    let mut t = read_token(it, id)?;
+    // SAFETY: the caller's writable key and value buffers.
+    let (kout, vout) = unsafe { (bytes_out(kbuf, kcap, "key_buf")?, bytes_out(vbuf, vcap, "val_buf")?) };
+    let (out_klen, out_vlen) = (out_ptr(out_klen, "out_key_len")?, out_ptr(out_vlen, "out_val_len")?);
+    let mut lens = (0, 0);
+    let mut fits = true;
+    let r = src.scan(&mut t, 1, &mut |k, v| {
+        lens = (k.len(), v.len());
+        fits = k.len() <= kout.len() && v.len() <= vout.len();
+        if fits {
+            kout[..k.len()].copy_from_slice(k);
+            vout[..v.len()].copy_from_slice(v);
+        }
+        fits
+    })?;
+    if r == Scan::Done {
+        write_token(it, &t);
+        return Ok(McStatus::MC_DONE);
+    }
+    // SAFETY: both out-pointers checked non-NULL above.
+    unsafe {
+        put(out_klen, lens.0);
+        put(out_vlen, lens.1);
+    }
+    if !fits {
+        return Err(err(
+            McStatus::MC_ERR_BUFFER_TOO_SMALL,
+            format!("next entry needs a {}-byte key buffer and a {}-byte value buffer", lens.0, lens.1),
+        ));
+    }
+    write_token(it, &t);
+    Ok(McStatus::MC_OK)
+}
+
+unsafe fn next_with_impl(src: Source, id: u64, it: *mut mc_iter, cb: mc_entry_fn, user: *mut c_void) -> Result<McStatus> {
+    let mut t = read_token(it, id)?;
+    let cb = cb.ok_or_else(|| null("cb"))?;
+    let _scope = CallbackScope::enter(id);
+    let r = src.scan(&mut t, 1, &mut |k, v| {
+        // SAFETY: cb is a non-NULL C function; the slices are valid during the call.
+        unsafe { cb(user, k.as_ptr(), k.len(), v.as_ptr(), v.len()) };
+        true
+    })?;
+    write_token(it, &t);
+    Ok(if r == Scan::Done { McStatus::MC_DONE } else { McStatus::MC_OK })
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn next_batch_impl(
+    src: Source,
+    id: u64,
+    it: *mut mc_iter,
+    buf: *mut u8,
+    cap: usize,
+    max_entries: usize,
+    out_count: *mut usize,
+    out_used: *mut usize,
+) -> Result<McStatus> {
+    let mut t = read_token(it, id)?;
+    // SAFETY: the caller's writable batch buffer.
+    let out = unsafe { bytes_out(buf, cap, "buf")? };
+    let (out_count, out_used) = (out_ptr(out_count, "out_count")?, out_ptr(out_used, "out_used")?);
+    if max_entries == 0 {
+        return Err(err(McStatus::MC_ERR_INVALID_ARGUMENT, "max_entries must be at least 1"));
+    }
+    let mut used = 0usize;
+    let mut first_need = 0usize;
+    let r = src.scan(&mut t, max_entries, &mut |k, v| {
+        let rec = MC_BATCH_ENTRY_HEADER + k.len() + v.len();
+        if used + rec > out.len() {
+            if used == 0 {
+                first_need = rec;
+            }
+            return false;
+        }
+        out[used..used + 4].copy_from_slice(&(k.len() as u32).to_ne_bytes());
+        out[used + 4..used + 8].copy_from_slice(&(v.len() as u32).to_ne_bytes());
+        out[used + 8..used + 8 + k.len()].copy_from_slice(k);
+        out[used + 8 + k.len()..used + rec].copy_from_slice(v);
+        used += rec;
+        true
+    })?;
+    let count = match r {
+        Scan::Done => {
+            write_token(it, &t);
+            // SAFETY: out-pointers checked non-NULL above.
+            unsafe {
+                put(out_count, 0);
+                put(out_used, 0);
+            }
+            return Ok(McStatus::MC_DONE);
+        }
+        Scan::Entries(n) => n,
+    };
+    if count == 0 {
+        // SAFETY: checked non-NULL above.
+        unsafe { put(out_used, first_need) };
+        return Err(err(McStatus::MC_ERR_BUFFER_TOO_SMALL, format!("the next entry needs {first_need} bytes")));
+    }
+    write_token(it, &t);
+    // SAFETY: checked non-NULL above.
+    unsafe {
+        put(out_count, count);
+        put(out_used, used);
+    }
+    Ok(McStatus::MC_OK)
+}
+
+fn encode_impl(src: Source, id: u64, it: *const mc_iter, buf: *mut c_char, cap: usize, out_len: *mut usize) -> Result<McStatus> {
+    let t = read_token(it, id)?;
+    let out_len = out_ptr(out_len, "out_len")?;
+    // SAFETY: the caller's writable text buffer.
+    let out = unsafe { bytes_out(buf.cast(), cap, "buf")? };
+    let text = t.encode(src.secret());
+    // SAFETY: checked non-NULL above.
+    unsafe { put(out_len, text.len()) };
+    if out.len() < text.len() + 1 {
+        return Err(err(McStatus::MC_ERR_BUFFER_TOO_SMALL, format!("token text needs {} bytes with its NUL", text.len() + 1)));
+    }
+    out[..text.len()].copy_from_slice(text.as_bytes());
+    out[text.len()] = 0;
+    Ok(McStatus::MC_OK)
+}
+
+fn decode_impl(src: Source, id: u64, text: *const c_char, len: usize, out: *mut mc_iter) -> Result<McStatus> {
+    // SAFETY: the caller's readable text of `len` bytes.
+    let text = unsafe { bytes_in(text.cast(), len, "text")? };
+    let out = out_ptr(out, "out")?;
+    let t = Token::decode(text, id, src.secret())?;
+    write_token(out, &t);
+    Ok(McStatus::MC_OK)
+}
+
+/// Starts an iteration over `map` in `mode` (MC_MODE_STRICT or MC_MODE_CURSOR)
+/// and writes the token to `*out`. A strict token is stamped with the map's
+/// current structural generation. Returns MC_OK, MC_ERR_INVALID_ARGUMENT
+/// (unknown mode), MC_ERR_NULL_ARGUMENT, and the common map errors.
+#[no_mangle]
+pub extern "C" fn mc_iter_init(map: mc_map, mode: u32, out: *mut mc_iter) -> mc_status {
+    on_map(map.id, |m, id| init_token(Source::Map(m), id, mode, out))
+}
+
+/// Copies the next entry into `key_buf`/`val_buf` and advances `*it`.
+/// Returns MC_OK (lengths in `*out_key_len`, `*out_val_len`); MC_DONE (the
+/// iteration is complete; nothing written but `*it`); MC_ERR_BUFFER_TOO_SMALL
+/// (only the two required lengths written; `*it` unchanged, call again);
+/// MC_ERR_ITER_INVALIDATED (strict token, the map changed structurally other
+/// than through this token; `*it` unchanged); MC_ERR_BAD_TOKEN (corrupted,
+/// forged, uninitialised); MC_ERR_WRONG_MAP (token of another or freed map);
+/// MC_ERR_NULL_ARGUMENT; and the common map errors. One call observes one
+/// consistent state. Buffers may be NULL when their capacity is 0.
+#[no_mangle]
+pub unsafe extern "C" fn mc_iter_next(
+    map: mc_map,
+    it: *mut mc_iter,
+    key_buf: *mut u8,
+    key_cap: usize,
+    out_key_len: *mut usize,
+    val_buf: *mut u8,
+    val_cap: usize,
+    out_val_len: *mut usize,
+) -> mc_status {
+    on_map(map.id, |m, id| {
+        // SAFETY: forwards the caller's buffers with their documented contract.
+        unsafe { next_impl(Source::Map(m), id, it, key_buf, key_cap, out_key_len, val_buf, val_cap, out_val_len) }
+    })
+}
+
+/// Like `mc_iter_next`, but passes the entry in place to `cb` under the
+/// shard's read lock (bytes valid only during the call; the callback must not
+/// call into this map: MC_ERR_REENTRANT). Returns MC_OK, MC_DONE and the
+/// errors of `mc_iter_next` except MC_ERR_BUFFER_TOO_SMALL.
+#[no_mangle]
+pub unsafe extern "C" fn mc_iter_next_with(map: mc_map, it: *mut mc_iter, cb: mc_entry_fn, user: *mut c_void) -> mc_status {
+    // SAFETY: forwards the caller's callback and token.
+    on_map(map.id, |m, id| unsafe { next_with_impl(Source::Map(m), id, it, cb, user) })
+}
+
+/// Copies up to `max_entries` whole entries into `buf` and advances `*it` past
+/// them. Layout, entry after entry with no padding: u32 key length, u32 value
+/// length (host byte order), key bytes, value bytes (see `mc_batch_entry`).
+/// Never more than `max_entries` entries or `cap` bytes. One call observes one
+/// consistent state (shards are locked together for its duration).
+/// Returns MC_OK (`*out_count` >= 1 entries in `*out_used` bytes); MC_DONE
+/// (complete; `*out_count` = `*out_used` = 0); MC_ERR_BUFFER_TOO_SMALL (not
+/// even one entry fits; `*out_used` = bytes the next entry needs, `*it`
+/// unchanged); MC_ERR_INVALID_ARGUMENT (`max_entries` = 0); and the errors of
+/// `mc_iter_next`.
+#[no_mangle]
+pub unsafe extern "C" fn mc_iter_next_batch(
+    map: mc_map,
+    it: *mut mc_iter,
+    buf: *mut u8,
+    cap: usize,
+    max_entries: usize,
+    out_count: *mut usize,
+    out_used: *mut usize,
+) -> mc_status {
+    on_map(map.id, |m, id| {
+        // SAFETY: forwards the caller's buffer with its documented contract.
+        unsafe { next_batch_impl(Source::Map(m), id, it, buf, cap, max_entries, out_count, out_used) }
+    })
+}
+
+/// Deletes the entry `*it` returned last. The token stays valid and the
+/// iteration still yields every other entry exactly once; other strict tokens
+/// of the map are invalidated (it is a structural change).
+/// Returns MC_OK; MC_ERR_NOT_FOUND (no current entry: not started, finished,
+/// already removed, or removed by someone else); MC_ERR_ITER_INVALIDATED
+/// (strict token already stale; nothing deleted); the token errors; the
+/// common map errors.
+#[no_mangle]
+pub extern "C" fn mc_iter_remove(map: mc_map, it: *mut mc_iter) -> mc_status {
+    on_map(map.id, |m, id| {
+        let mut t = read_token(it, id)?;
+        let strict = t.mode == Mode::Strict;
+        let mut stamp = t.stamp;
+        m.remove_current(&mut t.cursor, strict.then_some(&mut stamp))?;
+        t.stamp = stamp;
+        write_token(it, &t);
+        Ok(McStatus::MC_OK)
+    })
+}
+
+/// Replaces the value of the entry `*it` returned last (not structural: no
+/// token is invalidated). Returns MC_OK, MC_ERR_NOT_FOUND (no current entry),
+/// MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY, MC_ERR_ITER_INVALIDATED, the token
+/// errors and the common map errors.
+#[no_mangle]
+pub unsafe extern "C" fn mc_iter_set_value(map: mc_map, it: *const mc_iter, val: *const u8, val_len: usize) -> mc_status {
+    on_map(map.id, |m, id| {
+        let t = read_token(it, id)?;
+        // SAFETY: the caller's readable value.
+        let v = unsafe { bytes_in(val, val_len, "val")? };
+        m.set_current_value(&t.cursor, (t.mode == Mode::Strict).then_some(t.stamp), v)?;
+        Ok(McStatus::MC_OK)
+    })
+}
+
+/// Encodes `*it` as text (MC_ITER_TEXT_LEN characters of [A-Za-z0-9_-] after
+/// "mc1", plus a NUL) for storing outside the process's control, e.g. in a
+/// pagination URL. The text reveals no hash values and any tampering is
+/// detected by `mc_iter_decode`. `*out_len` receives the text length.
+/// Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (need `cap` >= MC_ITER_TEXT_LEN + 1;
+/// only `*out_len` written); the token errors; MC_ERR_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn mc_iter_encode(map: mc_map, it: *const mc_iter, buf: *mut c_char, cap: usize, out_len: *mut usize) -> mc_status {
+    on_map(map.id, |m, id| encode_impl(Source::Map(m), id, it, buf, cap, out_len))
+}
+
+/// Decodes text from `mc_iter_encode` (length `len`, NUL not needed) into a
+/// token for `map`. Returns MC_OK; MC_ERR_BAD_TOKEN (malformed or tampered);
+/// MC_ERR_WRONG_MAP (encoded for another map); MC_ERR_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn mc_iter_decode(map: mc_map, text: *const c_char, len: usize, out: *mut mc_iter) -> mc_status {
+    on_map(map.id, |m, id| decode_impl(Source::Map(m), id, text, len, out))
+}
+
+/// Walks a next-batch buffer: reads the entry at `*offset` of the `used` bytes
+/// in `buf`, points `*key`/`*val` into `buf` and advances `*offset`.
+/// Returns MC_OK; MC_DONE when `*offset == used`; MC_ERR_INVALID_ARGUMENT if
+/// the bytes at `*offset` are not a whole entry; MC_ERR_NULL_ARGUMENT. Pure
+/// function of its arguments; thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn mc_batch_entry(
+    buf: *const u8,
+    used: usize,
+    offset: *mut usize,
+    key: *mut *const u8,
+    key_len: *mut usize,
+    val: *mut *const u8,
+    val_len: *mut usize,
+) -> mc_status {
+    run(|| {
+        // SAFETY: the caller's batch buffer of `used` readable bytes.
+        let all = unsafe { bytes_in(buf, used, "buf")? };
+        let (offset, key, key_len, val, val_len) = (
+            out_ptr(offset, "offset")?,
+            out_ptr(key, "key")?,
+            out_ptr(key_len, "key_len")?,
+            out_ptr(val, "val")?,
+            out_ptr(val_len, "val_len")?,
+        );
+        // SAFETY: offset checked non-NULL; readable size_t.
+        let off = unsafe { *offset };
+        if off == all.len() {
+            return Ok(McStatus::MC_DONE);
+        }
+        let malformed = || err(McStatus::MC_ERR_INVALID_ARGUMENT, format!("no whole batch entry at offset {off}"));
+        let head = all.get(off..off.checked_add(MC_BATCH_ENTRY_HEADER).ok_or_else(malformed)?).ok_or_else(malformed)?;
+        let kl = u32::from_ne_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+        let vl = u32::from_ne_bytes(head[4..].try_into().expect("4 bytes")) as usize;
+        let k0 = off + MC_BATCH_ENTRY_HEADER;
+        let end = k0.checked_add(kl).and_then(|x| x.checked_add(vl)).ok_or_else(malformed)?;
+        if end > all.len() {
+            return Err(malformed());
+        }
+        // SAFETY: all out-pointers checked non-NULL above.
+        unsafe {
+            put(key, all[k0..].as_ptr());
+            put(key_len, kl);
+            put(val, all[k0 + kl..].as_ptr());
+            put(val_len, vl);
+            put(offset, end);
+        }
+        Ok(McStatus::MC_OK)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots: read-only point-in-time views. Taking one copies no entries;
+// the live map keeps going unblocked and copies only pages it touches later.
+// Snapshot functions are thread-safe and never block on the map's writers.
+// They return MC_ERR_BAD_HANDLE for a bad snapshot handle (including a map
+// handle) and MC_ERR_INTERNAL for a caught panic.
+// ---------------------------------------------------------------------------
+
+/// Takes a snapshot of `map` (all shards at one instant) into `*out`. Free it
+/// with `mc_snapshot_free`; it stays valid after the map is freed.
+/// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_OUT_OF_MEMORY, the common map errors.
+#[no_mangle]
+pub extern "C" fn mc_snapshot_new(map: mc_map, out: *mut mc_snapshot) -> mc_status {
+    on_map(map.id, |m, _| {
+        let out = out_ptr(out, "out")?;
+        let id = register(Object::Snapshot(Snapshot { data: m.snapshot(), secret: m.secret() }))?;
+        // SAFETY: out checked non-NULL.
+        unsafe { put(out, mc_snapshot { id }) };
+        Ok(McStatus::MC_OK)
+    })
+}
+
+/// Frees a snapshot; its memory is reclaimed once no call is using it.
+/// Returns MC_OK; MC_ERR_BAD_HANDLE (0, garbage, a map handle, already freed).
+#[no_mangle]
+pub extern "C" fn mc_snapshot_free(snap: mc_snapshot) -> mc_status {
+    run(|| {
+        if !registry::is_snapshot_id(snap.id) || !registry::remove(snap.id) {
+            return Err(err(McStatus::MC_ERR_BAD_HANDLE, "snapshot handle is zero, freed, of the wrong kind, or not a handle"));
+        }
+        Ok(McStatus::MC_OK)
+    })
+}
+
+/// `mc_map_get` on the snapshot. Same statuses.
+#[no_mangle]
+pub unsafe extern "C" fn mc_snapshot_get(
+    snap: mc_snapshot,
+    key: *const u8,
+    key_len: usize,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+) -> mc_status {
+    on_snapshot(snap.id, |s, _| {
+        // SAFETY: caller's readable key and writable buffer.
+        let (k, out) = unsafe { (bytes_in(key, key_len, "key")?, bytes_out(buf, cap, "buf")?) };
+        let out_len = out_ptr(out_len, "out_len")?;
+        copy_value(s.data.get_with(k, |v| fill(out, v)), out_len)
+    })
+}
+
+/// `mc_map_get_with` on the snapshot (the callback may call anything).
+#[no_mangle]
+pub unsafe extern "C" fn mc_snapshot_get_with(
+    snap: mc_snapshot,
+    key: *const u8,
+    key_len: usize,
+    cb: mc_value_fn,
+    user: *mut c_void,
+) -> mc_status {
+    on_snapshot(snap.id, |s, _| {
+        // SAFETY: caller's readable key.
+        let k = unsafe { bytes_in(key, key_len, "key")? };
+        let cb = cb.ok_or_else(|| null("cb"))?;
+        // SAFETY: cb is a non-NULL C function; the value slice is valid for the call.
+        s.data
+            .get_with(k, |v| unsafe { cb(user, v.as_ptr(), v.len()) })
+            .map(|_| McStatus::MC_OK)
+            .ok_or_else(|| err(McStatus::MC_ERR_NOT_FOUND, "key not found"))
+    })
+}
+
+/// `mc_map_contains` on the snapshot.
+#[no_mangle]
+pub unsafe extern "C" fn mc_snapshot_contains(snap: mc_snapshot, key: *const u8, key_len: usize, out: *mut bool) -> mc_status {
+    on_snapshot(snap.id, |s, _| {
+        // SAFETY: caller's readable key.
+        let k = unsafe { bytes_in(key, key_len, "key")? };
+        let out = out_ptr(out, "out")?;
+        // SAFETY: out checked non-NULL.
+        unsafe { put(out, s.data.get_with(k, |_| ()).is_some()) };
+        Ok(McStatus::MC_OK)
+    })
+}
+
+/// Number of entries in the snapshot.
+#[no_mangle]
+pub unsafe extern "C" fn mc_snapshot_len(snap: mc_snapshot, out: *mut usize) -> mc_status {
+    on_snapshot(snap.id, |s, _| {
+        let out = out_ptr(out, "out")?;
+        // SAFETY: out checked non-NULL.
+        unsafe { put(out, s.data.len()) };
+        Ok(McStatus::MC_OK)
+    })
+}
+
+/// Starts an iteration over the snapshot. Both modes behave the same (a
+/// snapshot never changes, so nothing is ever invalidated).
+#[no_mangle]
+pub extern "C" fn mc_snapshot_iter_init(snap: mc_snapshot, mode: u32, out: *mut mc_iter) -> mc_status {
+    on_snapshot(snap.id, |s, id| init_token(Source::Snapshot(s), id, mode, out))
+}
+
+/// `mc_iter_next` on the snapshot. Same statuses (never ITER_INVALIDATED).
+#[no_mangle]
+pub unsafe extern "C" fn mc_snapshot_iter_next(
+    snap: mc_snapshot,
+    it: *mut mc_iter,
+    key_buf: *mut u8,
+    key_cap: usize,
+    out_key_len: *mut usize,
+    val_buf: *mut u8,
+    val_cap: usize,
+    out_val_len: *mut usize,
+) -> mc_status {
+    on_snapshot(snap.id, |s, id| {
+        // SAFETY: forwards the caller's buffers with their documented contract.
+        unsafe { next_impl(Source::Snapshot(s), id, it, key_buf, key_cap, out_key_len, val_buf, val_cap, out_val_len) }
+    })
+}
+
+/// `mc_iter_next_with` on the snapshot.
+#[no_mangle]
+pub unsafe extern "C" fn mc_snapshot_iter_next_with(snap: mc_snapshot, it: *mut mc_iter, cb: mc_entry_fn, user: *mut c_void) -> mc_status {
+    // SAFETY: forwards the caller's callback and token.
+    on_snapshot(snap.id, |s, id| unsafe { next_with_impl(Source::Snapshot(s), id, it, cb, user) })
+}
+
+/// `mc_iter_next_batch` on the snapshot.
+#[no_mangle]
+pub unsafe extern "C" fn mc_snapshot_iter_next_batch(
+    snap: mc_snapshot,
+    it: *mut mc_iter,
+    buf: *mut u8,
+    cap: usize,
+    max_entries: usize,
+    out_count: *mut usize,
+    out_used: *mut usize,
+) -> mc_status {
+    on_snapshot(snap.id, |s, id| {
+        // SAFETY: forwards the caller's buffer with its documented contract.
+        unsafe { next_batch_impl(Source::Snapshot(s), id, it, buf, cap, max_entries, out_count, out_used) }
+    })
+}
+
+/// `mc_iter_encode` on the snapshot.
+#[no_mangle]
+pub unsafe extern "C" fn mc_snapshot_iter_encode(snap: mc_snapshot, it: *const mc_iter, buf: *mut c_char, cap: usize, out_len: *mut usize) -> mc_status {
+    on_snapshot(snap.id, |s, id| encode_impl(Source::Snapshot(s), id, it, buf, cap, out_len))
+}
+
+/// `mc_iter_decode` on the snapshot.
+#[no_mangle]
+pub unsafe extern "C" fn mc_snapshot_iter_decode(snap: mc_snapshot, text: *const c_char, len: usize, out: *mut mc_iter) -> mc_status {
+    on_snapshot(snap.id, |s, id| decode_impl(Source::Snapshot(s), id, text, len, out))
+}

@@ -1,0 +1,178 @@
+//! Argument checking, error mapping and the panic boundary shared by every
+//! exported function.
+
+use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::engine::Map;
+use crate::registry::{self, Live, Object, Snapshot};
+use crate::status::{Error, McStatus, Result};
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    /// Maps whose callbacks are running on this thread (re-entry is refused).
+    static IN_CALLBACK: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+pub fn set_last_error(e: &Error) {
+    LAST_ERROR.with(|l| {
+        let mut l = l.borrow_mut();
+        l.clear();
+        l.push_str(&e.to_string());
+    });
+}
+
+pub fn with_last_error<R>(f: impl FnOnce(&str) -> R) -> R {
+    LAST_ERROR.with(|l| f(&l.borrow()))
+}
+
+pub fn err(status: McStatus, detail: impl Into<String>) -> Error {
+    Error::new(status, detail)
+}
+
+/// Runs `f` behind the panic boundary and turns its result into a status.
+pub fn run(f: impl FnOnce() -> Result<McStatus>) -> McStatus {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            set_last_error(&e);
+            e.status
+        }
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(&err(McStatus::MC_ERR_INTERNAL, format!("internal error: {msg}")));
+            McStatus::MC_ERR_INTERNAL
+        }
+    }
+}
+
+fn bad_handle(what: &str) -> Error {
+    err(McStatus::MC_ERR_BAD_HANDLE, format!("{what} handle is zero, freed, of the wrong kind, or not a handle"))
+}
+
+fn lookup(id: u64, what: &str) -> Result<registry::Handle> {
+    registry::get(id).ok_or_else(|| bad_handle(what))
+}
+
+/// Resolves a map handle and runs `f` on it. A panic inside poisons the map.
+pub fn on_map(id: u64, f: impl FnOnce(&Map, u64) -> Result<McStatus>) -> McStatus {
+    run(|| {
+        let h = lookup(id, "map")?;
+        let live: &Live = h.as_ref().expect("looked up");
+        let Object::Map(map) = &live.object else { return Err(bad_handle("map")) };
+        if map.is_poisoned() {
+            return Err(err(McStatus::MC_ERR_POISONED, "the map was poisoned by an earlier internal error; free it"));
+        }
+        if IN_CALLBACK.with(|c| c.borrow().contains(&id)) {
+            return Err(err(
+                McStatus::MC_ERR_REENTRANT,
+                "a callback called back into the map that is running it; the call was refused",
+            ));
+        }
+        match catch_unwind(AssertUnwindSafe(|| f(map, id))) {
+            Ok(r) => r,
+            Err(p) => {
+                map.poison();
+                std::panic::resume_unwind(p)
+            }
+        }
+    })
+}
+
+pub fn on_snapshot(id: u64, f: impl FnOnce(&Snapshot, u64) -> Result<McStatus>) -> McStatus {
+    run(|| {
+        let h = lookup(id, "snapshot")?;
+        let live: &Live = h.as_ref().expect("looked up");
+        let Object::Snapshot(snap) = &live.object else { return Err(bad_handle("snapshot")) };
+        f(snap, id)
+    })
+}
+
+/// Marks `map_id` as running a callback on this thread for the guard's life.
+pub struct CallbackScope(u64);
+
+impl CallbackScope {
+    pub fn enter(map_id: u64) -> CallbackScope {
+        IN_CALLBACK.with(|c| c.borrow_mut().push(map_id));
+        CallbackScope(map_id)
+    }
+}
+
+impl Drop for CallbackScope {
+    fn drop(&mut self) {
+        IN_CALLBACK.with(|c| {
+            let mut c = c.borrow_mut();
+            if let Some(i) = c.iter().rposition(|x| *x == self.0) {
+                c.remove(i);
+            }
+        });
+    }
+}
+
+pub fn null(what: &str) -> Error {
+    err(McStatus::MC_ERR_NULL_ARGUMENT, format!("{what} is NULL"))
+}
+
+/// Borrows `len` bytes at `ptr`; NULL is accepted only when `len` is 0.
+///
+/// # Safety
+/// If `ptr` is non-NULL it must point to `len` readable bytes that stay
+/// unchanged for `'a` (the C caller's contract, stated in the header).
+pub unsafe fn bytes_in<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8]> {
+    if ptr.is_null() {
+        return if len == 0 { Ok(&[]) } else { Err(null(what)) };
+    }
+    if len > isize::MAX as usize {
+        return Err(err(McStatus::MC_ERR_TOO_LARGE, format!("{what} length is impossibly large")));
+    }
+    // SAFETY: non-NULL, and the caller guarantees `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Borrows a writable buffer; NULL is accepted only when `cap` is 0.
+///
+/// # Safety
+/// If `ptr` is non-NULL it must point to `cap` writable bytes not aliased elsewhere for `'a`.
+pub unsafe fn bytes_out<'a>(ptr: *mut u8, cap: usize, what: &str) -> Result<&'a mut [u8]> {
+    if ptr.is_null() {
+        return if cap == 0 { Ok(&mut []) } else { Err(null(what)) };
+    }
+    if cap > isize::MAX as usize {
+        return Err(err(McStatus::MC_ERR_TOO_LARGE, format!("{what} capacity is impossibly large")));
+    }
+    // SAFETY: non-NULL, and the caller guarantees `cap` writable bytes.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
+}
+
+/// Checks that an out-pointer is non-NULL.
+pub fn out_ptr<T>(ptr: *mut T, what: &str) -> Result<*mut T> {
+    if ptr.is_null() {
+        Err(null(what))
+    } else {
+        Ok(ptr)
+    }
+}
+
+/// Writes through a checked out-pointer.
+///
+/// # Safety
+/// `ptr` must be non-NULL (see `out_ptr`), aligned and writable for a `T`.
+pub unsafe fn put<T>(ptr: *mut T, v: T) {
+    // SAFETY: guaranteed by the caller as documented above.
+    unsafe { ptr.write(v) }
+}
+
+/// Writes through a pointer the caller may leave NULL.
+///
+/// # Safety
+/// If non-NULL, `ptr` must be aligned and writable for a `T`.
+pub unsafe fn put_opt<T>(ptr: *mut T, v: T) {
+    if !ptr.is_null() {
+        // SAFETY: non-NULL; alignment and writability are the caller's contract.
+        unsafe { ptr.write(v) }
+    }
+}

@@ -1,0 +1,135 @@
+//! The one status enum shared by the engine and the C ABI.
+
+/// Result of every fallible mapcore function. `MC_OK` (0) is success; every
+/// other value names one failure. Values are stable across ABI version 1.
+#[repr(i32)]
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum McStatus {
+    /// Success.
+    MC_OK = 0,
+    /// The key (or the entry an iterator points at) does not exist.
+    MC_ERR_NOT_FOUND = 1,
+    /// The map or snapshot handle is zero, freed, of the wrong kind, or garbage.
+    MC_ERR_BAD_HANDLE = 2,
+    /// A strict iterator saw a structural change it did not make itself.
+    MC_ERR_ITER_INVALIDATED = 3,
+    /// The iterator token is corrupted, forged, malformed or uninitialised.
+    MC_ERR_BAD_TOKEN = 4,
+    /// The iterator token belongs to another map or snapshot (possibly a freed one).
+    MC_ERR_WRONG_MAP = 5,
+    /// The caller's buffer is too small; the required length was written, nothing else.
+    MC_ERR_BUFFER_TOO_SMALL = 6,
+    /// A required pointer argument was NULL.
+    MC_ERR_NULL_ARGUMENT = 7,
+    /// A key, value, batch or capacity exceeds a documented limit.
+    MC_ERR_TOO_LARGE = 8,
+    /// Memory could not be allocated; the map is unchanged.
+    MC_ERR_OUT_OF_MEMORY = 9,
+    /// An internal error (a caught panic). The map is marked poisoned.
+    MC_ERR_INTERNAL = 10,
+    /// An integer argument (mode, flag, option) has an unknown value.
+    MC_ERR_INVALID_ARGUMENT = 11,
+    /// A callback called back into the map that is running it.
+    MC_ERR_REENTRANT = 12,
+    /// The map was poisoned by an earlier internal error; only free is allowed.
+    MC_ERR_POISONED = 13,
+    /// Not an error: the iteration is complete and no entry was returned.
+    MC_DONE = 14,
+}
+
+use McStatus::*;
+
+impl McStatus {
+    pub const ALL: [McStatus; 15] = [
+        MC_OK,
+        MC_ERR_NOT_FOUND,
+        MC_ERR_BAD_HANDLE,
+        MC_ERR_ITER_INVALIDATED,
+        MC_ERR_BAD_TOKEN,
+        MC_ERR_WRONG_MAP,
+        MC_ERR_BUFFER_TOO_SMALL,
+        MC_ERR_NULL_ARGUMENT,
+        MC_ERR_TOO_LARGE,
+        MC_ERR_OUT_OF_MEMORY,
+        MC_ERR_INTERNAL,
+        MC_ERR_INVALID_ARGUMENT,
+        MC_ERR_REENTRANT,
+        MC_ERR_POISONED,
+        MC_DONE,
+    ];
+
+    /// Checked conversion from a plain integer coming from C; never transmutes.
+    pub fn from_code(code: i32) -> Option<McStatus> {
+        McStatus::ALL.iter().copied().find(|s| *s as i32 == code)
+    }
+
+    /// The constant's name, NUL-terminated for C.
+    pub fn name(self) -> &'static str {
+        match self {
+            MC_OK => "MC_OK\0",
+            MC_ERR_NOT_FOUND => "MC_ERR_NOT_FOUND\0",
+            MC_ERR_BAD_HANDLE => "MC_ERR_BAD_HANDLE\0",
+            MC_ERR_ITER_INVALIDATED => "MC_ERR_ITER_INVALIDATED\0",
+            MC_ERR_BAD_TOKEN => "MC_ERR_BAD_TOKEN\0",
+            MC_ERR_WRONG_MAP => "MC_ERR_WRONG_MAP\0",
+            MC_ERR_BUFFER_TOO_SMALL => "MC_ERR_BUFFER_TOO_SMALL\0",
+            MC_ERR_NULL_ARGUMENT => "MC_ERR_NULL_ARGUMENT\0",
+            MC_ERR_TOO_LARGE => "MC_ERR_TOO_LARGE\0",
+            MC_ERR_OUT_OF_MEMORY => "MC_ERR_OUT_OF_MEMORY\0",
+            MC_ERR_INTERNAL => "MC_ERR_INTERNAL\0",
+            MC_ERR_INVALID_ARGUMENT => "MC_ERR_INVALID_ARGUMENT\0",
+            MC_ERR_REENTRANT => "MC_ERR_REENTRANT\0",
+            MC_ERR_POISONED => "MC_ERR_POISONED\0",
+            MC_DONE => "MC_DONE\0",
+        }
+    }
+
+    /// A one-line description, NUL-terminated for C.
+    pub fn description(self) -> &'static str {
+        match self {
+            MC_OK => "success\0",
+            MC_ERR_NOT_FOUND => "key not found\0",
+            MC_ERR_BAD_HANDLE => "invalid, freed or wrong-kind handle\0",
+            MC_ERR_ITER_INVALIDATED => "strict iterator invalidated by a structural change\0",
+            MC_ERR_BAD_TOKEN => "corrupted, forged or malformed iterator token\0",
+            MC_ERR_WRONG_MAP => "iterator token belongs to another map or snapshot\0",
+            MC_ERR_BUFFER_TOO_SMALL => "buffer too small; required length reported\0",
+            MC_ERR_NULL_ARGUMENT => "required pointer argument is NULL\0",
+            MC_ERR_TOO_LARGE => "argument exceeds a documented size limit\0",
+            MC_ERR_OUT_OF_MEMORY => "out of memory\0",
+            MC_ERR_INTERNAL => "internal error (caught panic)\0",
+            MC_ERR_INVALID_ARGUMENT => "unknown mode, flag or option value\0",
+            MC_ERR_REENTRANT => "callback re-entered the map that is running it\0",
+            MC_ERR_POISONED => "map poisoned by an earlier internal error\0",
+            MC_DONE => "iteration complete; no more entries\0",
+        }
+    }
+
+    pub fn trimmed_name(self) -> &'static str {
+        self.name().trim_end_matches('\0')
+    }
+}
+
+/// Engine-level error: a status plus a human-readable detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub status: McStatus,
+    pub detail: String,
+}
+
+impl Error {
+    pub fn new(status: McStatus, detail: impl Into<String>) -> Error {
+        Error { status, detail: detail.into() }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status.trimmed_name(), self.detail)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
