@@ -239,10 +239,11 @@ mc_status mc_map_len(struct mc_map map, size_t *out);
 // Removes every entry (structural). Returns MC_OK.
 mc_status mc_map_clear(struct mc_map map);
 
-// Makes room for `additional` more entries. Re-laying tables is a structural
-// change (strict iterators are invalidated). Returns MC_OK, MC_ERR_TOO_LARGE,
+// Makes room for `additional` more entries. Always a structural change
+// (strict iterators are invalidated), whether or not a table was re-laid. Returns MC_OK, MC_ERR_TOO_LARGE,
 // MC_ERR_OUT_OF_MEMORY.
-mc_status mc_map_reserve(struct mc_map map, size_t additional);
+mc_status mc_map_reserve(struct mc_map map,
+                         size_t additional);
 
 // Releases unused table and arena space. Always a structural change (strict
 // iterators are invalidated). Returns MC_OK, MC_ERR_OUT_OF_MEMORY.

@@ -273,16 +273,18 @@ impl Map {
         }
     }
 
-    /// Makes room for `additional` more entries. Re-laying a table is structural.
+    /// Makes room for `additional` more entries. Always counted as a
+    /// structural change, so strict tokens behave the same whether or not a
+    /// table actually had to be re-laid.
     pub fn reserve(&self, additional: usize) -> Result<()> {
         // Keys spread evenly over shards; a margin absorbs the statistical skew.
         let per = additional / SHARDS;
         let per = per + (per as f64).sqrt() as usize * 4 + 8;
         for (s, shard) in self.shards.iter().enumerate() {
             let mut g = shard.data.write();
-            if g.reserve(per)? {
-                self.bump(s);
-            }
+            let r = g.reserve(per);
+            self.bump(s);
+            r?;
         }
         Ok(())
     }
@@ -291,10 +293,10 @@ impl Map {
     pub fn shrink_to_fit(&self) -> Result<()> {
         for (s, shard) in self.shards.iter().enumerate() {
             let mut g = shard.data.write();
-            let changed = g.shrink_to_fit()?;
-            // Always structural: callers may rely on shrink invalidating strict tokens.
-            let _ = changed;
+            // Always structural, like reserve.
+            let r = g.shrink_to_fit();
             self.bump(s);
+            r?;
         }
         Ok(())
     }

@@ -359,8 +359,8 @@ pub extern "C" fn mc_map_clear(map: mc_map) -> mc_status {
     })
 }
 
-/// Makes room for `additional` more entries. Re-laying tables is a structural
-/// change (strict iterators are invalidated). Returns MC_OK, MC_ERR_TOO_LARGE,
+/// Makes room for `additional` more entries. Always a structural change
+/// (strict iterators are invalidated), whether or not a table was re-laid. Returns MC_OK, MC_ERR_TOO_LARGE,
 /// MC_ERR_OUT_OF_MEMORY.
 #[no_mangle]
 pub extern "C" fn mc_map_reserve(map: mc_map, additional: usize) -> mc_status {

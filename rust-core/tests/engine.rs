@@ -1,0 +1,445 @@
+//! Behaviour of the map through the C ABI: CRUD, strict and cursor iteration,
+//! remove through the iterator, snapshots, batches, misuse.
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::*;
+use mapcore::ffi::*;
+use mapcore::McStatus::*;
+
+fn key(i: u32) -> Vec<u8> {
+    format!("key-{i:06}").into_bytes()
+}
+
+#[test]
+fn crud_and_empty_key() {
+    let m = M::new();
+    assert_eq!(m.set(b"", b"empty"), Ok(true));
+    assert_eq!(m.set(b"a", b"1"), Ok(true));
+    assert_eq!(m.set(b"a", b"22"), Ok(false));
+    assert_eq!(m.get(b"").unwrap(), b"empty");
+    assert_eq!(m.get(b"a").unwrap(), b"22");
+    assert_eq!(m.get(b"b"), Err(MC_ERR_NOT_FOUND));
+    assert_eq!(m.len(), 2);
+    assert_eq!(m.del(b"a"), MC_OK);
+    assert_eq!(m.del(b"a"), MC_ERR_NOT_FOUND);
+    assert_eq!(m.len(), 1);
+    assert_eq!(mc_map_clear(m.0), MC_OK);
+    assert_eq!(m.len(), 0);
+}
+
+#[test]
+fn too_small_buffer_writes_only_the_length() {
+    let m = M::new();
+    m.set(b"k", b"hello world").unwrap();
+    let mut buf = [0xAAu8; 4];
+    let mut n = 0;
+    let s = unsafe { mc_map_get(m.0, b"k".as_ptr(), 1, buf.as_mut_ptr(), buf.len(), &mut n) };
+    assert_eq!(s, MC_ERR_BUFFER_TOO_SMALL);
+    assert_eq!(n, 11);
+    assert_eq!(buf, [0xAA; 4]);
+}
+
+#[test]
+fn many_keys_grow_and_shrink() {
+    for weak in [false, true] {
+        let m = M::with(7, weak);
+        let n = if weak { 3000 } else { 50_000 };
+        for i in 0..n {
+            assert_eq!(m.set(&key(i), &i.to_le_bytes()), Ok(true));
+        }
+        assert_eq!(m.len(), n as usize);
+        for i in 0..n {
+            assert_eq!(m.get(&key(i)).unwrap(), i.to_le_bytes());
+        }
+        for i in (0..n).filter(|i| i % 10 != 0) {
+            assert_eq!(m.del(&key(i)), MC_OK);
+        }
+        assert_eq!(m.len(), (n as usize).div_ceil(10));
+        for i in 0..n {
+            assert_eq!(m.get(&key(i)).is_ok(), i % 10 == 0, "key {i}");
+        }
+        let got: BTreeSet<_> = m.entries().into_iter().map(|(k, _)| k).collect();
+        let want: BTreeSet<_> = (0..n).filter(|i| i % 10 == 0).map(key).collect();
+        assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn strict_is_invalidated_by_every_structural_change_but_not_by_overwrite() {
+    type Op = fn(&M);
+    let ops: [(&str, Op, bool); 8] = [
+        ("insert new", |m| assert!(m.set(b"new", b"x").is_ok()), true),
+        ("overwrite", |m| assert!(m.set(&key(3), b"changed").is_ok()), false),
+        ("delete", |m| assert_eq!(m.del(&key(4)), MC_OK), true),
+        ("delete absent", |m| assert_eq!(m.del(b"absent"), MC_ERR_NOT_FOUND), false),
+        ("clear", |m| assert_eq!(mc_map_clear(m.0), MC_OK), true),
+        ("reserve", |m| assert_eq!(mc_map_reserve(m.0, 10), MC_OK), true),
+        ("shrink", |m| assert_eq!(mc_map_shrink_to_fit(m.0), MC_OK), true),
+        ("get", |m| assert!(m.get(&key(1)).is_ok()), false),
+    ];
+    for (name, op, structural) in ops {
+        let m = M::with(1, false);
+        for i in 0..100 {
+            m.set(&key(i), b"v").unwrap();
+        }
+        let mut it = m.iter(MC_MODE_STRICT);
+        m.next(&mut it).unwrap();
+        op(&m);
+        let r = m.next(&mut it);
+        if structural {
+            assert_eq!(r, Err(MC_ERR_ITER_INVALIDATED), "{name}");
+            // The token is left unchanged and stays invalid.
+            assert_eq!(m.next(&mut it), Err(MC_ERR_ITER_INVALIDATED), "{name}");
+        } else {
+            assert!(r.is_ok(), "{name}: {r:?}");
+        }
+    }
+}
+
+#[test]
+fn overwrite_is_seen_by_strict_iteration() {
+    let m = M::with(2, false);
+    for i in 0..50 {
+        m.set(&key(i), b"old").unwrap();
+    }
+    let mut it = m.iter(MC_MODE_STRICT);
+    for i in 0..50 {
+        m.set(&key(i), b"new").unwrap();
+    }
+    let mut n = 0;
+    while let Ok((_, v)) = m.next(&mut it) {
+        assert_eq!(v, b"new");
+        n += 1;
+    }
+    assert_eq!(n, 50);
+}
+
+#[test]
+fn remove_through_iterator_keeps_token_valid_and_yields_all_once() {
+    for weak in [false, true] {
+        let m = M::with(3, weak);
+        let n = 2000u32;
+        for i in 0..n {
+            m.set(&key(i), &i.to_le_bytes()).unwrap();
+        }
+        let mut other = m.iter(MC_MODE_STRICT);
+        let mut it = m.iter(MC_MODE_STRICT);
+        let mut seen = BTreeSet::new();
+        let mut kept = BTreeSet::new();
+        loop {
+            match m.next(&mut it) {
+                Ok((k, _)) => {
+                    assert!(seen.insert(k.clone()), "returned twice");
+                    let i: u32 = std::str::from_utf8(&k[4..]).unwrap().parse().unwrap();
+                    if i % 3 == 0 {
+                        assert_eq!(m.remove_cur(&mut it), MC_OK);
+                        assert_eq!(m.remove_cur(&mut it), MC_ERR_NOT_FOUND);
+                    } else if i % 3 == 1 {
+                        assert_eq!(m.set_cur(&it, b"replaced"), MC_OK);
+                        kept.insert(k);
+                    } else {
+                        kept.insert(k);
+                    }
+                }
+                Err(MC_DONE) => break,
+                Err(e) => panic!("weak={weak}: {e:?}"),
+            }
+        }
+        assert_eq!(seen.len(), n as usize);
+        assert_eq!(m.next(&mut other), Err(MC_ERR_ITER_INVALIDATED));
+        let left: BTreeMap<_, _> = m.entries().into_iter().collect();
+        assert_eq!(left.keys().cloned().collect::<BTreeSet<_>>(), kept);
+        for (k, v) in left {
+            let i: u32 = std::str::from_utf8(&k[4..]).unwrap().parse().unwrap();
+            if i % 3 == 1 {
+                assert_eq!(v, b"replaced");
+            }
+        }
+    }
+}
+
+#[test]
+fn remove_before_first_next_and_after_done() {
+    let m = M::new();
+    m.set(b"x", b"1").unwrap();
+    let mut it = m.iter(MC_MODE_STRICT);
+    assert_eq!(m.remove_cur(&mut it), MC_ERR_NOT_FOUND);
+    m.next(&mut it).unwrap();
+    assert_eq!(m.next(&mut it), Err(MC_DONE));
+    assert_eq!(m.next(&mut it), Err(MC_DONE));
+    assert_eq!(m.remove_cur(&mut it), MC_ERR_NOT_FOUND);
+}
+
+#[test]
+fn cursor_survives_growth_and_shrink_mid_scan() {
+    for weak in [false, true] {
+        let m = M::with(4, weak);
+        let base = if weak { 300 } else { 3000 };
+        for i in 0..base {
+            m.set(&key(i), b"s").unwrap();
+        }
+        let mut it = m.iter(MC_MODE_CURSOR);
+        let mut seen = BTreeSet::new();
+        let mut step = 0u32;
+        loop {
+            match m.next(&mut it) {
+                Ok((k, _)) => assert!(seen.insert(k), "no key twice"),
+                Err(MC_DONE) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+            step += 1;
+            if step == base / 4 {
+                // Grow 10x with fresh keys.
+                for i in 1_000_000..1_000_000 + base * 10 {
+                    m.set(&key(i), b"t").unwrap();
+                }
+            }
+            if step == base / 2 {
+                // Shrink: delete all transient keys and re-insert a few of them.
+                for i in 1_000_000..1_000_000 + base * 10 {
+                    m.del(&key(i));
+                }
+                for i in 1_000_000..1_000_010 {
+                    m.set(&key(i), b"t").unwrap();
+                }
+            }
+        }
+        for i in 0..base {
+            assert!(seen.contains(&key(i)), "stable key {i} missed (weak={weak})");
+        }
+    }
+}
+
+#[test]
+fn token_round_trips_through_text_and_rejects_foreign_tokens() {
+    let m = M::with(5, false);
+    let other = M::with(5, false);
+    for i in 0..100 {
+        m.set(&key(i), b"v").unwrap();
+    }
+    let mut it = m.iter(MC_MODE_CURSOR);
+    let first: Vec<_> = (0..30).map(|_| m.next(&mut it).unwrap().0).collect();
+    let text = m.encode(&it).unwrap();
+    assert_eq!(text.len(), MC_ITER_TEXT_LEN);
+    let mut resumed = m.decode(&text).unwrap();
+    let mut rest = Vec::new();
+    while let Ok((k, _)) = m.next(&mut resumed) {
+        rest.push(k);
+    }
+    let all: BTreeSet<_> = first.iter().chain(&rest).cloned().collect();
+    assert_eq!(all.len(), 100);
+    assert_eq!(first.len() + rest.len(), 100);
+    assert_eq!(other.decode(&text), Err(MC_ERR_WRONG_MAP));
+    let mut it2 = it;
+    assert_eq!(other.next(&mut it2), Err(MC_ERR_WRONG_MAP));
+    let mut forged = it;
+    forged.opaque[3] ^= 1;
+    assert_eq!(m.next(&mut forged), Err(MC_ERR_BAD_TOKEN));
+    let mut zero = mc_iter { opaque: [0; 6] };
+    assert_eq!(m.next(&mut zero), Err(MC_ERR_BAD_TOKEN));
+    let mut tampered = text.clone().into_bytes();
+    tampered[20] = if tampered[20] == b'A' { b'B' } else { b'A' };
+    assert_eq!(m.decode(std::str::from_utf8(&tampered).unwrap()), Err(MC_ERR_BAD_TOKEN));
+}
+
+#[test]
+fn handles_reject_garbage_use_after_free_and_double_free() {
+    let m = M::new();
+    let id = m.0;
+    assert_eq!(mc_map_free(id), MC_OK);
+    assert_eq!(mc_map_free(id), MC_ERR_BAD_HANDLE);
+    assert_eq!(m.set(b"a", b"b"), Err(MC_ERR_BAD_HANDLE));
+    for garbage in [0u64, 1, u64::MAX, 0xDEAD_BEEF_0000_0001, 1 << 63 | 5] {
+        assert_eq!(mc_map_clear(mc_map { id: garbage }), MC_ERR_BAD_HANDLE);
+        assert_eq!(mc_map_free(mc_map { id: garbage }), MC_ERR_BAD_HANDLE);
+        assert_eq!(mc_snapshot_free(mc_snapshot { id: garbage }), MC_ERR_BAD_HANDLE);
+    }
+    // A new map may reuse the slot; the stale handle must still be rejected.
+    let m2 = M::new();
+    assert_ne!(m2.0, id);
+    assert_eq!(mc_map_clear(id), MC_ERR_BAD_HANDLE);
+    // Snapshot and map handles are not interchangeable.
+    let mut s = mc_snapshot { id: 0 };
+    assert_eq!(mc_snapshot_new(m2.0, &mut s), MC_OK);
+    assert_eq!(mc_map_clear(mc_map { id: s.id }), MC_ERR_BAD_HANDLE);
+    assert_eq!(mc_map_free(mc_map { id: s.id }), MC_ERR_BAD_HANDLE);
+    assert_eq!(mc_snapshot_free(mc_snapshot { id: m2.0.id }), MC_ERR_BAD_HANDLE);
+    assert_eq!(mc_snapshot_free(s), MC_OK);
+    assert_eq!(mc_snapshot_free(s), MC_ERR_BAD_HANDLE);
+}
+
+#[test]
+fn null_and_oversize_arguments() {
+    let m = M::new();
+    let mut n = 0usize;
+    unsafe {
+        assert_eq!(mc_map_set(m.0, std::ptr::null(), 3, b"v".as_ptr(), 1, std::ptr::null_mut()), MC_ERR_NULL_ARGUMENT);
+        assert_eq!(mc_map_set(m.0, std::ptr::null(), 0, std::ptr::null(), 0, std::ptr::null_mut()), MC_OK);
+        assert_eq!(mc_map_get(m.0, b"".as_ptr(), 0, std::ptr::null_mut(), 0, std::ptr::null_mut()), MC_ERR_NULL_ARGUMENT);
+        assert_eq!(mc_map_get(m.0, std::ptr::null(), 0, std::ptr::null_mut(), 0, &mut n), MC_OK);
+        assert_eq!(n, 0);
+        assert_eq!(mc_map_len(m.0, std::ptr::null_mut()), MC_ERR_NULL_ARGUMENT);
+        assert_eq!(mc_map_new(std::ptr::null_mut()), MC_ERR_NULL_ARGUMENT);
+        assert_eq!(mc_iter_init(m.0, 99, &mut mc_iter { opaque: [0; 6] }), MC_ERR_INVALID_ARGUMENT);
+    }
+    let big = vec![0u8; MC_MAX_KEY_LEN + 1];
+    assert_eq!(m.set(&big, b"v"), Err(MC_ERR_TOO_LARGE));
+    assert_eq!(m.set(&big[..MC_MAX_KEY_LEN], b"v"), Ok(true));
+    let mut o = opts(1, false);
+    o.flags |= 1 << 7;
+    let mut h = mc_map { id: 0 };
+    assert_eq!(unsafe { mc_map_new_with(&o, &mut h) }, MC_ERR_INVALID_ARGUMENT);
+    assert_eq!(h.id, 0, "out-parameter untouched on failure");
+}
+
+#[test]
+fn snapshot_is_isolated_and_outlives_its_map() {
+    let m = M::with(6, false);
+    for i in 0..5000 {
+        m.set(&key(i), b"before").unwrap();
+    }
+    let mut s = mc_snapshot { id: 0 };
+    assert_eq!(mc_snapshot_new(m.0, &mut s), MC_OK);
+    for i in 0..5000 {
+        if i % 2 == 0 {
+            m.set(&key(i), b"after").unwrap();
+        } else {
+            m.del(&key(i));
+        }
+    }
+    for i in 5000..20000 {
+        m.set(&key(i), b"new").unwrap();
+    }
+    assert_eq!(mc_map_free(m.0), MC_OK);
+    let mut n = 0;
+    assert_eq!(unsafe { mc_snapshot_len(s, &mut n) }, MC_OK);
+    assert_eq!(n, 5000);
+    let mut it = mc_iter { opaque: [0; 6] };
+    assert_eq!(mc_snapshot_iter_init(s, MC_MODE_STRICT, &mut it), MC_OK);
+    let mut count = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let (mut c, mut used) = (0, 0);
+        let st = unsafe { mc_snapshot_iter_next_batch(s, &mut it, buf.as_mut_ptr(), buf.len(), 100, &mut c, &mut used) };
+        if st == MC_DONE {
+            break;
+        }
+        assert_eq!(st, MC_OK);
+        assert!(c <= 100);
+        count += c;
+    }
+    assert_eq!(count, 5000);
+    let mut v = [0u8; 16];
+    let k = key(3);
+    assert_eq!(unsafe { mc_snapshot_get(s, k.as_ptr(), k.len(), v.as_mut_ptr(), 16, &mut n) }, MC_OK);
+    assert_eq!(&v[..n], b"before");
+    assert_eq!(mc_snapshot_free(s), MC_OK);
+}
+
+#[test]
+fn batches_get_set_delete_and_next_batch_limits() {
+    let m = M::with(8, false);
+    let keys: Vec<Vec<u8>> = (0..300).map(key).collect();
+    let packed: Vec<u8> = keys.concat();
+    let lens: Vec<u32> = keys.iter().map(|k| k.len() as u32).collect();
+    let vals: Vec<u8> = keys.iter().flat_map(|k| k.iter().rev().copied()).collect();
+    let mut ins = 0;
+    unsafe {
+        assert_eq!(mc_map_set_many(m.0, 300, packed.as_ptr(), lens.as_ptr(), vals.as_ptr(), lens.as_ptr(), &mut ins), MC_OK);
+    }
+    assert_eq!(ins, 300);
+    let mut out = vec![0u8; vals.len()];
+    let mut vlens = vec![0u32; 300];
+    let mut used = 0;
+    unsafe {
+        let s = mc_map_get_many(m.0, 300, packed.as_ptr(), lens.as_ptr(), out.as_mut_ptr(), out.len() - 1, vlens.as_mut_ptr(), &mut used);
+        assert_eq!(s, MC_ERR_BUFFER_TOO_SMALL);
+        assert_eq!(used, vals.len());
+        assert!(vlens.iter().all(|&l| l == 0), "val_lens untouched on failure");
+        let s = mc_map_get_many(m.0, 300, packed.as_ptr(), lens.as_ptr(), out.as_mut_ptr(), out.len(), vlens.as_mut_ptr(), &mut used);
+        assert_eq!(s, MC_OK);
+    }
+    assert_eq!(out, vals);
+    let mut removed = 0;
+    unsafe {
+        assert_eq!(mc_map_delete_many(m.0, 150, packed.as_ptr(), lens.as_ptr(), &mut removed), MC_OK);
+        assert_eq!(removed, 150);
+        mc_map_get_many(m.0, 300, packed.as_ptr(), lens.as_ptr(), out.as_mut_ptr(), out.len(), vlens.as_mut_ptr(), &mut used);
+    }
+    assert!(vlens[..150].iter().all(|&l| l == MC_ABSENT));
+    assert!(vlens[150..].iter().all(|&l| l == 10));
+    // next-batch: exact fit of one entry, one byte short, and the max limit.
+    let one = MC_BATCH_ENTRY_HEADER + 10 + 10;
+    let mut it = m.iter(MC_MODE_CURSOR);
+    assert_eq!(m.next_batch(&mut it, one - 1, 10), Err(MC_ERR_BUFFER_TOO_SMALL));
+    assert_eq!(m.next_batch(&mut it, one, 10).unwrap().len(), 1);
+    assert_eq!(m.next_batch(&mut it, one * 5 + 3, 100).unwrap().len(), 5);
+    assert_eq!(m.next_batch(&mut it, 1 << 20, 7).unwrap().len(), 7);
+    let mut total = 13;
+    loop {
+        let b = m.next_batch(&mut it, 1 << 20, 64).unwrap();
+        if b.is_empty() {
+            break;
+        }
+        total += b.len();
+    }
+    assert_eq!(total, 150);
+    let empty = M::new();
+    let mut it = empty.iter(MC_MODE_STRICT);
+    assert_eq!(empty.next_batch(&mut it, 100, 10).unwrap().len(), 0);
+}
+
+extern "C" fn keep_even(_: *mut std::ffi::c_void, k: *const u8, kl: usize, _: *const u8, _: usize) -> std::ffi::c_int {
+    let k = unsafe { std::slice::from_raw_parts(k, kl) };
+    (k.last().unwrap() % 2 == 0) as std::ffi::c_int
+}
+
+extern "C" fn reenter(user: *mut std::ffi::c_void, _: *const u8, _: usize, _: *const u8, _: usize) -> std::ffi::c_int {
+    let map = unsafe { *(user as *const mc_map) };
+    let s = mc_map_clear(map);
+    assert_eq!(s, MC_ERR_REENTRANT);
+    1
+}
+
+#[test]
+fn retain_and_reentrancy() {
+    let m = M::with(9, false);
+    for i in 0..1000 {
+        m.set(&key(i), b"v").unwrap();
+    }
+    let mut removed = 0;
+    assert_eq!(unsafe { mc_map_retain(m.0, Some(keep_even), std::ptr::null_mut(), &mut removed) }, MC_OK);
+    assert_eq!(removed, 500);
+    assert_eq!(m.len(), 500);
+    let mut h = m.0;
+    assert_eq!(unsafe { mc_map_retain(m.0, Some(reenter), (&mut h as *mut mc_map).cast(), &mut removed) }, MC_OK);
+    assert_eq!(m.len(), 500);
+    assert_eq!(unsafe { mc_map_retain(m.0, None, std::ptr::null_mut(), &mut removed) }, MC_ERR_NULL_ARGUMENT);
+}
+
+#[test]
+fn status_names_cover_every_code() {
+    for s in mapcore::McStatus::ALL {
+        let name = unsafe { std::ffi::CStr::from_ptr(mc_status_name(s as i32)) };
+        assert_eq!(name.to_str().unwrap(), s.trimmed_name());
+        assert!(!unsafe { std::ffi::CStr::from_ptr(mc_status_describe(s as i32)) }.is_empty());
+    }
+    let unknown = unsafe { std::ffi::CStr::from_ptr(mc_status_name(12345)) };
+    assert_eq!(unknown.to_str().unwrap(), "MC_UNKNOWN_STATUS");
+    assert_eq!(mc_abi_version(), MC_ABI_VERSION);
+}
+
+#[test]
+fn last_error_has_detail() {
+    let m = M::new();
+    assert_eq!(m.del(b"nope"), MC_ERR_NOT_FOUND);
+    let mut buf = [0 as std::ffi::c_char; 256];
+    let mut n = 0;
+    assert_eq!(unsafe { mc_last_error(buf.as_mut_ptr(), buf.len(), &mut n) }, MC_OK);
+    let msg = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap();
+    assert!(msg.contains("MC_ERR_NOT_FOUND"), "{msg}");
+    assert_eq!(unsafe { mc_last_error(buf.as_mut_ptr(), 2, &mut n) }, MC_ERR_BUFFER_TOO_SMALL);
+    assert_eq!(n, msg.len());
+}
