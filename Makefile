@@ -57,7 +57,7 @@ test: all rust-test header-check abi-check c-test valgrind sanitizers go-test be
 rust-test:
 	$(CARGO) test -q -p mapcore
 
-abi-check:
+abi-check: stage
 	$(CARGO) test -q -p abi-check
 
 c-test: stage

@@ -468,6 +468,9 @@ impl Map {
     /// checked first and then moved past this removal, so only this token
     /// stays valid.
     pub fn remove_current(&self, cur: &mut Cursor, stamp: Option<&mut u64>) -> Result<()> {
+        if let Some(st) = &stamp {
+            self.check_stamp(**st)?;
+        }
         if !cur.current {
             return Err(no_current());
         }
@@ -490,6 +493,9 @@ impl Map {
     /// Replaces the value of the entry `cur` last returned (not structural).
     pub fn set_current_value(&self, cur: &Cursor, stamp: Option<u64>, val: &[u8]) -> Result<()> {
         check_value(val)?;
+        if let Some(st) = stamp {
+            self.check_stamp(st)?;
+        }
         if !cur.current {
             return Err(no_current());
         }

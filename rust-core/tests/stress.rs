@@ -1,0 +1,279 @@
+//! Multi-threaded stress through the C ABI, checking invariants while
+//! writers, readers, strict and cursor iterators, snapshots and batch
+//! transfers run at once. `make test` runs a short pass; `make stress` runs
+//! the long one (MAPCORE_STRESS_SECS, default 60).
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use mapcore::ffi::*;
+use mapcore::McStatus::*;
+
+const STABLE: u32 = 2000;
+const ACCOUNTS: u32 = 64;
+const START_BALANCE: u64 = 1000;
+
+fn stable_key(i: u32) -> Vec<u8> {
+    format!("stable-{i}").into_bytes()
+}
+fn acct(i: u32) -> Vec<u8> {
+    format!("acct-{i:03}").into_bytes()
+}
+
+fn snapshot_total(s: mc_snapshot) -> (u64, usize) {
+    let mut it = mc_iter { opaque: [0; 6] };
+    assert_eq!(mc_snapshot_iter_init(s, MC_MODE_STRICT, &mut it), MC_OK);
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut total, mut n) = (0u64, 0usize);
+    loop {
+        let (mut c, mut used) = (0, 0);
+        let st = unsafe { mc_snapshot_iter_next_batch(s, &mut it, buf.as_mut_ptr(), buf.len(), 512, &mut c, &mut used) };
+        if st == MC_DONE {
+            return (total, n);
+        }
+        assert_eq!(st, MC_OK);
+        let mut off = 0;
+        loop {
+            let (mut k, mut kl, mut v, mut vl) = (std::ptr::null(), 0, std::ptr::null(), 0);
+            if unsafe { mc_batch_entry(buf.as_ptr(), used, &mut off, &mut k, &mut kl, &mut v, &mut vl) } == MC_DONE {
+                break;
+            }
+            let key = unsafe { std::slice::from_raw_parts(k, kl) };
+            if key.starts_with(b"acct-") {
+                let val = unsafe { std::slice::from_raw_parts(v, vl) };
+                total += u64::from_le_bytes(val.try_into().unwrap());
+            }
+            n += 1;
+        }
+    }
+}
+
+fn run_stress(duration: Duration) {
+    let m = Arc::new(M::with(77, false));
+    for i in 0..STABLE {
+        m.set(&stable_key(i), &i.to_le_bytes()).unwrap();
+    }
+    for i in 0..ACCOUNTS {
+        m.set(&acct(i), &START_BALANCE.to_le_bytes()).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters: Arc<[AtomicU64; 6]> = Arc::new(Default::default());
+    let mut threads = Vec::new();
+
+    // Writer: churns transient keys (growth, shrink, compaction) and overwrites stable values.
+    {
+        let (m, stop, c) = (m.clone(), stop.clone(), counters.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let k = format!("tmp-{}", i % 20_000).into_bytes();
+                if (i / 20_000) % 2 == 0 {
+                    m.set(&k, &[1u8; 24]).unwrap();
+                } else {
+                    m.del(&k);
+                }
+                let s = (i % STABLE as u64) as u32;
+                m.set(&stable_key(s), &s.to_le_bytes()).unwrap();
+                i += 1;
+                c[0].fetch_add(1, Ordering::Relaxed);
+                if i % 2000 == 0 {
+                    // Quiet windows so strict passes can complete.
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+            }
+        }));
+    }
+    // Transfers: move money between two accounts atomically with set-many.
+    {
+        let (m, stop, c) = (m.clone(), stop.clone(), counters.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut x = 12345u64;
+            while !stop.load(Ordering::Relaxed) {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let (a, b) = ((x >> 33) as u32 % ACCOUNTS, (x >> 17) as u32 % ACCOUNTS);
+                if a == b {
+                    continue;
+                }
+                // Read both in one consistent state, then write both atomically.
+                // Lost updates are impossible because this is the only transfer thread.
+                let keys = [acct(a), acct(b)].concat();
+                let lens = [acct(a).len() as u32, acct(b).len() as u32];
+                let mut vals = [0u8; 16];
+                let mut vlens = [0u32; 2];
+                let mut used = 0;
+                let s = unsafe { mc_map_get_many(m.0, 2, keys.as_ptr(), lens.as_ptr(), vals.as_mut_ptr(), 16, vlens.as_mut_ptr(), &mut used) };
+                assert_eq!(s, MC_OK);
+                let va = u64::from_le_bytes(vals[..8].try_into().unwrap());
+                let vb = u64::from_le_bytes(vals[8..].try_into().unwrap());
+                let amount = va.min(7);
+                let newv = [(va - amount).to_le_bytes(), (vb + amount).to_le_bytes()].concat();
+                let s = unsafe { mc_map_set_many(m.0, 2, keys.as_ptr(), lens.as_ptr(), newv.as_ptr(), [8u32, 8].as_ptr(), std::ptr::null_mut()) };
+                assert_eq!(s, MC_OK);
+                c[1].fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    // Reader: stable keys always present with their value.
+    {
+        let (m, stop, c) = (m.clone(), stop.clone(), counters.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut i = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let s = i % STABLE;
+                assert_eq!(m.get(&stable_key(s)).unwrap(), s.to_le_bytes());
+                i += 1;
+                c[2].fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    // Strict iterator: restarts on invalidation; never a duplicate within one pass.
+    {
+        let (m, stop, c) = (m.clone(), stop.clone(), counters.clone());
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let mut it = m.iter(MC_MODE_STRICT);
+                let mut seen = BTreeSet::new();
+                loop {
+                    match m.next_batch(&mut it, 1 << 16, 1024) {
+                        Ok(b) if b.is_empty() => {
+                            c[3].fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                        Ok(b) => {
+                            for (k, _) in b {
+                                assert!(seen.insert(k), "strict pass returned a key twice");
+                            }
+                        }
+                        Err(MC_ERR_ITER_INVALIDATED) => break,
+                        Err(e) => panic!("strict: {e:?}"),
+                    }
+                }
+            }
+        }));
+    }
+    // Cursor scans: every stable key exactly once, nothing twice.
+    {
+        let (m, stop, c) = (m.clone(), stop.clone(), counters.clone());
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let mut it = m.iter(MC_MODE_CURSOR);
+                let mut seen = BTreeSet::new();
+                loop {
+                    let b = m.next_batch(&mut it, 4096, 64).unwrap();
+                    if b.is_empty() {
+                        break;
+                    }
+                    for (k, _) in b {
+                        assert!(seen.insert(k), "cursor returned a key twice");
+                    }
+                }
+                for i in 0..STABLE {
+                    assert!(seen.contains(&stable_key(i)), "cursor missed a stable key");
+                }
+                c[4].fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    // Snapshots: the account total is invariant in every snapshot.
+    {
+        let (m, stop, c) = (m.clone(), stop.clone(), counters.clone());
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let mut s = mc_snapshot { id: 0 };
+                assert_eq!(mc_snapshot_new(m.0, &mut s), MC_OK);
+                let mut len = 0;
+                assert_eq!(unsafe { mc_snapshot_len(s, &mut len) }, MC_OK);
+                let (total, n) = snapshot_total(s);
+                assert_eq!(total, ACCOUNTS as u64 * START_BALANCE, "snapshot saw a half-done transfer");
+                assert_eq!(n, len);
+                assert_eq!(mc_snapshot_free(s), MC_OK);
+                c[5].fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("stress thread panicked");
+    }
+    let names = ["writes", "transfers", "reads", "strict passes", "cursor scans", "snapshots"];
+    for (n, c) in names.iter().zip(counters.iter()) {
+        eprintln!("{n}: {}", c.load(Ordering::Relaxed));
+        assert!(c.load(Ordering::Relaxed) > 0, "{n} made no progress");
+    }
+}
+
+#[test]
+fn stress_short() {
+    run_stress(Duration::from_millis(1500));
+}
+
+#[test]
+#[ignore]
+fn stress_long() {
+    let secs = std::env::var("MAPCORE_STRESS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    run_stress(Duration::from_secs(secs));
+}
+
+#[test]
+fn free_while_other_threads_are_inside_calls() {
+    for round in 0..20 {
+        let m = M::new();
+        let h = m.0;
+        for i in 0..1000u32 {
+            m.set(&i.to_le_bytes(), b"v").unwrap();
+        }
+        let go = Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = (0..3)
+            .map(|t| {
+                let go = go.clone();
+                std::thread::spawn(move || {
+                    while !go.load(Ordering::Acquire) {}
+                    let mut ok = 0;
+                    for i in 0..20_000u32 {
+                        let k = (i % 1000).to_le_bytes();
+                        let s = match t {
+                            0 => unsafe { mc_map_set(h, k.as_ptr(), 4, k.as_ptr(), 4, std::ptr::null_mut()) },
+                            1 => {
+                                let mut it = mc_iter { opaque: [0; 6] };
+                                let s = mc_iter_init(h, MC_MODE_CURSOR, &mut it);
+                                if s == MC_OK {
+                                    let mut buf = [0u8; 4096];
+                                    let (mut c, mut u) = (0, 0);
+                                    unsafe { mc_iter_next_batch(h, &mut it, buf.as_mut_ptr(), 4096, 100, &mut c, &mut u) }
+                                } else {
+                                    s
+                                }
+                            }
+                            _ => {
+                                let mut n = 0;
+                                unsafe { mc_map_len(h, &mut n) }
+                            }
+                        };
+                        match s {
+                            MC_OK => ok += 1,
+                            MC_ERR_BAD_HANDLE => return ok,
+                            e => panic!("round {round}: unexpected {e:?}"),
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        go.store(true, Ordering::Release);
+        std::thread::sleep(Duration::from_micros(200 * (round % 5)));
+        assert_eq!(mc_map_free(h), MC_OK);
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert_eq!(mc_map_clear(h), MC_ERR_BAD_HANDLE);
+        std::mem::forget(m);
+    }
+}
