@@ -93,12 +93,19 @@ fn scan_shard(
     consumed: &mut usize,
     f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
 ) -> (Option<usize>, bool) {
+    const LOOKAHEAD: usize = 6;
     let mut last = None;
     let mut next = data.seek_after(hasher, after);
+    if let Some(i) = next {
+        for j in 1..LOOKAHEAD {
+            data.prefetch_at(i + j);
+        }
+    }
     while let Some(i) = next {
         if *consumed >= max {
             return (last, true);
         }
+        data.prefetch_at(i + LOOKAHEAD);
         let (k, v) = data.entry_at(i);
         if !f(k, v) {
             return (last, true);
@@ -350,6 +357,11 @@ impl Map {
         for (s, g) in guards.iter_mut().enumerate() {
             if mask & (1 << s) != 0 {
                 *g = Some(self.shards[s].data.read());
+            }
+        }
+        for &h in hashes {
+            if let Some(g) = &guards[shard_of(h)] {
+                g.prefetch_home(h);
             }
         }
         f(&ManyView { guards, hasher: &self.hasher })

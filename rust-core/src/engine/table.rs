@@ -182,6 +182,16 @@ impl Arena {
         (&chunk[k..k + klen], &chunk[k + klen..k + klen + vlen])
     }
 
+    /// Hints the CPU to fetch the record at `loc`; iteration visits records in
+    /// hash order, which is random in the arena, so overlapping the misses pays.
+    #[inline]
+    fn prefetch(&self, loc: u64) {
+        if let Some(chunk) = self.chunks.get(((loc >> 32) as usize).wrapping_sub(1)) {
+            let p = chunk.as_ptr().wrapping_add((loc & 0xFFFF_FFFF) as usize);
+            prefetch_read(p);
+        }
+    }
+
     fn free(&mut self, loc: u64) {
         let (k, v) = self.record(loc);
         self.live -= Self::record_len(k.len(), v.len());
@@ -471,6 +481,27 @@ impl ShardData {
         self.table.get(i).hash
     }
 
+    /// Prefetches the record in slot `i`, if any (no-op out of range).
+    #[inline]
+    pub fn prefetch_at(&self, i: usize) {
+        if i < self.table.len {
+            let s = self.table.get(i);
+            if !s.is_empty() {
+                self.arena.prefetch(s.loc);
+            }
+        }
+    }
+
+    /// Prefetches the home slot of `h1` (batch lookups overlap their misses).
+    #[inline]
+    pub fn prefetch_home(&self, h1: u64) {
+        let i = self.table.home(h1);
+        if i < self.table.len {
+            let page = &self.table.pages[i >> PAGE_BITS];
+            prefetch_read(page.as_ptr().wrapping_add(i & PAGE_MASK).cast());
+        }
+    }
+
     /// First occupied slot at or after `i`.
     #[inline]
     pub fn occupied_from(&self, mut i: usize) -> Option<usize> {
@@ -577,6 +608,18 @@ impl Default for ShardData {
     fn default() -> Self {
         ShardData::new()
     }
+}
+
+#[inline]
+fn prefetch_read(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching never dereferences the pointer and cannot fault,
+    // whatever address it is given; SSE is part of the x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Smallest nominal bits whose capacity holds `n` slots.

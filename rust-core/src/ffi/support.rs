@@ -1,7 +1,7 @@
 //! Argument checking, error mapping and the panic boundary shared by every
 //! exported function.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::engine::Map;
@@ -12,6 +12,8 @@ thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
     /// Maps whose callbacks are running on this thread (re-entry is refused).
     static IN_CALLBACK: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    /// Length of IN_CALLBACK, so the common no-callback case is one load.
+    static CALLBACK_DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
 pub fn set_last_error(e: &Error) {
@@ -32,7 +34,11 @@ pub fn err(status: McStatus, detail: impl Into<String>) -> Error {
 
 /// Runs `f` behind the panic boundary and turns its result into a status.
 pub fn run(f: impl FnOnce() -> Result<McStatus>) -> McStatus {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    finish(catch_unwind(AssertUnwindSafe(f)))
+}
+
+fn finish(r: std::thread::Result<Result<McStatus>>) -> McStatus {
+    match r {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             set_last_error(&e);
@@ -58,29 +64,32 @@ fn lookup(id: u64, what: &str) -> Result<registry::Handle> {
     registry::get(id).ok_or_else(|| bad_handle(what))
 }
 
-/// Resolves a map handle and runs `f` on it. A panic inside poisons the map.
+/// Resolves a map handle and runs `f` on it. A panic inside poisons the map:
+/// its invariants may be broken, so later calls get MC_ERR_POISONED.
 pub fn on_map(id: u64, f: impl FnOnce(&Map, u64) -> Result<McStatus>) -> McStatus {
-    run(|| {
+    let r = catch_unwind(AssertUnwindSafe(|| {
         let h = lookup(id, "map")?;
         let live: &Live = h.as_ref().expect("looked up");
         let Object::Map(map) = &live.object else { return Err(bad_handle("map")) };
         if map.is_poisoned() {
             return Err(err(McStatus::MC_ERR_POISONED, "the map was poisoned by an earlier internal error; free it"));
         }
-        if IN_CALLBACK.with(|c| c.borrow().contains(&id)) {
+        if CALLBACK_DEPTH.get() > 0 && IN_CALLBACK.with(|c| c.borrow().contains(&id)) {
             return Err(err(
                 McStatus::MC_ERR_REENTRANT,
                 "a callback called back into the map that is running it; the call was refused",
             ));
         }
-        match catch_unwind(AssertUnwindSafe(|| f(map, id))) {
-            Ok(r) => r,
-            Err(p) => {
+        f(map, id)
+    }));
+    if r.is_err() {
+        if let Some(h) = registry::get(id) {
+            if let Some(Live { object: Object::Map(map), .. }) = h.as_deref() {
                 map.poison();
-                std::panic::resume_unwind(p)
             }
         }
-    })
+    }
+    finish(r)
 }
 
 pub fn on_snapshot(id: u64, f: impl FnOnce(&Snapshot, u64) -> Result<McStatus>) -> McStatus {
@@ -98,6 +107,7 @@ pub struct CallbackScope(u64);
 impl CallbackScope {
     pub fn enter(map_id: u64) -> CallbackScope {
         IN_CALLBACK.with(|c| c.borrow_mut().push(map_id));
+        CALLBACK_DEPTH.set(CALLBACK_DEPTH.get() + 1);
         CallbackScope(map_id)
     }
 }
@@ -109,6 +119,7 @@ impl Drop for CallbackScope {
             if let Some(i) = c.iter().rposition(|x| *x == self.0) {
                 c.remove(i);
             }
+            CALLBACK_DEPTH.set(c.len());
         });
     }
 }
@@ -174,5 +185,36 @@ pub unsafe fn put_opt<T>(ptr: *mut T, v: T) {
     if !ptr.is_null() {
         // SAFETY: non-NULL; alignment and writability are the caller's contract.
         unsafe { ptr.write(v) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Options;
+
+    #[test]
+    fn panic_becomes_internal_error_and_poisons_the_map() {
+        let id = registry::insert(Object::Map(Map::new(&Options::default()).unwrap())).unwrap();
+        let s = on_map(id, |_, _| panic!("injected failure"));
+        assert_eq!(s, McStatus::MC_ERR_INTERNAL);
+        with_last_error(|m| assert!(m.contains("injected failure"), "{m}"));
+        assert_eq!(on_map(id, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_ERR_POISONED);
+        // A poisoned map can still be freed, and is then a bad handle.
+        assert!(registry::remove(id));
+        assert_eq!(on_map(id, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_ERR_BAD_HANDLE);
+    }
+
+    #[test]
+    fn callback_scope_marks_only_its_map() {
+        let a = registry::insert(Object::Map(Map::new(&Options::default()).unwrap())).unwrap();
+        let b = registry::insert(Object::Map(Map::new(&Options::default()).unwrap())).unwrap();
+        {
+            let _s = CallbackScope::enter(a);
+            assert_eq!(on_map(a, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_ERR_REENTRANT);
+            assert_eq!(on_map(b, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_OK);
+        }
+        assert_eq!(on_map(a, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_OK);
+        assert!(registry::remove(a) && registry::remove(b));
     }
 }
