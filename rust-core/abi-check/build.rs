@@ -20,7 +20,9 @@ fn main() -> Result<()> {
         .generate()
         .context("bindgen could not parse include/mapcore.h")?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    bindings.write_to_file(out.join("bindings.rs")).context("writing bindings")?;
+    bindings
+        .write_to_file(out.join("bindings.rs"))
+        .context("writing bindings")?;
 
     // C code compiled against the same header: callbacks and struct layouts
     // as a C compiler sees them.
@@ -32,7 +34,10 @@ fn main() -> Result<()> {
         .compile("abi_helper");
 
     // The staged install has the soname links (libmapcore.so.1) the loader needs.
-    let lib_dir = root.join("build/stage/lib").canonicalize().context("stage libmapcore first: make stage")?;
+    let lib_dir = root
+        .join("build/stage/lib")
+        .canonicalize()
+        .context("stage libmapcore first: make stage")?;
     println!("cargo:rustc-link-search=native={}", lib_dir.display());
     println!("cargo:rustc-link-lib=dylib=mapcore");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib_dir.display());

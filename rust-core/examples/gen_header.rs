@@ -11,7 +11,8 @@ fn main() -> Result<()> {
 }
 
 fn mapcore_header(crate_dir: &str) -> Result<String> {
-    let config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml")).map_err(anyhow::Error::msg)?;
+    let config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml"))
+        .map_err(anyhow::Error::msg)?;
     let bindings = cbindgen::Builder::new()
         .with_crate(crate_dir)
         .with_config(config)

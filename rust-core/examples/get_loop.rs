@@ -5,7 +5,13 @@ use mapcore::ffi::*;
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
     let n = 100_000u64;
-    let ks: Vec<[u8; 16]> = (0..n).map(|i| { let mut k = [0u8; 16]; k[..8].copy_from_slice(&(i.wrapping_mul(0x9E3779B97F4A7C15)).to_le_bytes()); k }).collect();
+    let ks: Vec<[u8; 16]> = (0..n)
+        .map(|i| {
+            let mut k = [0u8; 16];
+            k[..8].copy_from_slice(&(i.wrapping_mul(0x9E3779B97F4A7C15)).to_le_bytes());
+            k
+        })
+        .collect();
     let val = [1u8; 32];
     let mut m = mc_map { id: 0 };
     unsafe { mc_map_new(&mut m) };
@@ -13,13 +19,20 @@ fn main() {
         unsafe { mc_map_set(m, k.as_ptr(), 16, val.as_ptr(), 32, std::ptr::null_mut()) };
     }
     let h = mapcore::registry::get(m.id).unwrap();
-    let mapcore::registry::Object::Map(em) = &h.as_ref().unwrap().object else { panic!() };
+    let mapcore::registry::Object::Map(em) = &h.as_ref().unwrap().object else {
+        panic!()
+    };
     let mut buf = [0u8; 64];
     let mut sum = 0usize;
     for _ in 0..3 {
         for k in &ks {
             if mode == "engine" {
-                sum += em.get_with(k, |v| { buf[..v.len()].copy_from_slice(v); v.len() }).unwrap();
+                sum += em
+                    .get_with(k, |v| {
+                        buf[..v.len()].copy_from_slice(v);
+                        v.len()
+                    })
+                    .unwrap();
             } else {
                 let mut l = 0;
                 unsafe { mc_map_get(m, k.as_ptr(), 16, buf.as_mut_ptr(), 64, &mut l) };

@@ -11,7 +11,9 @@ fn keys(n: usize, seed: u64) -> Vec<[u8; 16]> {
         .map(|_| {
             let mut k = [0u8; 16];
             for c in k.chunks_mut(8) {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 c.copy_from_slice(&(x ^ (x >> 29)).to_le_bytes());
             }
             k
@@ -20,7 +22,10 @@ fn keys(n: usize, seed: u64) -> Vec<[u8; 16]> {
 }
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let ks = keys(n, 1);
     let val = [7u8; 32];
     let mut order: Vec<usize> = (0..n).collect();
@@ -52,7 +57,10 @@ fn main() {
     let mut cnt = 0;
     loop {
         let (mut c, mut u) = (0, 0);
-        if unsafe { mc_iter_next_batch(m, &mut it, bb.as_mut_ptr(), bb.len(), 4096, &mut c, &mut u) } != mapcore::McStatus::MC_OK {
+        if unsafe {
+            mc_iter_next_batch(m, &mut it, bb.as_mut_ptr(), bb.len(), 4096, &mut c, &mut u)
+        } != mapcore::McStatus::MC_OK
+        {
             break;
         }
         cnt += c;
@@ -85,7 +93,10 @@ fn main() {
     }
     let fget = t.elapsed().as_nanos() as f64 / n as f64;
     engine_direct(&ks, &order);
-    println!("n={n} mapcore: insert {ins:.1} get {get:.1} iter {iter:.1} ns/op, {:.1} B/entry", mem.unwrap_or(0) as f64 / n as f64);
+    println!(
+        "n={n} mapcore: insert {ins:.1} get {get:.1} iter {iter:.1} ns/op, {:.1} B/entry",
+        mem.unwrap_or(0) as f64 / n as f64
+    );
     println!("std HashMap<Vec,Vec>: insert {hins:.1} get {hget:.1}; HashMap<[u8;16],[u8;32]> get {fget:.1}  ({sum})");
 }
 
@@ -102,18 +113,28 @@ fn engine_direct(ks: &[[u8; 16]], order: &[usize]) {
         sum += m.get_with(&ks[i], |v| v.len()).unwrap_or(0);
     }
     let n = ks.len();
-    println!("engine direct get {:.1} ns ({sum})", t.elapsed().as_nanos() as f64 / n as f64);
+    println!(
+        "engine direct get {:.1} ns ({sum})",
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
     let t = Instant::now();
     let h = m.hasher().clone();
     for &i in order {
         sum += h.h1(&ks[i]) as usize & 1;
     }
-    println!("hash only {:.1} ns ({sum})", t.elapsed().as_nanos() as f64 / n as f64);
+    println!(
+        "hash only {:.1} ns ({sum})",
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
     let t = Instant::now();
     let mut cur = mapcore::engine::Cursor::default();
     let mut cnt = 0usize;
-    while let Ok(mapcore::engine::Scan::Entries(c)) = m.scan(&mut cur, None, 4096, &mut |_, _| true) {
+    while let Ok(mapcore::engine::Scan::Entries(c)) = m.scan(&mut cur, None, 4096, &mut |_, _| true)
+    {
         cnt += c;
     }
-    println!("engine scan {:.1} ns/entry ({cnt})", t.elapsed().as_nanos() as f64 / n as f64);
+    println!(
+        "engine scan {:.1} ns/entry ({cnt})",
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
 }

@@ -57,7 +57,10 @@ struct Registry {
 
 static REGISTRY: Registry = Registry {
     segments: [const { OnceLock::new() }; MAX_SEGS],
-    free: Mutex::new(FreeList { free: Vec::new(), next: 0 }),
+    free: Mutex::new(FreeList {
+        free: Vec::new(),
+        next: 0,
+    }),
 };
 
 pub type Handle = Guard<Option<Arc<Live>>>;
@@ -82,7 +85,8 @@ pub fn insert(object: Object) -> Option<u64> {
             if i >= MAX_LIVE {
                 return None;
             }
-            REGISTRY.segments[i >> SEG_BITS].get_or_init(|| (0..SEG_SLOTS).map(|_| Slot::default()).collect());
+            REGISTRY.segments[i >> SEG_BITS]
+                .get_or_init(|| (0..SEG_SLOTS).map(|_| Slot::default()).collect());
             fl.next += 1;
             i
         }
@@ -93,7 +97,11 @@ pub fn insert(object: Object) -> Option<u64> {
         gen = 1;
     }
     s.generation.store(gen, Ordering::Relaxed);
-    let kind = if matches!(object, Object::Snapshot(_)) { SNAPSHOT_BIT } else { 0 };
+    let kind = if matches!(object, Object::Snapshot(_)) {
+        SNAPSHOT_BIT
+    } else {
+        0
+    };
     let id = kind | (gen as u64) << 32 | (index as u64 + 1);
     s.live.store(Some(Arc::new(Live { id, object })));
     Some(id)

@@ -120,7 +120,10 @@ pub struct Error {
 
 impl Error {
     pub fn new(status: McStatus, detail: impl Into<String>) -> Error {
-        Error { status, detail: detail.into() }
+        Error {
+            status,
+            detail: detail.into(),
+        }
     }
 }
 

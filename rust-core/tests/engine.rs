@@ -71,12 +71,28 @@ fn strict_is_invalidated_by_every_structural_change_but_not_by_overwrite() {
     type Op = fn(&M);
     let ops: [(&str, Op, bool); 8] = [
         ("insert new", |m| assert!(m.set(b"new", b"x").is_ok()), true),
-        ("overwrite", |m| assert!(m.set(&key(3), b"changed").is_ok()), false),
+        (
+            "overwrite",
+            |m| assert!(m.set(&key(3), b"changed").is_ok()),
+            false,
+        ),
         ("delete", |m| assert_eq!(m.del(&key(4)), MC_OK), true),
-        ("delete absent", |m| assert_eq!(m.del(b"absent"), MC_ERR_NOT_FOUND), false),
+        (
+            "delete absent",
+            |m| assert_eq!(m.del(b"absent"), MC_ERR_NOT_FOUND),
+            false,
+        ),
         ("clear", |m| assert_eq!(mc_map_clear(m.0), MC_OK), true),
-        ("reserve", |m| assert_eq!(mc_map_reserve(m.0, 10), MC_OK), true),
-        ("shrink", |m| assert_eq!(mc_map_shrink_to_fit(m.0), MC_OK), true),
+        (
+            "reserve",
+            |m| assert_eq!(mc_map_reserve(m.0, 10), MC_OK),
+            true,
+        ),
+        (
+            "shrink",
+            |m| assert_eq!(mc_map_shrink_to_fit(m.0), MC_OK),
+            true,
+        ),
         ("get", |m| assert!(m.get(&key(1)).is_ok()), false),
     ];
     for (name, op, structural) in ops {
@@ -207,7 +223,10 @@ fn cursor_survives_growth_and_shrink_mid_scan() {
             }
         }
         for i in 0..base {
-            assert!(seen.contains(&key(i)), "stable key {i} missed (weak={weak})");
+            assert!(
+                seen.contains(&key(i)),
+                "stable key {i} missed (weak={weak})"
+            );
         }
     }
 }
@@ -241,7 +260,10 @@ fn token_round_trips_through_text_and_rejects_foreign_tokens() {
     assert_eq!(m.next(&mut zero), Err(MC_ERR_BAD_TOKEN));
     let mut tampered = text.clone().into_bytes();
     tampered[20] = if tampered[20] == b'A' { b'B' } else { b'A' };
-    assert_eq!(m.decode(std::str::from_utf8(&tampered).unwrap()), Err(MC_ERR_BAD_TOKEN));
+    assert_eq!(
+        m.decode(std::str::from_utf8(&tampered).unwrap()),
+        Err(MC_ERR_BAD_TOKEN)
+    );
 }
 
 #[test]
@@ -254,7 +276,10 @@ fn handles_reject_garbage_use_after_free_and_double_free() {
     for garbage in [0u64, 1, u64::MAX, 0xDEAD_BEEF_0000_0001, 1 << 63 | 5] {
         assert_eq!(mc_map_clear(mc_map { id: garbage }), MC_ERR_BAD_HANDLE);
         assert_eq!(mc_map_free(mc_map { id: garbage }), MC_ERR_BAD_HANDLE);
-        assert_eq!(mc_snapshot_free(mc_snapshot { id: garbage }), MC_ERR_BAD_HANDLE);
+        assert_eq!(
+            mc_snapshot_free(mc_snapshot { id: garbage }),
+            MC_ERR_BAD_HANDLE
+        );
     }
     // A new map may reuse the slot; the stale handle must still be rejected.
     let m2 = M::new();
@@ -265,7 +290,10 @@ fn handles_reject_garbage_use_after_free_and_double_free() {
     assert_eq!(mc_snapshot_new(m2.0, &mut s), MC_OK);
     assert_eq!(mc_map_clear(mc_map { id: s.id }), MC_ERR_BAD_HANDLE);
     assert_eq!(mc_map_free(mc_map { id: s.id }), MC_ERR_BAD_HANDLE);
-    assert_eq!(mc_snapshot_free(mc_snapshot { id: m2.0.id }), MC_ERR_BAD_HANDLE);
+    assert_eq!(
+        mc_snapshot_free(mc_snapshot { id: m2.0.id }),
+        MC_ERR_BAD_HANDLE
+    );
     assert_eq!(mc_snapshot_free(s), MC_OK);
     assert_eq!(mc_snapshot_free(s), MC_ERR_BAD_HANDLE);
 }
@@ -275,14 +303,50 @@ fn null_and_oversize_arguments() {
     let m = M::new();
     let mut n = 0usize;
     unsafe {
-        assert_eq!(mc_map_set(m.0, std::ptr::null(), 3, b"v".as_ptr(), 1, std::ptr::null_mut()), MC_ERR_NULL_ARGUMENT);
-        assert_eq!(mc_map_set(m.0, std::ptr::null(), 0, std::ptr::null(), 0, std::ptr::null_mut()), MC_OK);
-        assert_eq!(mc_map_get(m.0, b"".as_ptr(), 0, std::ptr::null_mut(), 0, std::ptr::null_mut()), MC_ERR_NULL_ARGUMENT);
-        assert_eq!(mc_map_get(m.0, std::ptr::null(), 0, std::ptr::null_mut(), 0, &mut n), MC_OK);
+        assert_eq!(
+            mc_map_set(
+                m.0,
+                std::ptr::null(),
+                3,
+                b"v".as_ptr(),
+                1,
+                std::ptr::null_mut()
+            ),
+            MC_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            mc_map_set(
+                m.0,
+                std::ptr::null(),
+                0,
+                std::ptr::null(),
+                0,
+                std::ptr::null_mut()
+            ),
+            MC_OK
+        );
+        assert_eq!(
+            mc_map_get(
+                m.0,
+                b"".as_ptr(),
+                0,
+                std::ptr::null_mut(),
+                0,
+                std::ptr::null_mut()
+            ),
+            MC_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            mc_map_get(m.0, std::ptr::null(), 0, std::ptr::null_mut(), 0, &mut n),
+            MC_OK
+        );
         assert_eq!(n, 0);
         assert_eq!(mc_map_len(m.0, std::ptr::null_mut()), MC_ERR_NULL_ARGUMENT);
         assert_eq!(mc_map_new(std::ptr::null_mut()), MC_ERR_NULL_ARGUMENT);
-        assert_eq!(mc_iter_init(m.0, 99, &mut mc_iter { opaque: [0; 6] }), MC_ERR_INVALID_ARGUMENT);
+        assert_eq!(
+            mc_iter_init(m.0, 99, &mut mc_iter { opaque: [0; 6] }),
+            MC_ERR_INVALID_ARGUMENT
+        );
     }
     let big = vec![0u8; MC_MAX_KEY_LEN + 1];
     assert_eq!(m.set(&big, b"v"), Err(MC_ERR_TOO_LARGE));
@@ -290,7 +354,10 @@ fn null_and_oversize_arguments() {
     let mut o = opts(1, false);
     o.flags |= 1 << 7;
     let mut h = mc_map { id: 0 };
-    assert_eq!(unsafe { mc_map_new_with(&o, &mut h) }, MC_ERR_INVALID_ARGUMENT);
+    assert_eq!(
+        unsafe { mc_map_new_with(&o, &mut h) },
+        MC_ERR_INVALID_ARGUMENT
+    );
     assert_eq!(h.id, 0, "out-parameter untouched on failure");
 }
 
@@ -322,7 +389,17 @@ fn snapshot_is_isolated_and_outlives_its_map() {
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let (mut c, mut used) = (0, 0);
-        let st = unsafe { mc_snapshot_iter_next_batch(s, &mut it, buf.as_mut_ptr(), buf.len(), 100, &mut c, &mut used) };
+        let st = unsafe {
+            mc_snapshot_iter_next_batch(
+                s,
+                &mut it,
+                buf.as_mut_ptr(),
+                buf.len(),
+                100,
+                &mut c,
+                &mut used,
+            )
+        };
         if st == MC_DONE {
             break;
         }
@@ -333,7 +410,10 @@ fn snapshot_is_isolated_and_outlives_its_map() {
     assert_eq!(count, 5000);
     let mut v = [0u8; 16];
     let k = key(3);
-    assert_eq!(unsafe { mc_snapshot_get(s, k.as_ptr(), k.len(), v.as_mut_ptr(), 16, &mut n) }, MC_OK);
+    assert_eq!(
+        unsafe { mc_snapshot_get(s, k.as_ptr(), k.len(), v.as_mut_ptr(), 16, &mut n) },
+        MC_OK
+    );
     assert_eq!(&v[..n], b"before");
     assert_eq!(mc_snapshot_free(s), MC_OK);
 }
@@ -347,33 +427,80 @@ fn batches_get_set_delete_and_next_batch_limits() {
     let vals: Vec<u8> = keys.iter().flat_map(|k| k.iter().rev().copied()).collect();
     let mut ins = 0;
     unsafe {
-        assert_eq!(mc_map_set_many(m.0, 300, packed.as_ptr(), lens.as_ptr(), vals.as_ptr(), lens.as_ptr(), &mut ins), MC_OK);
+        assert_eq!(
+            mc_map_set_many(
+                m.0,
+                300,
+                packed.as_ptr(),
+                lens.as_ptr(),
+                vals.as_ptr(),
+                lens.as_ptr(),
+                &mut ins
+            ),
+            MC_OK
+        );
     }
     assert_eq!(ins, 300);
     let mut out = vec![0u8; vals.len()];
     let mut vlens = vec![0u32; 300];
     let mut used = 0;
     unsafe {
-        let s = mc_map_get_many(m.0, 300, packed.as_ptr(), lens.as_ptr(), out.as_mut_ptr(), out.len() - 1, vlens.as_mut_ptr(), &mut used);
+        let s = mc_map_get_many(
+            m.0,
+            300,
+            packed.as_ptr(),
+            lens.as_ptr(),
+            out.as_mut_ptr(),
+            out.len() - 1,
+            vlens.as_mut_ptr(),
+            &mut used,
+        );
         assert_eq!(s, MC_ERR_BUFFER_TOO_SMALL);
         assert_eq!(used, vals.len());
-        assert!(vlens.iter().all(|&l| l == 0), "val_lens untouched on failure");
-        let s = mc_map_get_many(m.0, 300, packed.as_ptr(), lens.as_ptr(), out.as_mut_ptr(), out.len(), vlens.as_mut_ptr(), &mut used);
+        assert!(
+            vlens.iter().all(|&l| l == 0),
+            "val_lens untouched on failure"
+        );
+        let s = mc_map_get_many(
+            m.0,
+            300,
+            packed.as_ptr(),
+            lens.as_ptr(),
+            out.as_mut_ptr(),
+            out.len(),
+            vlens.as_mut_ptr(),
+            &mut used,
+        );
         assert_eq!(s, MC_OK);
     }
     assert_eq!(out, vals);
     let mut removed = 0;
     unsafe {
-        assert_eq!(mc_map_delete_many(m.0, 150, packed.as_ptr(), lens.as_ptr(), &mut removed), MC_OK);
+        assert_eq!(
+            mc_map_delete_many(m.0, 150, packed.as_ptr(), lens.as_ptr(), &mut removed),
+            MC_OK
+        );
         assert_eq!(removed, 150);
-        mc_map_get_many(m.0, 300, packed.as_ptr(), lens.as_ptr(), out.as_mut_ptr(), out.len(), vlens.as_mut_ptr(), &mut used);
+        mc_map_get_many(
+            m.0,
+            300,
+            packed.as_ptr(),
+            lens.as_ptr(),
+            out.as_mut_ptr(),
+            out.len(),
+            vlens.as_mut_ptr(),
+            &mut used,
+        );
     }
     assert!(vlens[..150].iter().all(|&l| l == MC_ABSENT));
     assert!(vlens[150..].iter().all(|&l| l == 10));
     // next-batch: exact fit of one entry, one byte short, and the max limit.
     let one = MC_BATCH_ENTRY_HEADER + 10 + 10;
     let mut it = m.iter(MC_MODE_CURSOR);
-    assert_eq!(m.next_batch(&mut it, one - 1, 10), Err(MC_ERR_BUFFER_TOO_SMALL));
+    assert_eq!(
+        m.next_batch(&mut it, one - 1, 10),
+        Err(MC_ERR_BUFFER_TOO_SMALL)
+    );
     assert_eq!(m.next_batch(&mut it, one, 10).unwrap().len(), 1);
     assert_eq!(m.next_batch(&mut it, one * 5 + 3, 100).unwrap().len(), 5);
     assert_eq!(m.next_batch(&mut it, 1 << 20, 7).unwrap().len(), 7);
@@ -391,12 +518,24 @@ fn batches_get_set_delete_and_next_batch_limits() {
     assert_eq!(empty.next_batch(&mut it, 100, 10).unwrap().len(), 0);
 }
 
-extern "C" fn keep_even(_: *mut std::ffi::c_void, k: *const u8, kl: usize, _: *const u8, _: usize) -> std::ffi::c_int {
+extern "C" fn keep_even(
+    _: *mut std::ffi::c_void,
+    k: *const u8,
+    kl: usize,
+    _: *const u8,
+    _: usize,
+) -> std::ffi::c_int {
     let k = unsafe { std::slice::from_raw_parts(k, kl) };
     (k.last().unwrap() % 2 == 0) as std::ffi::c_int
 }
 
-extern "C" fn reenter(user: *mut std::ffi::c_void, _: *const u8, _: usize, _: *const u8, _: usize) -> std::ffi::c_int {
+extern "C" fn reenter(
+    user: *mut std::ffi::c_void,
+    _: *const u8,
+    _: usize,
+    _: *const u8,
+    _: usize,
+) -> std::ffi::c_int {
     let map = unsafe { *(user as *const mc_map) };
     let s = mc_map_clear(map);
     assert_eq!(s, MC_ERR_REENTRANT);
@@ -410,13 +549,29 @@ fn retain_and_reentrancy() {
         m.set(&key(i), b"v").unwrap();
     }
     let mut removed = 0;
-    assert_eq!(unsafe { mc_map_retain(m.0, Some(keep_even), std::ptr::null_mut(), &mut removed) }, MC_OK);
+    assert_eq!(
+        unsafe { mc_map_retain(m.0, Some(keep_even), std::ptr::null_mut(), &mut removed) },
+        MC_OK
+    );
     assert_eq!(removed, 500);
     assert_eq!(m.len(), 500);
     let mut h = m.0;
-    assert_eq!(unsafe { mc_map_retain(m.0, Some(reenter), (&mut h as *mut mc_map).cast(), &mut removed) }, MC_OK);
+    assert_eq!(
+        unsafe {
+            mc_map_retain(
+                m.0,
+                Some(reenter),
+                (&mut h as *mut mc_map).cast(),
+                &mut removed,
+            )
+        },
+        MC_OK
+    );
     assert_eq!(m.len(), 500);
-    assert_eq!(unsafe { mc_map_retain(m.0, None, std::ptr::null_mut(), &mut removed) }, MC_ERR_NULL_ARGUMENT);
+    assert_eq!(
+        unsafe { mc_map_retain(m.0, None, std::ptr::null_mut(), &mut removed) },
+        MC_ERR_NULL_ARGUMENT
+    );
 }
 
 #[test]
@@ -437,9 +592,17 @@ fn last_error_has_detail() {
     assert_eq!(m.del(b"nope"), MC_ERR_NOT_FOUND);
     let mut buf = [0 as std::ffi::c_char; 256];
     let mut n = 0;
-    assert_eq!(unsafe { mc_last_error(buf.as_mut_ptr(), buf.len(), &mut n) }, MC_OK);
-    let msg = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap();
+    assert_eq!(
+        unsafe { mc_last_error(buf.as_mut_ptr(), buf.len(), &mut n) },
+        MC_OK
+    );
+    let msg = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_str()
+        .unwrap();
     assert!(msg.contains("MC_ERR_NOT_FOUND"), "{msg}");
-    assert_eq!(unsafe { mc_last_error(buf.as_mut_ptr(), 2, &mut n) }, MC_ERR_BUFFER_TOO_SMALL);
+    assert_eq!(
+        unsafe { mc_last_error(buf.as_mut_ptr(), 2, &mut n) },
+        MC_ERR_BUFFER_TOO_SMALL
+    );
     assert_eq!(n, msg.len());
 }

@@ -4,7 +4,8 @@
 #[test]
 fn committed_header_matches_generated() {
     let crate_dir = env!("CARGO_MANIFEST_DIR");
-    let config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml")).expect("cbindgen.toml");
+    let config =
+        cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml")).expect("cbindgen.toml");
     let bindings = cbindgen::Builder::new()
         .with_crate(crate_dir)
         .with_config(config)
@@ -12,7 +13,8 @@ fn committed_header_matches_generated() {
         .expect("cbindgen generates the header");
     let mut generated = Vec::new();
     bindings.write(&mut generated);
-    let committed = std::fs::read(format!("{crate_dir}/../include/mapcore.h")).expect("include/mapcore.h exists");
+    let committed = std::fs::read(format!("{crate_dir}/../include/mapcore.h"))
+        .expect("include/mapcore.h exists");
     if generated != committed {
         let g = String::from_utf8_lossy(&generated);
         let c = String::from_utf8_lossy(&committed);

@@ -44,7 +44,11 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn k(i: u8) -> Vec<u8> {
     // Varying lengths, including the empty key.
-    vec![b'k'; (i % 5) as usize].into_iter().chain(std::iter::once(i)).skip(if i == 0 { 1 } else { 0 }).collect()
+    vec![b'k'; (i % 5) as usize]
+        .into_iter()
+        .chain(std::iter::once(i))
+        .skip(if i == 0 { 1 } else { 0 })
+        .collect()
 }
 
 struct Tok {
@@ -80,7 +84,11 @@ impl Model {
     }
 }
 
-fn check_step(t: &mut Tok, m: &Model, r: Result<(Vec<u8>, Vec<u8>), McStatus>) -> Result<(), TestCaseError> {
+fn check_step(
+    t: &mut Tok,
+    m: &Model,
+    r: Result<(Vec<u8>, Vec<u8>), McStatus>,
+) -> Result<(), TestCaseError> {
     if t.strict && t.invalid {
         prop_assert_eq!(r, Err(MC_ERR_ITER_INVALIDATED));
         return Ok(());
@@ -93,7 +101,11 @@ fn check_step(t: &mut Tok, m: &Model, r: Result<(Vec<u8>, Vec<u8>), McStatus>) -
     match r {
         Ok((key, val)) => {
             prop_assert!(!t.done, "entry after MC_DONE");
-            prop_assert_eq!(m.map.get(&key), Some(&val), "returned entry must be current");
+            prop_assert_eq!(
+                m.map.get(&key),
+                Some(&val),
+                "returned entry must be current"
+            );
             prop_assert!(t.returned.insert(key.clone()), "key returned twice");
             t.current = Some(key);
         }
@@ -119,7 +131,10 @@ fn check_step(t: &mut Tok, m: &Model, r: Result<(Vec<u8>, Vec<u8>), McStatus>) -
 
 fn run(ops: Vec<Op>, weak: bool) -> Result<(), TestCaseError> {
     let m = M::with(42, weak);
-    let mut model = Model { map: BTreeMap::new(), generation: 0 };
+    let mut model = Model {
+        map: BTreeMap::new(),
+        generation: 0,
+    };
     let mut toks: Vec<Option<Tok>> = vec![None, None, None];
     for op in ops {
         match op {
@@ -154,7 +169,11 @@ fn run(ops: Vec<Op>, weak: bool) -> Result<(), TestCaseError> {
                 model.generation += 1;
             }
             Op::Start(slot, strict) => {
-                let it = m.iter(if strict { MC_MODE_STRICT } else { MC_MODE_CURSOR });
+                let it = m.iter(if strict {
+                    MC_MODE_STRICT
+                } else {
+                    MC_MODE_CURSOR
+                });
                 toks[slot] = Some(Tok {
                     it,
                     strict,
@@ -187,12 +206,18 @@ fn run(ops: Vec<Op>, weak: bool) -> Result<(), TestCaseError> {
                 }
             }
             Op::RemoveCur(slot) => {
-                let Some(t) = toks[slot].as_mut() else { continue };
+                let Some(t) = toks[slot].as_mut() else {
+                    continue;
+                };
                 let s = m.remove_cur(&mut t.it);
                 let stale = t.strict && (t.invalid || t.stamp != model.generation);
                 let expected = if stale {
                     MC_ERR_ITER_INVALIDATED
-                } else if t.current.as_ref().is_some_and(|c| model.map.contains_key(c)) {
+                } else if t
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| model.map.contains_key(c))
+                {
                     MC_OK
                 } else {
                     MC_ERR_NOT_FOUND
@@ -207,12 +232,18 @@ fn run(ops: Vec<Op>, weak: bool) -> Result<(), TestCaseError> {
                 }
             }
             Op::SetCur(slot, v) => {
-                let Some(t) = toks[slot].as_mut() else { continue };
+                let Some(t) = toks[slot].as_mut() else {
+                    continue;
+                };
                 let s = m.set_cur(&t.it, &[v]);
                 let stale = t.strict && (t.invalid || t.stamp != model.generation);
                 let expected = if stale {
                     MC_ERR_ITER_INVALIDATED
-                } else if t.current.as_ref().is_some_and(|c| model.map.contains_key(c)) {
+                } else if t
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| model.map.contains_key(c))
+                {
                     MC_OK
                 } else {
                     MC_ERR_NOT_FOUND
@@ -231,7 +262,6 @@ fn run(ops: Vec<Op>, weak: bool) -> Result<(), TestCaseError> {
             }
         }
     }
-    m.0; // keep alive until here
     prop_assert_eq!(m.len(), model.map.len());
     let got: BTreeMap<_, _> = m.entries().into_iter().collect();
     prop_assert_eq!(got, model.map);

@@ -31,7 +31,17 @@ fn snapshot_total(s: mc_snapshot) -> (u64, usize) {
     let (mut total, mut n) = (0u64, 0usize);
     loop {
         let (mut c, mut used) = (0, 0);
-        let st = unsafe { mc_snapshot_iter_next_batch(s, &mut it, buf.as_mut_ptr(), buf.len(), 512, &mut c, &mut used) };
+        let st = unsafe {
+            mc_snapshot_iter_next_batch(
+                s,
+                &mut it,
+                buf.as_mut_ptr(),
+                buf.len(),
+                512,
+                &mut c,
+                &mut used,
+            )
+        };
         if st == MC_DONE {
             return (total, n);
         }
@@ -39,7 +49,18 @@ fn snapshot_total(s: mc_snapshot) -> (u64, usize) {
         let mut off = 0;
         loop {
             let (mut k, mut kl, mut v, mut vl) = (std::ptr::null(), 0, std::ptr::null(), 0);
-            if unsafe { mc_batch_entry(buf.as_ptr(), used, &mut off, &mut k, &mut kl, &mut v, &mut vl) } == MC_DONE {
+            if unsafe {
+                mc_batch_entry(
+                    buf.as_ptr(),
+                    used,
+                    &mut off,
+                    &mut k,
+                    &mut kl,
+                    &mut v,
+                    &mut vl,
+                )
+            } == MC_DONE
+            {
                 break;
             }
             let key = unsafe { std::slice::from_raw_parts(k, kl) };
@@ -93,7 +114,9 @@ fn run_stress(duration: Duration) {
         threads.push(std::thread::spawn(move || {
             let mut x = 12345u64;
             while !stop.load(Ordering::Relaxed) {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let (a, b) = ((x >> 33) as u32 % ACCOUNTS, (x >> 17) as u32 % ACCOUNTS);
                 if a == b {
                     continue;
@@ -105,13 +128,34 @@ fn run_stress(duration: Duration) {
                 let mut vals = [0u8; 16];
                 let mut vlens = [0u32; 2];
                 let mut used = 0;
-                let s = unsafe { mc_map_get_many(m.0, 2, keys.as_ptr(), lens.as_ptr(), vals.as_mut_ptr(), 16, vlens.as_mut_ptr(), &mut used) };
+                let s = unsafe {
+                    mc_map_get_many(
+                        m.0,
+                        2,
+                        keys.as_ptr(),
+                        lens.as_ptr(),
+                        vals.as_mut_ptr(),
+                        16,
+                        vlens.as_mut_ptr(),
+                        &mut used,
+                    )
+                };
                 assert_eq!(s, MC_OK);
                 let va = u64::from_le_bytes(vals[..8].try_into().unwrap());
                 let vb = u64::from_le_bytes(vals[8..].try_into().unwrap());
                 let amount = va.min(7);
                 let newv = [(va - amount).to_le_bytes(), (vb + amount).to_le_bytes()].concat();
-                let s = unsafe { mc_map_set_many(m.0, 2, keys.as_ptr(), lens.as_ptr(), newv.as_ptr(), [8u32, 8].as_ptr(), std::ptr::null_mut()) };
+                let s = unsafe {
+                    mc_map_set_many(
+                        m.0,
+                        2,
+                        keys.as_ptr(),
+                        lens.as_ptr(),
+                        newv.as_ptr(),
+                        [8u32, 8].as_ptr(),
+                        std::ptr::null_mut(),
+                    )
+                };
                 assert_eq!(s, MC_OK);
                 c[1].fetch_add(1, Ordering::Relaxed);
             }
@@ -188,7 +232,11 @@ fn run_stress(duration: Duration) {
                 let mut len = 0;
                 assert_eq!(unsafe { mc_snapshot_len(s, &mut len) }, MC_OK);
                 let (total, n) = snapshot_total(s);
-                assert_eq!(total, ACCOUNTS as u64 * START_BALANCE, "snapshot saw a half-done transfer");
+                assert_eq!(
+                    total,
+                    ACCOUNTS as u64 * START_BALANCE,
+                    "snapshot saw a half-done transfer"
+                );
                 assert_eq!(n, len);
                 assert_eq!(mc_snapshot_free(s), MC_OK);
                 c[5].fetch_add(1, Ordering::Relaxed);
@@ -203,7 +251,14 @@ fn run_stress(duration: Duration) {
     for t in threads {
         t.join().expect("stress thread panicked");
     }
-    let names = ["writes", "transfers", "reads", "strict passes", "cursor scans", "snapshots"];
+    let names = [
+        "writes",
+        "transfers",
+        "reads",
+        "strict passes",
+        "cursor scans",
+        "snapshots",
+    ];
     for (n, c) in names.iter().zip(counters.iter()) {
         eprintln!("{n}: {}", c.load(Ordering::Relaxed));
         assert!(c.load(Ordering::Relaxed) > 0, "{n} made no progress");
@@ -218,7 +273,10 @@ fn stress_short() {
 #[test]
 #[ignore]
 fn stress_long() {
-    let secs = std::env::var("MAPCORE_STRESS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let secs = std::env::var("MAPCORE_STRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
     run_stress(Duration::from_secs(secs));
 }
 
@@ -240,14 +298,26 @@ fn free_while_other_threads_are_inside_calls() {
                     for i in 0..20_000u32 {
                         let k = (i % 1000).to_le_bytes();
                         let s = match t {
-                            0 => unsafe { mc_map_set(h, k.as_ptr(), 4, k.as_ptr(), 4, std::ptr::null_mut()) },
+                            0 => unsafe {
+                                mc_map_set(h, k.as_ptr(), 4, k.as_ptr(), 4, std::ptr::null_mut())
+                            },
                             1 => {
                                 let mut it = mc_iter { opaque: [0; 6] };
                                 let s = mc_iter_init(h, MC_MODE_CURSOR, &mut it);
                                 if s == MC_OK {
                                     let mut buf = [0u8; 4096];
                                     let (mut c, mut u) = (0, 0);
-                                    unsafe { mc_iter_next_batch(h, &mut it, buf.as_mut_ptr(), 4096, 100, &mut c, &mut u) }
+                                    unsafe {
+                                        mc_iter_next_batch(
+                                            h,
+                                            &mut it,
+                                            buf.as_mut_ptr(),
+                                            4096,
+                                            100,
+                                            &mut c,
+                                            &mut u,
+                                        )
+                                    }
                                 } else {
                                     s
                                 }

@@ -3,7 +3,7 @@
 //! shard, the next bits the home slot), `h2` orders keys whose `h1` is equal.
 //! `h2` is computed lazily, only when two keys share `h1`.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use foldhash::quality::FixedState;
 
@@ -50,7 +50,10 @@ impl KeyHasher {
     }
 
     pub fn pos(&self, key: &[u8]) -> Pos {
-        Pos { h1: self.h1(key), h2: self.h2(key) }
+        Pos {
+            h1: self.h1(key),
+            h2: self.h2(key),
+        }
     }
 }
 
@@ -64,11 +67,9 @@ pub fn mix(seed: u64, lane: u64) -> u64 {
 
 /// A random 64-bit seed from the OS-seeded keys of std's `RandomState`.
 pub fn random_seed() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
-        .unwrap_or(0)
-        .hash(&mut h);
-    h.finish()
+        .unwrap_or(0);
+    std::collections::hash_map::RandomState::new().hash_one(now)
 }

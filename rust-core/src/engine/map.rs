@@ -118,7 +118,10 @@ fn scan_shard(
 }
 
 fn pos_at(data: &ShardData, hasher: &KeyHasher, i: usize) -> Pos {
-    Pos { h1: data.hash_at(i), h2: hasher.h2(data.entry_at(i).0) }
+    Pos {
+        h1: data.hash_at(i),
+        h2: hasher.h2(data.entry_at(i).0),
+    }
 }
 
 /// Runs a scan over a sequence of shards. `shard(s)` gives access to shard `s`
@@ -181,7 +184,10 @@ impl Map {
     pub fn new(opts: &Options) -> Result<Map> {
         let seed = opts.seed.unwrap_or_else(random_seed);
         let shards = (0..SHARDS)
-            .map(|_| Shard { data: RwLock::new(ShardData::new()), generation: AtomicU64::new(0) })
+            .map(|_| Shard {
+                data: RwLock::new(ShardData::new()),
+                generation: AtomicU64::new(0),
+            })
             .collect();
         let map = Map {
             shards,
@@ -214,7 +220,10 @@ impl Map {
     /// Sum of the shards' structural generations. Each counter only grows, so
     /// an unchanged sum means no shard changed structurally.
     pub fn generation(&self) -> u64 {
-        self.shards.iter().map(|s| s.generation.load(Ordering::Acquire)).sum()
+        self.shards
+            .iter()
+            .map(|s| s.generation.load(Ordering::Acquire))
+            .sum()
     }
 
     fn bump(&self, s: usize) {
@@ -265,7 +274,7 @@ impl Map {
     /// Entry count, read under all shard locks at one instant.
     pub fn len(&self) -> usize {
         let guards: Vec<_> = self.shards.iter().map(|s| s.data.read()).collect();
-        guards.iter().map(|g| g.len()).sum()
+        guards.iter().map(|g| g.entries()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -312,8 +321,12 @@ impl Map {
     pub fn snapshot(&self) -> SnapshotData {
         let guards: Vec<_> = self.shards.iter().map(|s| s.data.read()).collect();
         let shards: Vec<ShardData> = guards.iter().map(|g| (**g).clone()).collect();
-        let len = shards.iter().map(|s| s.len()).sum();
-        SnapshotData { shards, hasher: self.hasher.clone(), len }
+        let len = shards.iter().map(|s| s.entries()).sum();
+        SnapshotData {
+            shards,
+            hasher: self.hasher.clone(),
+            len,
+        }
     }
 
     /// Removes every entry for which `keep` returns false. Each shard is
@@ -364,7 +377,10 @@ impl Map {
                 g.prefetch_home(h);
             }
         }
-        f(&ManyView { guards, hasher: &self.hasher })
+        f(&ManyView {
+            guards,
+            hasher: &self.hasher,
+        })
     }
 
     /// Inserts every `(key, value)` pair under all involved shard locks at
@@ -382,7 +398,11 @@ impl Map {
         let mut result = Ok(());
         for ((k, v), &h) in pairs.iter().zip(&hashes) {
             let s = shard_of(h);
-            match guards[s].as_mut().expect("locked").insert(&self.hasher, h, k, v) {
+            match guards[s]
+                .as_mut()
+                .expect("locked")
+                .insert(&self.hasher, h, k, v)
+            {
                 Ok(true) => {
                     new_keys += 1;
                     changed |= 1 << s;
@@ -407,7 +427,11 @@ impl Map {
         let mut changed = 0u32;
         for (k, &h) in keys.iter().zip(&hashes) {
             let s = shard_of(h);
-            if guards[s].as_mut().expect("locked").remove(&self.hasher, h, k) {
+            if guards[s]
+                .as_mut()
+                .expect("locked")
+                .remove(&self.hasher, h, k)
+            {
                 removed += 1;
                 changed |= 1 << s;
             }
@@ -416,7 +440,10 @@ impl Map {
         removed
     }
 
-    fn lock_write_many(&self, hashes: &[u64]) -> [Option<parking_lot::RwLockWriteGuard<'_, ShardData>>; SHARDS] {
+    fn lock_write_many(
+        &self,
+        hashes: &[u64],
+    ) -> [Option<parking_lot::RwLockWriteGuard<'_, ShardData>>; SHARDS] {
         let mut mask = 0u32;
         for &h in hashes {
             mask |= 1 << shard_of(h);
@@ -470,7 +497,10 @@ impl Map {
         if now != stamp {
             return Err(Error::new(
                 McStatus::MC_ERR_ITER_INVALIDATED,
-                format!("the map changed structurally since the iterator was stamped ({} change(s))", now.wrapping_sub(stamp)),
+                format!(
+                    "the map changed structurally since the iterator was stamped ({} change(s))",
+                    now.wrapping_sub(stamp)
+                ),
             ));
         }
         Ok(())
@@ -535,18 +565,25 @@ impl Map {
     pub fn check_invariants(&self) -> std::result::Result<(), String> {
         for (s, shard) in self.shards.iter().enumerate() {
             let g = shard.data.read();
-            g.check_invariants(&self.hasher).map_err(|e| format!("shard {s}: {e}"))?;
+            g.check_invariants(&self.hasher)
+                .map_err(|e| format!("shard {s}: {e}"))?;
         }
         Ok(())
     }
 }
 
 fn no_current() -> Error {
-    Error::new(McStatus::MC_ERR_NOT_FOUND, "the iterator has no current entry (not started, finished, or already removed)")
+    Error::new(
+        McStatus::MC_ERR_NOT_FOUND,
+        "the iterator has no current entry (not started, finished, or already removed)",
+    )
 }
 
 fn gone() -> Error {
-    Error::new(McStatus::MC_ERR_NOT_FOUND, "the iterator's current entry was removed by someone else")
+    Error::new(
+        McStatus::MC_ERR_NOT_FOUND,
+        "the iterator's current entry was removed by someone else",
+    )
 }
 
 /// Read access to several locked shards at once (see `Map::read_many`).
@@ -558,7 +595,9 @@ pub struct ManyView<'a> {
 impl ManyView<'_> {
     /// Looks up `key` whose `h1` was among the hashes passed to `read_many`.
     pub fn get(&self, h1: u64, key: &[u8]) -> Option<&[u8]> {
-        self.guards[shard_of(h1)].as_ref().and_then(|g| g.get(self.hasher, h1, key))
+        self.guards[shard_of(h1)]
+            .as_ref()
+            .and_then(|g| g.get(self.hasher, h1, key))
     }
 }
 
@@ -592,7 +631,12 @@ impl SnapshotData {
         self.get_with(key, |v| v.to_vec())
     }
 
-    pub fn scan(&self, cur: &mut Cursor, max: usize, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<Scan> {
+    pub fn scan(
+        &self,
+        cur: &mut Cursor,
+        max: usize,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<Scan> {
         scan_with(&self.hasher, cur, max, f, |s| Ok(&self.shards[s]))
     }
 }

@@ -50,7 +50,10 @@ impl Slot {
 }
 
 fn oom(what: &str) -> Error {
-    Error::new(McStatus::MC_ERR_OUT_OF_MEMORY, format!("cannot allocate {what}"))
+    Error::new(
+        McStatus::MC_ERR_OUT_OF_MEMORY,
+        format!("cannot allocate {what}"),
+    )
 }
 
 /// Slot array split into pages so that a snapshot shares them and a write
@@ -68,7 +71,12 @@ impl Table {
     fn with_nominal_bits(bits: u32) -> Result<Table> {
         let nominal = 1usize << bits;
         let slack = (nominal / 16).clamp(8, 4096);
-        let mut t = Table { pages: Vec::new(), len: 0, nominal_bits: bits, count: 0 };
+        let mut t = Table {
+            pages: Vec::new(),
+            len: 0,
+            nominal_bits: bits,
+            count: 0,
+        };
         t.extend(nominal + slack)?;
         Ok(t)
     }
@@ -149,9 +157,14 @@ impl Arena {
                 .and_then(Arc::get_mut)
                 .is_some_and(|c| c.len() + rec <= CHUNK_MAX);
         if !fits_last {
-            let first_cap = if rec > CHUNK_MAX / 2 { rec } else { rec.max(1024) };
+            let first_cap = if rec > CHUNK_MAX / 2 {
+                rec
+            } else {
+                rec.max(1024)
+            };
             let mut v: Vec<u8> = Vec::new();
-            v.try_reserve_exact(first_cap).map_err(|_| oom("arena chunk"))?;
+            v.try_reserve_exact(first_cap)
+                .map_err(|_| oom("arena chunk"))?;
             self.chunks.try_reserve(1).map_err(|_| oom("chunk list"))?;
             self.chunks.push(Arc::new(v));
         }
@@ -159,7 +172,9 @@ impl Arena {
         let chunk = Arc::get_mut(&mut self.chunks[idx]).expect("last chunk is unique");
         if chunk.capacity() - chunk.len() < rec {
             let want = CHUNK_MAX.min((chunk.capacity() * 2).max(chunk.len() + rec));
-            chunk.try_reserve_exact(want - chunk.len()).map_err(|_| oom("arena chunk"))?;
+            chunk
+                .try_reserve_exact(want - chunk.len())
+                .map_err(|_| oom("arena chunk"))?;
         }
         let off = chunk.len();
         chunk.extend_from_slice(&(key.len() as u32).to_le_bytes());
@@ -218,7 +233,9 @@ impl Arena {
 
     fn needs_compaction(&self) -> bool {
         let dead = self.total - self.live;
-        self.total >= CHUNK_MAX && dead * 2 > self.total && self.chunks.iter().all(|c| Arc::strong_count(c) == 1)
+        self.total >= CHUNK_MAX
+            && dead * 2 > self.total
+            && self.chunks.iter().all(|c| Arc::strong_count(c) == 1)
     }
 
     pub fn bytes(&self) -> usize {
@@ -234,7 +251,12 @@ pub struct ShardData {
 }
 
 /// Order of `key` (at position `(h1, lazily h2)`) against the stored record.
-fn tie_order(hasher: &KeyHasher, key: &[u8], key_h2: &mut Option<u64>, stored: &[u8]) -> std::cmp::Ordering {
+fn tie_order(
+    hasher: &KeyHasher,
+    key: &[u8],
+    key_h2: &mut Option<u64>,
+    stored: &[u8],
+) -> std::cmp::Ordering {
     let a = *key_h2.get_or_insert_with(|| hasher.h2(key));
     let b = hasher.h2(stored);
     a.cmp(&b).then_with(|| key.cmp(stored))
@@ -248,7 +270,8 @@ impl ShardData {
         }
     }
 
-    pub fn len(&self) -> usize {
+    /// Number of entries.
+    pub fn entries(&self) -> usize {
         self.table.count
     }
 
@@ -286,7 +309,9 @@ impl ShardData {
     }
 
     pub fn get(&self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> Option<&[u8]> {
-        self.locate(hasher, h1, key).ok().map(|i| self.arena.record(self.table.get(i).loc).1)
+        self.locate(hasher, h1, key)
+            .ok()
+            .map(|i| self.arena.record(self.table.get(i).loc).1)
     }
 
     /// Inserts or overwrites. Returns true if the key was new (a structural change).
@@ -374,7 +399,8 @@ impl ShardData {
     /// After removals: shrinks a mostly empty table and compacts a mostly dead
     /// arena. Both are best-effort; on allocation failure the old layout stays.
     pub fn settle(&mut self) {
-        if self.table.nominal_bits > MIN_NOMINAL_BITS && self.table.count < self.table.nominal() / 8 {
+        if self.table.nominal_bits > MIN_NOMINAL_BITS && self.table.count < self.table.nominal() / 8
+        {
             // Shrinking is best-effort: on allocation failure the bigger table stays.
             let _ = self.rebuild(bits_for(self.table.count * 2));
         }
@@ -385,7 +411,10 @@ impl ShardData {
     /// old run order is placed left to right, each entry at max(home, previous + 1).
     fn rebuild(&mut self, bits: u32) -> Result<()> {
         if bits > MAX_NOMINAL_BITS {
-            return Err(Error::new(McStatus::MC_ERR_TOO_LARGE, "table would exceed the maximum capacity"));
+            return Err(Error::new(
+                McStatus::MC_ERR_TOO_LARGE,
+                "table would exceed the maximum capacity",
+            ));
         }
         let mut t = Table::with_nominal_bits(bits.max(MIN_NOMINAL_BITS))?;
         let mut next_free = 0usize;
@@ -412,7 +441,9 @@ impl ShardData {
         }
         let mut fresh = Arena::default();
         let mut moved = Vec::new();
-        moved.try_reserve_exact(self.table.count).map_err(|_| oom("compaction"))?;
+        moved
+            .try_reserve_exact(self.table.count)
+            .map_err(|_| oom("compaction"))?;
         for i in 0..self.table.len {
             let s = self.table.get(i);
             if !s.is_empty() {
@@ -439,9 +470,10 @@ impl ShardData {
         if want <= self.table.max_count() {
             return Ok(false);
         }
-        let bits = bits_for(want.checked_mul(8).map(|w| w / 7 + 1).ok_or_else(|| {
-            Error::new(McStatus::MC_ERR_TOO_LARGE, "reserve request overflows")
-        })?);
+        let bits =
+            bits_for(want.checked_mul(8).map(|w| w / 7 + 1).ok_or_else(|| {
+                Error::new(McStatus::MC_ERR_TOO_LARGE, "reserve request overflows")
+            })?);
         self.rebuild(bits)?;
         Ok(true)
     }

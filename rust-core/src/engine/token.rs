@@ -70,7 +70,10 @@ fn bad(detail: &str) -> Error {
 }
 
 fn wrong_source() -> Error {
-    Error::new(McStatus::MC_ERR_WRONG_MAP, "the iterator token belongs to another (or a freed) map or snapshot")
+    Error::new(
+        McStatus::MC_ERR_WRONG_MAP,
+        "the iterator token belongs to another (or a freed) map or snapshot",
+    )
 }
 
 fn mac13(words: &[u64]) -> u64 {
@@ -83,7 +86,9 @@ fn mac13(words: &[u64]) -> u64 {
 }
 
 fn flags_of(c: &Cursor) -> u64 {
-    (c.started as u64) * FLAG_STARTED | (c.done as u64) * FLAG_DONE | (c.current as u64) * FLAG_CURRENT
+    ((c.started as u64) * FLAG_STARTED)
+        | ((c.done as u64) * FLAG_DONE)
+        | ((c.current as u64) * FLAG_CURRENT)
 }
 
 fn meta_of(t: &Token) -> u64 {
@@ -95,7 +100,8 @@ fn parse_meta(meta: u64) -> Result<(Mode, Cursor)> {
     if meta >> 32 != MAGIC || (meta >> 24) & 0xFF != VERSION || (meta >> 16) & 0xFF != 0 {
         return Err(bad("not an initialised mapcore iterator token"));
     }
-    let mode = Mode::from_u32(((meta >> 8) & 0xFF) as u32).ok_or_else(|| bad("unknown mode in token"))?;
+    let mode =
+        Mode::from_u32(((meta >> 8) & 0xFF) as u32).ok_or_else(|| bad("unknown mode in token"))?;
     let flags = meta & 0xFF;
     if flags & !FLAG_MASK != 0 {
         return Err(bad("unknown flags in token"));
@@ -111,12 +117,24 @@ fn parse_meta(meta: u64) -> Result<(Mode, Cursor)> {
 
 impl Token {
     pub fn new(source: u64, mode: Mode, stamp: u64) -> Token {
-        Token { source, mode, cursor: Cursor::default(), stamp }
+        Token {
+            source,
+            mode,
+            cursor: Cursor::default(),
+            stamp,
+        }
     }
 
     /// The caller-owned words, with a MAC over the rest.
     pub fn seal(&self) -> [u64; TOKEN_WORDS] {
-        let mut w = [self.source, meta_of(self), self.stamp, self.cursor.pos.h1, self.cursor.pos.h2, 0];
+        let mut w = [
+            self.source,
+            meta_of(self),
+            self.stamp,
+            self.cursor.pos.h1,
+            self.cursor.pos.h2,
+            0,
+        ];
         w[5] = mac13(&w[..5]);
         w
     }
@@ -124,19 +142,35 @@ impl Token {
     /// Verifies words that claim to iterate `source`.
     pub fn open(words: &[u64; TOKEN_WORDS], source: u64) -> Result<Token> {
         if mac13(&words[..5]) != words[5] {
-            return Err(bad("iterator token failed its integrity check (corrupted, forged or uninitialised)"));
+            return Err(bad(
+                "iterator token failed its integrity check (corrupted, forged or uninitialised)",
+            ));
         }
         let (mode, mut cursor) = parse_meta(words[1])?;
         if words[0] != source {
             return Err(wrong_source());
         }
-        cursor.pos = Pos { h1: words[3], h2: words[4] };
-        Ok(Token { source, mode, cursor, stamp: words[2] })
+        cursor.pos = Pos {
+            h1: words[3],
+            h2: words[4],
+        };
+        Ok(Token {
+            source,
+            mode,
+            cursor,
+            stamp: words[2],
+        })
     }
 
     /// Text form for untrusted holders. `secret` is the map's own secret.
     pub fn encode(&self, secret: [u64; 2]) -> String {
-        let (l, r) = feistel(secret, self.source, self.cursor.pos.h1, self.cursor.pos.h2, false);
+        let (l, r) = feistel(
+            secret,
+            self.source,
+            self.cursor.pos.h1,
+            self.cursor.pos.h2,
+            false,
+        );
         let mut words = [self.source, meta_of(self), self.stamp, l, r, 0];
         words[5] = mac24(secret, &words[..5]);
         let mut bytes = Vec::with_capacity(48);
@@ -152,9 +186,12 @@ impl Token {
     /// Parses and verifies the text form for `source`.
     pub fn decode(text: &[u8], source: u64, secret: [u64; 2]) -> Result<Token> {
         if text.len() != TEXT_LEN || !text.starts_with(TEXT_PREFIX) {
-            return Err(bad("not a mapcore iterator token text (wrong length or prefix)"));
+            return Err(bad(
+                "not a mapcore iterator token text (wrong length or prefix)",
+            ));
         }
-        let bytes = base64url_decode(&text[TEXT_PREFIX.len()..]).ok_or_else(|| bad("iterator token text is not base64url"))?;
+        let bytes = base64url_decode(&text[TEXT_PREFIX.len()..])
+            .ok_or_else(|| bad("iterator token text is not base64url"))?;
         let mut words = [0u64; TOKEN_WORDS];
         for (i, w) in words.iter_mut().enumerate() {
             *w = u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
@@ -165,12 +202,19 @@ impl Token {
             return Err(wrong_source());
         }
         if mac24(secret, &words[..5]) != words[5] {
-            return Err(bad("iterator token text failed its integrity check (tampered or forged)"));
+            return Err(bad(
+                "iterator token text failed its integrity check (tampered or forged)",
+            ));
         }
         let (mode, mut cursor) = parse_meta(words[1])?;
         let (h1, h2) = feistel(secret, source, words[3], words[4], true);
         cursor.pos = Pos { h1, h2 };
-        Ok(Token { source, mode, cursor, stamp: words[2] })
+        Ok(Token {
+            source,
+            mode,
+            cursor,
+            stamp: words[2],
+        })
     }
 }
 
@@ -212,7 +256,10 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 fn base64url_encode(bytes: &[u8], out: &mut String) {
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
         let chars = chunk.len() + 1;
         for i in 0..chars {
             out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -245,7 +292,15 @@ mod tests {
 
     fn sample() -> Token {
         let mut t = Token::new(0x1234_0000_0001, Mode::Strict, 42);
-        t.cursor = Cursor { started: true, done: false, current: true, pos: Pos { h1: 0xDEAD_BEEF, h2: 77 } };
+        t.cursor = Cursor {
+            started: true,
+            done: false,
+            current: true,
+            pos: Pos {
+                h1: 0xDEAD_BEEF,
+                h2: 77,
+            },
+        };
         t
     }
 
@@ -264,16 +319,26 @@ mod tests {
                 let mut x = w;
                 x[word] ^= 1 << bit;
                 let e = Token::open(&x, t.source).unwrap_err();
-                assert_eq!(e.status, McStatus::MC_ERR_BAD_TOKEN, "word {word} bit {bit}");
+                assert_eq!(
+                    e.status,
+                    McStatus::MC_ERR_BAD_TOKEN,
+                    "word {word} bit {bit}"
+                );
             }
         }
     }
 
     #[test]
     fn zeroed_token_is_bad_and_foreign_token_is_wrong_map() {
-        assert_eq!(Token::open(&[0; 6], 5).unwrap_err().status, McStatus::MC_ERR_BAD_TOKEN);
+        assert_eq!(
+            Token::open(&[0; 6], 5).unwrap_err().status,
+            McStatus::MC_ERR_BAD_TOKEN
+        );
         let t = sample();
-        assert_eq!(Token::open(&t.seal(), t.source + 1).unwrap_err().status, McStatus::MC_ERR_WRONG_MAP);
+        assert_eq!(
+            Token::open(&t.seal(), t.source + 1).unwrap_err().status,
+            McStatus::MC_ERR_WRONG_MAP
+        );
     }
 
     #[test]
@@ -285,15 +350,34 @@ mod tests {
         assert_eq!(Token::decode(s.as_bytes(), t.source, secret).unwrap(), t);
         let raw = base64url_decode(&s.as_bytes()[3..]).unwrap();
         let h1_bytes = 0xDEAD_BEEFu64.to_le_bytes();
-        assert!(!raw.windows(4).any(|w| w == &h1_bytes[..4]), "position must not appear in clear");
+        assert!(
+            !raw.windows(4).any(|w| w == &h1_bytes[..4]),
+            "position must not appear in clear"
+        );
         for i in 3..s.len() {
             let mut b = s.clone().into_bytes();
             b[i] = if b[i] == b'A' { b'B' } else { b'A' };
             let e = Token::decode(&b, t.source, secret).unwrap_err();
-            assert!(matches!(e.status, McStatus::MC_ERR_BAD_TOKEN | McStatus::MC_ERR_WRONG_MAP), "char {i}");
+            assert!(
+                matches!(
+                    e.status,
+                    McStatus::MC_ERR_BAD_TOKEN | McStatus::MC_ERR_WRONG_MAP
+                ),
+                "char {i}"
+            );
         }
-        assert_eq!(Token::decode(s.as_bytes(), t.source, [9, 11]).unwrap_err().status, McStatus::MC_ERR_BAD_TOKEN);
-        assert_eq!(Token::decode(b"garbage", t.source, secret).unwrap_err().status, McStatus::MC_ERR_BAD_TOKEN);
+        assert_eq!(
+            Token::decode(s.as_bytes(), t.source, [9, 11])
+                .unwrap_err()
+                .status,
+            McStatus::MC_ERR_BAD_TOKEN
+        );
+        assert_eq!(
+            Token::decode(b"garbage", t.source, secret)
+                .unwrap_err()
+                .status,
+            McStatus::MC_ERR_BAD_TOKEN
+        );
     }
 
     #[test]

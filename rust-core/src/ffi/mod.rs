@@ -1,7 +1,10 @@
 //! The C ABI. Every function here only converts and checks arguments, calls
 //! the engine, and maps errors to `mc_status`; `support` holds the panic
 //! boundary. Doc comments become `include/mapcore.h` through cbindgen.
-#![allow(non_camel_case_types)]
+// Every `unsafe extern "C" fn` here has the same safety contract, stated once
+// in the header preamble: each (pointer, length) pair must describe memory the
+// caller owns for the duration of the call, and out-pointers must be writable.
+#![allow(non_camel_case_types, clippy::missing_safety_doc)]
 
 mod support;
 
@@ -40,7 +43,8 @@ pub const MC_BATCH_ENTRY_HEADER: usize = 8;
 /// `val_lens[i]` of `mc_map_get_many` for a key that is absent.
 pub const MC_ABSENT: u32 = u32::MAX;
 
-const _: () = assert!(MC_MAX_KEY_LEN == engine::MAX_KEY_LEN && MC_MAX_VALUE_LEN == engine::MAX_VALUE_LEN);
+const _: () =
+    assert!(MC_MAX_KEY_LEN == engine::MAX_KEY_LEN && MC_MAX_VALUE_LEN == engine::MAX_VALUE_LEN);
 const _: () = assert!(MC_ITER_TEXT_LEN == TEXT_LEN);
 
 const KNOWN_FLAGS: u32 = MC_OPT_FIXED_SEED | MC_OPT_WEAK_HASH_FOR_TESTING;
@@ -84,13 +88,27 @@ pub struct mc_options {
 }
 
 /// Receives one value in place. The bytes are valid only during the call.
-pub type mc_value_fn = Option<unsafe extern "C" fn(user: *mut c_void, val: *const u8, val_len: usize)>;
+pub type mc_value_fn =
+    Option<unsafe extern "C" fn(user: *mut c_void, val: *const u8, val_len: usize)>;
 /// Receives one entry in place. The bytes are valid only during the call.
-pub type mc_entry_fn =
-    Option<unsafe extern "C" fn(user: *mut c_void, key: *const u8, key_len: usize, val: *const u8, val_len: usize)>;
+pub type mc_entry_fn = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        key: *const u8,
+        key_len: usize,
+        val: *const u8,
+        val_len: usize,
+    ),
+>;
 /// Retain predicate: return non-zero to keep the entry, 0 to delete it.
 pub type mc_entry_pred = Option<
-    unsafe extern "C" fn(user: *mut c_void, key: *const u8, key_len: usize, val: *const u8, val_len: usize) -> c_int,
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        key: *const u8,
+        key_len: usize,
+        val: *const u8,
+        val_len: usize,
+    ) -> c_int,
 >;
 
 // ---------------------------------------------------------------------------
@@ -107,13 +125,19 @@ pub extern "C" fn mc_abi_version() -> u32 {
 /// Any integer is accepted; unknown codes give "MC_UNKNOWN_STATUS". Never NULL.
 #[no_mangle]
 pub extern "C" fn mc_status_name(code: i32) -> *const c_char {
-    McStatus::from_code(code).map_or("MC_UNKNOWN_STATUS\0", McStatus::name).as_ptr().cast()
+    McStatus::from_code(code)
+        .map_or("MC_UNKNOWN_STATUS\0", McStatus::name)
+        .as_ptr()
+        .cast()
 }
 
 /// Static NUL-terminated one-line description of a status code. Never NULL.
 #[no_mangle]
 pub extern "C" fn mc_status_describe(code: i32) -> *const c_char {
-    McStatus::from_code(code).map_or("unknown status code\0", McStatus::description).as_ptr().cast()
+    McStatus::from_code(code)
+        .map_or("unknown status code\0", McStatus::description)
+        .as_ptr()
+        .cast()
 }
 
 /// Copies the detail message of the last failure on the calling thread into
@@ -123,7 +147,11 @@ pub extern "C" fn mc_status_describe(code: i32) -> *const c_char {
 /// `cap >= *out_len + 1`); MC_ERR_NULL_ARGUMENT if `out_len` is NULL, or
 /// `buf` is NULL with `cap > 0`.
 #[no_mangle]
-pub unsafe extern "C" fn mc_last_error(buf: *mut c_char, cap: usize, out_len: *mut usize) -> mc_status {
+pub unsafe extern "C" fn mc_last_error(
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> mc_status {
     if out_len.is_null() || (buf.is_null() && cap > 0) {
         return McStatus::MC_ERR_NULL_ARGUMENT;
     }
@@ -147,7 +175,13 @@ pub unsafe extern "C" fn mc_last_error(buf: *mut c_char, cap: usize, out_len: *m
 
 fn register(object: Object) -> Result<u64> {
     registry::insert(object).ok_or_else(|| {
-        err(McStatus::MC_ERR_OUT_OF_MEMORY, format!("too many live maps and snapshots (limit {})", registry::MAX_LIVE))
+        err(
+            McStatus::MC_ERR_OUT_OF_MEMORY,
+            format!(
+                "too many live maps and snapshots (limit {})",
+                registry::MAX_LIVE
+            ),
+        )
     })
 }
 
@@ -178,10 +212,19 @@ pub unsafe extern "C" fn mc_map_new_with(opts: *const mc_options, out: *mut mc_m
         // SAFETY: opts is non-NULL and points to a readable mc_options (caller's contract).
         let o = unsafe { *opts };
         if o.flags & !KNOWN_FLAGS != 0 || o.reserved != 0 {
-            return Err(err(McStatus::MC_ERR_INVALID_ARGUMENT, format!("unknown option flags {:#x} or non-zero reserved field", o.flags & !KNOWN_FLAGS)));
+            return Err(err(
+                McStatus::MC_ERR_INVALID_ARGUMENT,
+                format!(
+                    "unknown option flags {:#x} or non-zero reserved field",
+                    o.flags & !KNOWN_FLAGS
+                ),
+            ));
         }
         if o.capacity > 1 << 34 {
-            return Err(err(McStatus::MC_ERR_TOO_LARGE, "capacity exceeds 2^34 entries"));
+            return Err(err(
+                McStatus::MC_ERR_TOO_LARGE,
+                "capacity exceeds 2^34 entries",
+            ));
         }
         let options = Options {
             seed: (o.flags & MC_OPT_FIXED_SEED != 0).then_some(o.seed),
@@ -204,7 +247,10 @@ pub unsafe extern "C" fn mc_map_new_with(opts: *const mc_options, out: *mut mc_m
 pub extern "C" fn mc_map_free(map: mc_map) -> mc_status {
     run(|| {
         if registry::is_snapshot_id(map.id) || !registry::remove(map.id) {
-            return Err(err(McStatus::MC_ERR_BAD_HANDLE, "map handle is zero, freed, of the wrong kind, or not a handle"));
+            return Err(err(
+                McStatus::MC_ERR_BAD_HANDLE,
+                "map handle is zero, freed, of the wrong kind, or not a handle",
+            ));
         }
         Ok(McStatus::MC_OK)
     })
@@ -233,7 +279,12 @@ pub unsafe extern "C" fn mc_map_set(
 ) -> mc_status {
     on_map(map.id, |m, _| {
         // SAFETY: pointer/length pairs are the caller's readable buffers.
-        let (k, v) = unsafe { (bytes_in(key, key_len, "key")?, bytes_in(val, val_len, "val")?) };
+        let (k, v) = unsafe {
+            (
+                bytes_in(key, key_len, "key")?,
+                bytes_in(val, val_len, "val")?,
+            )
+        };
         let inserted = m.insert(k, v)?;
         // SAFETY: optional out-pointer, writable if non-NULL.
         unsafe { put_opt(out_inserted, inserted) };
@@ -270,7 +321,10 @@ fn fill(out: &mut [u8], v: &[u8]) -> std::result::Result<usize, usize> {
     Ok(v.len())
 }
 
-fn copy_value(r: Option<std::result::Result<usize, usize>>, out_len: *mut usize) -> Result<McStatus> {
+fn copy_value(
+    r: Option<std::result::Result<usize, usize>>,
+    out_len: *mut usize,
+) -> Result<McStatus> {
     match r {
         None => Err(err(McStatus::MC_ERR_NOT_FOUND, "key not found")),
         Some(Ok(n)) => {
@@ -281,7 +335,10 @@ fn copy_value(r: Option<std::result::Result<usize, usize>>, out_len: *mut usize)
         Some(Err(need)) => {
             // SAFETY: as above.
             unsafe { put(out_len, need) };
-            Err(err(McStatus::MC_ERR_BUFFER_TOO_SMALL, format!("value needs {need} bytes")))
+            Err(err(
+                McStatus::MC_ERR_BUFFER_TOO_SMALL,
+                format!("value needs {need} bytes"),
+            ))
         }
     }
 }
@@ -313,7 +370,12 @@ pub unsafe extern "C" fn mc_map_get_with(
 /// Writes whether `key` is present to `*out`.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT.
 #[no_mangle]
-pub unsafe extern "C" fn mc_map_contains(map: mc_map, key: *const u8, key_len: usize, out: *mut bool) -> mc_status {
+pub unsafe extern "C" fn mc_map_contains(
+    map: mc_map,
+    key: *const u8,
+    key_len: usize,
+    out: *mut bool,
+) -> mc_status {
     on_map(map.id, |m, _| {
         // SAFETY: caller's readable key.
         let k = unsafe { bytes_in(key, key_len, "key")? };
@@ -366,7 +428,10 @@ pub extern "C" fn mc_map_clear(map: mc_map) -> mc_status {
 pub extern "C" fn mc_map_reserve(map: mc_map, additional: usize) -> mc_status {
     on_map(map.id, |m, _| {
         if additional > 1 << 34 {
-            return Err(err(McStatus::MC_ERR_TOO_LARGE, "reserve request exceeds 2^34 entries"));
+            return Err(err(
+                McStatus::MC_ERR_TOO_LARGE,
+                "reserve request exceeds 2^34 entries",
+            ));
         }
         m.reserve(additional)?;
         Ok(McStatus::MC_OK)
@@ -401,7 +466,8 @@ pub unsafe extern "C" fn mc_map_retain(
         let pred = pred.ok_or_else(|| null("pred"))?;
         let _scope = CallbackScope::enter(id);
         // SAFETY: pred is a non-NULL C function; slices are valid for the call.
-        let removed = m.retain(|k, v| unsafe { pred(user, k.as_ptr(), k.len(), v.as_ptr(), v.len()) } != 0);
+        let removed =
+            m.retain(|k, v| unsafe { pred(user, k.as_ptr(), k.len(), v.as_ptr(), v.len()) } != 0);
         // SAFETY: optional out-pointer.
         unsafe { put_opt(out_removed, removed) };
         Ok(McStatus::MC_OK)
@@ -417,9 +483,17 @@ pub unsafe extern "C" fn mc_map_retain(
 ///
 /// # Safety
 /// `data` must hold the sum of `lens[..n]` readable bytes and `lens` n u32s.
-unsafe fn unpack<'a>(n: usize, data: *const u8, lens: *const u32, what: &str) -> Result<Vec<&'a [u8]>> {
+unsafe fn unpack<'a>(
+    n: usize,
+    data: *const u8,
+    lens: *const u32,
+    what: &str,
+) -> Result<Vec<&'a [u8]>> {
     if n > MC_MAX_BATCH {
-        return Err(err(McStatus::MC_ERR_TOO_LARGE, format!("batch of {n} exceeds MC_MAX_BATCH")));
+        return Err(err(
+            McStatus::MC_ERR_TOO_LARGE,
+            format!("batch of {n} exceeds MC_MAX_BATCH"),
+        ));
     }
     if n == 0 {
         return Ok(Vec::new());
@@ -460,7 +534,12 @@ pub unsafe extern "C" fn mc_map_get_many(
 ) -> mc_status {
     on_map(map.id, |m, _| {
         // SAFETY: caller's packed keys and writable outputs.
-        let (ks, out) = unsafe { (unpack(n, keys, key_lens, "keys")?, bytes_out(vals, vals_cap, "vals")?) };
+        let (ks, out) = unsafe {
+            (
+                unpack(n, keys, key_lens, "keys")?,
+                bytes_out(vals, vals_cap, "vals")?,
+            )
+        };
         let out_used = out_ptr(out_used, "out_used")?;
         if n > 0 && val_lens.is_null() {
             return Err(null("val_lens"));
@@ -468,7 +547,12 @@ pub unsafe extern "C" fn mc_map_get_many(
         let hashes: Vec<u64> = ks.iter().map(|k| m.hasher().h1(k)).collect();
         let mut lens = vec![MC_ABSENT; n];
         let used = m.read_many(&hashes, |view| {
-            let need: usize = ks.iter().zip(&hashes).filter_map(|(k, &h)| view.get(h, k)).map(|v| v.len()).sum();
+            let need: usize = ks
+                .iter()
+                .zip(&hashes)
+                .filter_map(|(k, &h)| view.get(h, k))
+                .map(|v| v.len())
+                .sum();
             if need > out.len() {
                 return Err(need);
             }
@@ -495,7 +579,10 @@ pub unsafe extern "C" fn mc_map_get_many(
             Err(need) => {
                 // SAFETY: out_used checked non-NULL.
                 unsafe { put(out_used, need) };
-                Err(err(McStatus::MC_ERR_BUFFER_TOO_SMALL, format!("values need {need} bytes")))
+                Err(err(
+                    McStatus::MC_ERR_BUFFER_TOO_SMALL,
+                    format!("values need {need} bytes"),
+                ))
             }
         }
     })
@@ -519,7 +606,12 @@ pub unsafe extern "C" fn mc_map_set_many(
 ) -> mc_status {
     on_map(map.id, |m, _| {
         // SAFETY: caller's packed keys and values.
-        let (ks, vs) = unsafe { (unpack(n, keys, key_lens, "keys")?, unpack(n, vals, val_lens, "vals")?) };
+        let (ks, vs) = unsafe {
+            (
+                unpack(n, keys, key_lens, "keys")?,
+                unpack(n, vals, val_lens, "vals")?,
+            )
+        };
         let pairs: Vec<(&[u8], &[u8])> = ks.into_iter().zip(vs).collect();
         let inserted = m.insert_many(&pairs)?;
         // SAFETY: optional out-pointer.
@@ -567,9 +659,19 @@ impl Source<'_> {
         }
     }
 
-    fn scan(&self, t: &mut Token, max: usize, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<Scan> {
+    fn scan(
+        &self,
+        t: &mut Token,
+        max: usize,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<Scan> {
         match self {
-            Source::Map(m) => m.scan(&mut t.cursor, (t.mode == Mode::Strict).then_some(t.stamp), max, f),
+            Source::Map(m) => m.scan(
+                &mut t.cursor,
+                (t.mode == Mode::Strict).then_some(t.stamp),
+                max,
+                f,
+            ),
             Source::Snapshot(s) => s.data.scan(&mut t.cursor, max, f),
         }
     }
@@ -590,8 +692,12 @@ fn write_token(it: *mut mc_iter, t: &Token) {
 }
 
 fn init_token(src: Source, id: u64, mode: u32, out: *mut mc_iter) -> Result<McStatus> {
-    let mode = Mode::from_u32(mode)
-        .ok_or_else(|| err(McStatus::MC_ERR_INVALID_ARGUMENT, format!("unknown iteration mode {mode}")))?;
+    let mode = Mode::from_u32(mode).ok_or_else(|| {
+        err(
+            McStatus::MC_ERR_INVALID_ARGUMENT,
+            format!("unknown iteration mode {mode}"),
+        )
+    })?;
     let out = out_ptr(out, "out")?;
     let stamp = match src {
         Source::Map(m) => m.generation(),
@@ -615,8 +721,16 @@ unsafe fn next_impl(
 ) -> Result<McStatus> {
     let mut t = read_token(it, id)?;
     // SAFETY: the caller's writable key and value buffers.
-    let (kout, vout) = unsafe { (bytes_out(kbuf, kcap, "key_buf")?, bytes_out(vbuf, vcap, "val_buf")?) };
-    let (out_klen, out_vlen) = (out_ptr(out_klen, "out_key_len")?, out_ptr(out_vlen, "out_val_len")?);
+    let (kout, vout) = unsafe {
+        (
+            bytes_out(kbuf, kcap, "key_buf")?,
+            bytes_out(vbuf, vcap, "val_buf")?,
+        )
+    };
+    let (out_klen, out_vlen) = (
+        out_ptr(out_klen, "out_key_len")?,
+        out_ptr(out_vlen, "out_val_len")?,
+    );
     let mut lens = (0, 0);
     let mut fits = true;
     let r = src.scan(&mut t, 1, &mut |k, v| {
@@ -640,14 +754,23 @@ unsafe fn next_impl(
     if !fits {
         return Err(err(
             McStatus::MC_ERR_BUFFER_TOO_SMALL,
-            format!("next entry needs a {}-byte key buffer and a {}-byte value buffer", lens.0, lens.1),
+            format!(
+                "next entry needs a {}-byte key buffer and a {}-byte value buffer",
+                lens.0, lens.1
+            ),
         ));
     }
     write_token(it, &t);
     Ok(McStatus::MC_OK)
 }
 
-unsafe fn next_with_impl(src: Source, id: u64, it: *mut mc_iter, cb: mc_entry_fn, user: *mut c_void) -> Result<McStatus> {
+unsafe fn next_with_impl(
+    src: Source,
+    id: u64,
+    it: *mut mc_iter,
+    cb: mc_entry_fn,
+    user: *mut c_void,
+) -> Result<McStatus> {
     let mut t = read_token(it, id)?;
     let cb = cb.ok_or_else(|| null("cb"))?;
     let _scope = CallbackScope::enter(id);
@@ -657,7 +780,11 @@ unsafe fn next_with_impl(src: Source, id: u64, it: *mut mc_iter, cb: mc_entry_fn
         true
     })?;
     write_token(it, &t);
-    Ok(if r == Scan::Done { McStatus::MC_DONE } else { McStatus::MC_OK })
+    Ok(if r == Scan::Done {
+        McStatus::MC_DONE
+    } else {
+        McStatus::MC_OK
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -674,9 +801,15 @@ unsafe fn next_batch_impl(
     let mut t = read_token(it, id)?;
     // SAFETY: the caller's writable batch buffer.
     let out = unsafe { bytes_out(buf, cap, "buf")? };
-    let (out_count, out_used) = (out_ptr(out_count, "out_count")?, out_ptr(out_used, "out_used")?);
+    let (out_count, out_used) = (
+        out_ptr(out_count, "out_count")?,
+        out_ptr(out_used, "out_used")?,
+    );
     if max_entries == 0 {
-        return Err(err(McStatus::MC_ERR_INVALID_ARGUMENT, "max_entries must be at least 1"));
+        return Err(err(
+            McStatus::MC_ERR_INVALID_ARGUMENT,
+            "max_entries must be at least 1",
+        ));
     }
     let mut used = 0usize;
     let mut first_need = 0usize;
@@ -710,7 +843,10 @@ unsafe fn next_batch_impl(
     if count == 0 {
         // SAFETY: checked non-NULL above.
         unsafe { put(out_used, first_need) };
-        return Err(err(McStatus::MC_ERR_BUFFER_TOO_SMALL, format!("the next entry needs {first_need} bytes")));
+        return Err(err(
+            McStatus::MC_ERR_BUFFER_TOO_SMALL,
+            format!("the next entry needs {first_need} bytes"),
+        ));
     }
     write_token(it, &t);
     // SAFETY: checked non-NULL above.
@@ -721,7 +857,14 @@ unsafe fn next_batch_impl(
     Ok(McStatus::MC_OK)
 }
 
-fn encode_impl(src: Source, id: u64, it: *const mc_iter, buf: *mut c_char, cap: usize, out_len: *mut usize) -> Result<McStatus> {
+fn encode_impl(
+    src: Source,
+    id: u64,
+    it: *const mc_iter,
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> Result<McStatus> {
     let t = read_token(it, id)?;
     let out_len = out_ptr(out_len, "out_len")?;
     // SAFETY: the caller's writable text buffer.
@@ -730,14 +873,23 @@ fn encode_impl(src: Source, id: u64, it: *const mc_iter, buf: *mut c_char, cap: 
     // SAFETY: checked non-NULL above.
     unsafe { put(out_len, text.len()) };
     if out.len() < text.len() + 1 {
-        return Err(err(McStatus::MC_ERR_BUFFER_TOO_SMALL, format!("token text needs {} bytes with its NUL", text.len() + 1)));
+        return Err(err(
+            McStatus::MC_ERR_BUFFER_TOO_SMALL,
+            format!("token text needs {} bytes with its NUL", text.len() + 1),
+        ));
     }
     out[..text.len()].copy_from_slice(text.as_bytes());
     out[text.len()] = 0;
     Ok(McStatus::MC_OK)
 }
 
-fn decode_impl(src: Source, id: u64, text: *const c_char, len: usize, out: *mut mc_iter) -> Result<McStatus> {
+fn decode_impl(
+    src: Source,
+    id: u64,
+    text: *const c_char,
+    len: usize,
+    out: *mut mc_iter,
+) -> Result<McStatus> {
     // SAFETY: the caller's readable text of `len` bytes.
     let text = unsafe { bytes_in(text.cast(), len, "text")? };
     let out = out_ptr(out, "out")?;
@@ -777,7 +929,19 @@ pub unsafe extern "C" fn mc_iter_next(
 ) -> mc_status {
     on_map(map.id, |m, id| {
         // SAFETY: forwards the caller's buffers with their documented contract.
-        unsafe { next_impl(Source::Map(m), id, it, key_buf, key_cap, out_key_len, val_buf, val_cap, out_val_len) }
+        unsafe {
+            next_impl(
+                Source::Map(m),
+                id,
+                it,
+                key_buf,
+                key_cap,
+                out_key_len,
+                val_buf,
+                val_cap,
+                out_val_len,
+            )
+        }
     })
 }
 
@@ -786,9 +950,16 @@ pub unsafe extern "C" fn mc_iter_next(
 /// call into this map: MC_ERR_REENTRANT). Returns MC_OK, MC_DONE and the
 /// errors of `mc_iter_next` except MC_ERR_BUFFER_TOO_SMALL.
 #[no_mangle]
-pub unsafe extern "C" fn mc_iter_next_with(map: mc_map, it: *mut mc_iter, cb: mc_entry_fn, user: *mut c_void) -> mc_status {
+pub unsafe extern "C" fn mc_iter_next_with(
+    map: mc_map,
+    it: *mut mc_iter,
+    cb: mc_entry_fn,
+    user: *mut c_void,
+) -> mc_status {
     // SAFETY: forwards the caller's callback and token.
-    on_map(map.id, |m, id| unsafe { next_with_impl(Source::Map(m), id, it, cb, user) })
+    on_map(map.id, |m, id| unsafe {
+        next_with_impl(Source::Map(m), id, it, cb, user)
+    })
 }
 
 /// Copies up to `max_entries` whole entries into `buf` and advances `*it` past
@@ -813,7 +984,18 @@ pub unsafe extern "C" fn mc_iter_next_batch(
 ) -> mc_status {
     on_map(map.id, |m, id| {
         // SAFETY: forwards the caller's buffer with its documented contract.
-        unsafe { next_batch_impl(Source::Map(m), id, it, buf, cap, max_entries, out_count, out_used) }
+        unsafe {
+            next_batch_impl(
+                Source::Map(m),
+                id,
+                it,
+                buf,
+                cap,
+                max_entries,
+                out_count,
+                out_used,
+            )
+        }
     })
 }
 
@@ -842,7 +1024,12 @@ pub extern "C" fn mc_iter_remove(map: mc_map, it: *mut mc_iter) -> mc_status {
 /// MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY, MC_ERR_ITER_INVALIDATED, the token
 /// errors and the common map errors.
 #[no_mangle]
-pub unsafe extern "C" fn mc_iter_set_value(map: mc_map, it: *const mc_iter, val: *const u8, val_len: usize) -> mc_status {
+pub unsafe extern "C" fn mc_iter_set_value(
+    map: mc_map,
+    it: *const mc_iter,
+    val: *const u8,
+    val_len: usize,
+) -> mc_status {
     on_map(map.id, |m, id| {
         let t = read_token(it, id)?;
         // SAFETY: the caller's readable value.
@@ -859,16 +1046,31 @@ pub unsafe extern "C" fn mc_iter_set_value(map: mc_map, it: *const mc_iter, val:
 /// Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (need `cap` >= MC_ITER_TEXT_LEN + 1;
 /// only `*out_len` written); the token errors; MC_ERR_NULL_ARGUMENT.
 #[no_mangle]
-pub unsafe extern "C" fn mc_iter_encode(map: mc_map, it: *const mc_iter, buf: *mut c_char, cap: usize, out_len: *mut usize) -> mc_status {
-    on_map(map.id, |m, id| encode_impl(Source::Map(m), id, it, buf, cap, out_len))
+pub unsafe extern "C" fn mc_iter_encode(
+    map: mc_map,
+    it: *const mc_iter,
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> mc_status {
+    on_map(map.id, |m, id| {
+        encode_impl(Source::Map(m), id, it, buf, cap, out_len)
+    })
 }
 
 /// Decodes text from `mc_iter_encode` (length `len`, NUL not needed) into a
 /// token for `map`. Returns MC_OK; MC_ERR_BAD_TOKEN (malformed or tampered);
 /// MC_ERR_WRONG_MAP (encoded for another map); MC_ERR_NULL_ARGUMENT.
 #[no_mangle]
-pub unsafe extern "C" fn mc_iter_decode(map: mc_map, text: *const c_char, len: usize, out: *mut mc_iter) -> mc_status {
-    on_map(map.id, |m, id| decode_impl(Source::Map(m), id, text, len, out))
+pub unsafe extern "C" fn mc_iter_decode(
+    map: mc_map,
+    text: *const c_char,
+    len: usize,
+    out: *mut mc_iter,
+) -> mc_status {
+    on_map(map.id, |m, id| {
+        decode_impl(Source::Map(m), id, text, len, out)
+    })
 }
 
 /// Walks a next-batch buffer: reads the entry at `*offset` of the `used` bytes
@@ -901,12 +1103,26 @@ pub unsafe extern "C" fn mc_batch_entry(
         if off == all.len() {
             return Ok(McStatus::MC_DONE);
         }
-        let malformed = || err(McStatus::MC_ERR_INVALID_ARGUMENT, format!("no whole batch entry at offset {off}"));
-        let head = all.get(off..off.checked_add(MC_BATCH_ENTRY_HEADER).ok_or_else(malformed)?).ok_or_else(malformed)?;
+        let malformed = || {
+            err(
+                McStatus::MC_ERR_INVALID_ARGUMENT,
+                format!("no whole batch entry at offset {off}"),
+            )
+        };
+        let head = all
+            .get(
+                off..off
+                    .checked_add(MC_BATCH_ENTRY_HEADER)
+                    .ok_or_else(malformed)?,
+            )
+            .ok_or_else(malformed)?;
         let kl = u32::from_ne_bytes(head[..4].try_into().expect("4 bytes")) as usize;
         let vl = u32::from_ne_bytes(head[4..].try_into().expect("4 bytes")) as usize;
         let k0 = off + MC_BATCH_ENTRY_HEADER;
-        let end = k0.checked_add(kl).and_then(|x| x.checked_add(vl)).ok_or_else(malformed)?;
+        let end = k0
+            .checked_add(kl)
+            .and_then(|x| x.checked_add(vl))
+            .ok_or_else(malformed)?;
         if end > all.len() {
             return Err(malformed());
         }
@@ -937,7 +1153,10 @@ pub unsafe extern "C" fn mc_batch_entry(
 pub extern "C" fn mc_snapshot_new(map: mc_map, out: *mut mc_snapshot) -> mc_status {
     on_map(map.id, |m, _| {
         let out = out_ptr(out, "out")?;
-        let id = register(Object::Snapshot(Snapshot { data: m.snapshot(), secret: m.secret() }))?;
+        let id = register(Object::Snapshot(Snapshot {
+            data: m.snapshot(),
+            secret: m.secret(),
+        }))?;
         // SAFETY: out checked non-NULL.
         unsafe { put(out, mc_snapshot { id }) };
         Ok(McStatus::MC_OK)
@@ -950,7 +1169,10 @@ pub extern "C" fn mc_snapshot_new(map: mc_map, out: *mut mc_snapshot) -> mc_stat
 pub extern "C" fn mc_snapshot_free(snap: mc_snapshot) -> mc_status {
     run(|| {
         if !registry::is_snapshot_id(snap.id) || !registry::remove(snap.id) {
-            return Err(err(McStatus::MC_ERR_BAD_HANDLE, "snapshot handle is zero, freed, of the wrong kind, or not a handle"));
+            return Err(err(
+                McStatus::MC_ERR_BAD_HANDLE,
+                "snapshot handle is zero, freed, of the wrong kind, or not a handle",
+            ));
         }
         Ok(McStatus::MC_OK)
     })
@@ -997,7 +1219,12 @@ pub unsafe extern "C" fn mc_snapshot_get_with(
 
 /// `mc_map_contains` on the snapshot.
 #[no_mangle]
-pub unsafe extern "C" fn mc_snapshot_contains(snap: mc_snapshot, key: *const u8, key_len: usize, out: *mut bool) -> mc_status {
+pub unsafe extern "C" fn mc_snapshot_contains(
+    snap: mc_snapshot,
+    key: *const u8,
+    key_len: usize,
+    out: *mut bool,
+) -> mc_status {
     on_snapshot(snap.id, |s, _| {
         // SAFETY: caller's readable key.
         let k = unsafe { bytes_in(key, key_len, "key")? };
@@ -1022,8 +1249,14 @@ pub unsafe extern "C" fn mc_snapshot_len(snap: mc_snapshot, out: *mut usize) -> 
 /// Starts an iteration over the snapshot. Both modes behave the same (a
 /// snapshot never changes, so nothing is ever invalidated).
 #[no_mangle]
-pub extern "C" fn mc_snapshot_iter_init(snap: mc_snapshot, mode: u32, out: *mut mc_iter) -> mc_status {
-    on_snapshot(snap.id, |s, id| init_token(Source::Snapshot(s), id, mode, out))
+pub extern "C" fn mc_snapshot_iter_init(
+    snap: mc_snapshot,
+    mode: u32,
+    out: *mut mc_iter,
+) -> mc_status {
+    on_snapshot(snap.id, |s, id| {
+        init_token(Source::Snapshot(s), id, mode, out)
+    })
 }
 
 /// `mc_iter_next` on the snapshot. Same statuses (never ITER_INVALIDATED).
@@ -1040,15 +1273,34 @@ pub unsafe extern "C" fn mc_snapshot_iter_next(
 ) -> mc_status {
     on_snapshot(snap.id, |s, id| {
         // SAFETY: forwards the caller's buffers with their documented contract.
-        unsafe { next_impl(Source::Snapshot(s), id, it, key_buf, key_cap, out_key_len, val_buf, val_cap, out_val_len) }
+        unsafe {
+            next_impl(
+                Source::Snapshot(s),
+                id,
+                it,
+                key_buf,
+                key_cap,
+                out_key_len,
+                val_buf,
+                val_cap,
+                out_val_len,
+            )
+        }
     })
 }
 
 /// `mc_iter_next_with` on the snapshot.
 #[no_mangle]
-pub unsafe extern "C" fn mc_snapshot_iter_next_with(snap: mc_snapshot, it: *mut mc_iter, cb: mc_entry_fn, user: *mut c_void) -> mc_status {
+pub unsafe extern "C" fn mc_snapshot_iter_next_with(
+    snap: mc_snapshot,
+    it: *mut mc_iter,
+    cb: mc_entry_fn,
+    user: *mut c_void,
+) -> mc_status {
     // SAFETY: forwards the caller's callback and token.
-    on_snapshot(snap.id, |s, id| unsafe { next_with_impl(Source::Snapshot(s), id, it, cb, user) })
+    on_snapshot(snap.id, |s, id| unsafe {
+        next_with_impl(Source::Snapshot(s), id, it, cb, user)
+    })
 }
 
 /// `mc_iter_next_batch` on the snapshot.
@@ -1064,18 +1316,44 @@ pub unsafe extern "C" fn mc_snapshot_iter_next_batch(
 ) -> mc_status {
     on_snapshot(snap.id, |s, id| {
         // SAFETY: forwards the caller's buffer with its documented contract.
-        unsafe { next_batch_impl(Source::Snapshot(s), id, it, buf, cap, max_entries, out_count, out_used) }
+        unsafe {
+            next_batch_impl(
+                Source::Snapshot(s),
+                id,
+                it,
+                buf,
+                cap,
+                max_entries,
+                out_count,
+                out_used,
+            )
+        }
     })
 }
 
 /// `mc_iter_encode` on the snapshot.
 #[no_mangle]
-pub unsafe extern "C" fn mc_snapshot_iter_encode(snap: mc_snapshot, it: *const mc_iter, buf: *mut c_char, cap: usize, out_len: *mut usize) -> mc_status {
-    on_snapshot(snap.id, |s, id| encode_impl(Source::Snapshot(s), id, it, buf, cap, out_len))
+pub unsafe extern "C" fn mc_snapshot_iter_encode(
+    snap: mc_snapshot,
+    it: *const mc_iter,
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> mc_status {
+    on_snapshot(snap.id, |s, id| {
+        encode_impl(Source::Snapshot(s), id, it, buf, cap, out_len)
+    })
 }
 
 /// `mc_iter_decode` on the snapshot.
 #[no_mangle]
-pub unsafe extern "C" fn mc_snapshot_iter_decode(snap: mc_snapshot, text: *const c_char, len: usize, out: *mut mc_iter) -> mc_status {
-    on_snapshot(snap.id, |s, id| decode_impl(Source::Snapshot(s), id, text, len, out))
+pub unsafe extern "C" fn mc_snapshot_iter_decode(
+    snap: mc_snapshot,
+    text: *const c_char,
+    len: usize,
+    out: *mut mc_iter,
+) -> mc_status {
+    on_snapshot(snap.id, |s, id| {
+        decode_impl(Source::Snapshot(s), id, text, len, out)
+    })
 }

@@ -50,14 +50,20 @@ fn finish(r: std::thread::Result<Result<McStatus>>) -> McStatus {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            set_last_error(&err(McStatus::MC_ERR_INTERNAL, format!("internal error: {msg}")));
+            set_last_error(&err(
+                McStatus::MC_ERR_INTERNAL,
+                format!("internal error: {msg}"),
+            ));
             McStatus::MC_ERR_INTERNAL
         }
     }
 }
 
 fn bad_handle(what: &str) -> Error {
-    err(McStatus::MC_ERR_BAD_HANDLE, format!("{what} handle is zero, freed, of the wrong kind, or not a handle"))
+    err(
+        McStatus::MC_ERR_BAD_HANDLE,
+        format!("{what} handle is zero, freed, of the wrong kind, or not a handle"),
+    )
 }
 
 fn lookup(id: u64, what: &str) -> Result<registry::Handle> {
@@ -70,9 +76,14 @@ pub fn on_map(id: u64, f: impl FnOnce(&Map, u64) -> Result<McStatus>) -> McStatu
     let r = catch_unwind(AssertUnwindSafe(|| {
         let h = lookup(id, "map")?;
         let live: &Live = h.as_ref().expect("looked up");
-        let Object::Map(map) = &live.object else { return Err(bad_handle("map")) };
+        let Object::Map(map) = &live.object else {
+            return Err(bad_handle("map"));
+        };
         if map.is_poisoned() {
-            return Err(err(McStatus::MC_ERR_POISONED, "the map was poisoned by an earlier internal error; free it"));
+            return Err(err(
+                McStatus::MC_ERR_POISONED,
+                "the map was poisoned by an earlier internal error; free it",
+            ));
         }
         if CALLBACK_DEPTH.get() > 0 && IN_CALLBACK.with(|c| c.borrow().contains(&id)) {
             return Err(err(
@@ -84,7 +95,11 @@ pub fn on_map(id: u64, f: impl FnOnce(&Map, u64) -> Result<McStatus>) -> McStatu
     }));
     if r.is_err() {
         if let Some(h) = registry::get(id) {
-            if let Some(Live { object: Object::Map(map), .. }) = h.as_deref() {
+            if let Some(Live {
+                object: Object::Map(map),
+                ..
+            }) = h.as_deref()
+            {
                 map.poison();
             }
         }
@@ -96,7 +111,9 @@ pub fn on_snapshot(id: u64, f: impl FnOnce(&Snapshot, u64) -> Result<McStatus>) 
     run(|| {
         let h = lookup(id, "snapshot")?;
         let live: &Live = h.as_ref().expect("looked up");
-        let Object::Snapshot(snap) = &live.object else { return Err(bad_handle("snapshot")) };
+        let Object::Snapshot(snap) = &live.object else {
+            return Err(bad_handle("snapshot"));
+        };
         f(snap, id)
     })
 }
@@ -138,7 +155,10 @@ pub unsafe fn bytes_in<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a
         return if len == 0 { Ok(&[]) } else { Err(null(what)) };
     }
     if len > isize::MAX as usize {
-        return Err(err(McStatus::MC_ERR_TOO_LARGE, format!("{what} length is impossibly large")));
+        return Err(err(
+            McStatus::MC_ERR_TOO_LARGE,
+            format!("{what} length is impossibly large"),
+        ));
     }
     // SAFETY: non-NULL, and the caller guarantees `len` readable bytes.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
@@ -150,10 +170,17 @@ pub unsafe fn bytes_in<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a
 /// If `ptr` is non-NULL it must point to `cap` writable bytes not aliased elsewhere for `'a`.
 pub unsafe fn bytes_out<'a>(ptr: *mut u8, cap: usize, what: &str) -> Result<&'a mut [u8]> {
     if ptr.is_null() {
-        return if cap == 0 { Ok(&mut []) } else { Err(null(what)) };
+        return if cap == 0 {
+            Ok(&mut [])
+        } else {
+            Err(null(what))
+        };
     }
     if cap > isize::MAX as usize {
-        return Err(err(McStatus::MC_ERR_TOO_LARGE, format!("{what} capacity is impossibly large")));
+        return Err(err(
+            McStatus::MC_ERR_TOO_LARGE,
+            format!("{what} capacity is impossibly large"),
+        ));
     }
     // SAFETY: non-NULL, and the caller guarantees `cap` writable bytes.
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
@@ -199,10 +226,16 @@ mod tests {
         let s = on_map(id, |_, _| panic!("injected failure"));
         assert_eq!(s, McStatus::MC_ERR_INTERNAL);
         with_last_error(|m| assert!(m.contains("injected failure"), "{m}"));
-        assert_eq!(on_map(id, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_ERR_POISONED);
+        assert_eq!(
+            on_map(id, |_, _| Ok(McStatus::MC_OK)),
+            McStatus::MC_ERR_POISONED
+        );
         // A poisoned map can still be freed, and is then a bad handle.
         assert!(registry::remove(id));
-        assert_eq!(on_map(id, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_ERR_BAD_HANDLE);
+        assert_eq!(
+            on_map(id, |_, _| Ok(McStatus::MC_OK)),
+            McStatus::MC_ERR_BAD_HANDLE
+        );
     }
 
     #[test]
@@ -211,7 +244,10 @@ mod tests {
         let b = registry::insert(Object::Map(Map::new(&Options::default()).unwrap())).unwrap();
         {
             let _s = CallbackScope::enter(a);
-            assert_eq!(on_map(a, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_ERR_REENTRANT);
+            assert_eq!(
+                on_map(a, |_, _| Ok(McStatus::MC_OK)),
+                McStatus::MC_ERR_REENTRANT
+            );
             assert_eq!(on_map(b, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_OK);
         }
         assert_eq!(on_map(a, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_OK);

@@ -8,9 +8,16 @@ use McStatus::*;
 
 pub struct M(pub mc_map);
 
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 pub fn opts(seed: u64, weak: bool) -> mc_options {
     mc_options {
-        flags: MC_OPT_FIXED_SEED | if weak { MC_OPT_WEAK_HASH_FOR_TESTING } else { 0 },
+        flags: MC_OPT_FIXED_SEED
+            | if weak {
+                MC_OPT_WEAK_HASH_FOR_TESTING
+            } else {
+                0
+            },
         reserved: 0,
         seed,
         capacity: 0,
@@ -49,7 +56,16 @@ impl M {
             e => return Err(e),
         }
         let mut buf = vec![0u8; n];
-        let s = unsafe { mc_map_get(self.0, k.as_ptr(), k.len(), buf.as_mut_ptr(), buf.len(), &mut n) };
+        let s = unsafe {
+            mc_map_get(
+                self.0,
+                k.as_ptr(),
+                k.len(),
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut n,
+            )
+        };
         if s == MC_OK {
             buf.truncate(n);
             Ok(buf)
@@ -81,7 +97,16 @@ impl M {
         loop {
             let (mut kl, mut vl) = (0usize, 0usize);
             let s = unsafe {
-                mc_iter_next(self.0, it, kb.as_mut_ptr(), kb.len(), &mut kl, vb.as_mut_ptr(), vb.len(), &mut vl)
+                mc_iter_next(
+                    self.0,
+                    it,
+                    kb.as_mut_ptr(),
+                    kb.len(),
+                    &mut kl,
+                    vb.as_mut_ptr(),
+                    vb.len(),
+                    &mut vl,
+                )
             };
             match s {
                 MC_OK => return Ok((kb[..kl].to_vec(), vb[..vl].to_vec())),
@@ -95,10 +120,25 @@ impl M {
     }
 
     /// Next batch as a vector of entries (empty at MC_DONE).
-    pub fn next_batch(&self, it: &mut mc_iter, cap: usize, max: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, McStatus> {
+    pub fn next_batch(
+        &self,
+        it: &mut mc_iter,
+        cap: usize,
+        max: usize,
+    ) -> Result<Entries, McStatus> {
         let mut buf = vec![0u8; cap];
         let (mut count, mut used) = (0usize, 0usize);
-        let s = unsafe { mc_iter_next_batch(self.0, it, buf.as_mut_ptr(), cap, max, &mut count, &mut used) };
+        let s = unsafe {
+            mc_iter_next_batch(
+                self.0,
+                it,
+                buf.as_mut_ptr(),
+                cap,
+                max,
+                &mut count,
+                &mut used,
+            )
+        };
         match s {
             MC_DONE => Ok(Vec::new()),
             MC_OK => {
@@ -106,13 +146,26 @@ impl M {
                 let mut off = 0usize;
                 loop {
                     let (mut k, mut kl, mut v, mut vl) = (std::ptr::null(), 0, std::ptr::null(), 0);
-                    let s = unsafe { mc_batch_entry(buf.as_ptr(), used, &mut off, &mut k, &mut kl, &mut v, &mut vl) };
+                    let s = unsafe {
+                        mc_batch_entry(
+                            buf.as_ptr(),
+                            used,
+                            &mut off,
+                            &mut k,
+                            &mut kl,
+                            &mut v,
+                            &mut vl,
+                        )
+                    };
                     if s == MC_DONE {
                         break;
                     }
                     assert_eq!(s, MC_OK);
                     unsafe {
-                        out.push((std::slice::from_raw_parts(k, kl).to_vec(), std::slice::from_raw_parts(v, vl).to_vec()));
+                        out.push((
+                            std::slice::from_raw_parts(k, kl).to_vec(),
+                            std::slice::from_raw_parts(v, vl).to_vec(),
+                        ));
                     }
                 }
                 assert_eq!(out.len(), count);
