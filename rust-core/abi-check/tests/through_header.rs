@@ -23,7 +23,7 @@ fn layouts_agree_between_c_header_and_rust() {
 fn crud_iteration_and_callbacks_through_the_header() {
     unsafe {
         let mut m = mc_map { id: 0 };
-        assert_eq!(mc_map_new(&mut m), mc_status_MC_OK as i32);
+        assert_eq!(mc_map_new(&mut m), mc_status_MC_OK);
         for (k, v) in [("a", "keep"), ("b", "drop"), ("c", "keep"), ("", "drop")] {
             let mut ins = false;
             assert_eq!(
@@ -48,7 +48,7 @@ fn crud_iteration_and_callbacks_through_the_header() {
                 8,
                 &mut vl,
             );
-            if s == mc_status_MC_DONE as i32 {
+            if s == mc_status_MC_DONE {
                 break;
             }
             assert_eq!(s, 0);
@@ -85,15 +85,15 @@ fn crud_iteration_and_callbacks_through_the_header() {
                 Some(abi_copy_value),
                 out.as_mut_ptr().cast()
             ),
-            mc_status_MC_ERR_NOT_FOUND as i32
+            mc_status_MC_ERR_NOT_FOUND
         );
         assert_eq!(mc_map_free(m), 0);
-        assert_eq!(mc_map_free(m), mc_status_MC_ERR_BAD_HANDLE as i32);
+        assert_eq!(mc_map_free(m), mc_status_MC_ERR_BAD_HANDLE);
         assert_eq!(
             mc_map_len(m, null_mut()),
-            mc_status_MC_ERR_BAD_HANDLE as i32
+            mc_status_MC_ERR_BAD_HANDLE
         );
-        let name = std::ffi::CStr::from_ptr(mc_status_name(mc_status_MC_ERR_WRONG_MAP as i32));
+        let name = std::ffi::CStr::from_ptr(mc_status_name(mc_status_MC_ERR_WRONG_MAP));
         assert_eq!(name.to_str().unwrap(), "MC_ERR_WRONG_MAP");
         let _ = null::<u8>();
     }
@@ -146,7 +146,7 @@ fn snapshot_and_text_tokens_through_the_header() {
         assert_eq!(used, 100 * (MC_BATCH_ENTRY_HEADER as usize + 8));
         assert_eq!(
             mc_iter_decode(m, text.as_ptr(), len, &mut it2),
-            mc_status_MC_ERR_WRONG_MAP as i32
+            mc_status_MC_ERR_WRONG_MAP
         );
         assert_eq!(mc_snapshot_free(s), 0);
         assert_eq!(mc_map_free(m), 0);
