@@ -24,6 +24,22 @@ fn main() {
     };
     let mut buf = [0u8; 64];
     let mut sum = 0usize;
+    if mode == "scan" {
+        for _ in 0..3 {
+            let mut it = mc_iter { opaque: [0; 6] };
+            mc_iter_init(m, MC_MODE_CURSOR, &mut it);
+            let mut bb = vec![0u8; 1 << 16];
+            loop {
+                let (mut c, mut u) = (0, 0);
+                if unsafe { mc_iter_next_batch(m, &mut it, bb.as_mut_ptr(), bb.len(), 4096, &mut c, &mut u) } != mapcore::McStatus::MC_OK {
+                    break;
+                }
+                sum += c;
+            }
+        }
+        println!("{sum}");
+        return;
+    }
     for _ in 0..3 {
         for k in &ks {
             if mode == "engine" {

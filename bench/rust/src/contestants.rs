@@ -2,8 +2,6 @@
 //! values in on insert and copies the value out into the caller's buffer on
 //! get, like mapcore's C ABI does.
 
-use std::hint::black_box;
-
 use dashmap::DashMap;
 use hashbrown::{DefaultHashBuilder, HashMap};
 
@@ -389,8 +387,3 @@ impl Bench for Dash {
     }
 }
 
-/// Keeps the optimiser from deleting benchmark loops.
-#[inline]
-pub fn sink<T>(x: T) -> T {
-    black_box(x)
-}

@@ -33,7 +33,6 @@ pub const MC_ABSENT: u32 = u32::MAX;
 extern "C" {
     pub fn mc_abi_version() -> u32;
     pub fn mc_status_name(code: i32) -> *const std::ffi::c_char;
-    pub fn mc_map_new(out: *mut mc_map) -> i32;
     pub fn mc_map_new_with(opts: *const mc_options, out: *mut mc_map) -> i32;
     pub fn mc_map_free(map: mc_map) -> i32;
     pub fn mc_map_set(map: mc_map, key: *const u8, key_len: usize, val: *const u8, val_len: usize, out_inserted: *mut bool) -> i32;

@@ -30,6 +30,17 @@ struct Shard {
     generation: AtomicU64,
 }
 
+/// Storage statistics (see `Map::stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub entries: usize,
+    pub slots: usize,
+    pub arena_bytes: usize,
+    pub arena_chunks: usize,
+    /// Slot pages copied because a snapshot shared them.
+    pub cow_pages: usize,
+}
+
 /// Where a scan stands. `pos` is the position of the last returned entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cursor {
@@ -93,7 +104,7 @@ fn scan_shard(
     consumed: &mut usize,
     f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
 ) -> (Option<usize>, bool) {
-    const LOOKAHEAD: usize = 6;
+    const LOOKAHEAD: usize = 8;
     let mut last = None;
     let mut next = data.seek_after(hasher, after);
     if let Some(i) = next {
@@ -552,13 +563,22 @@ impl Map {
 
     /// Bytes held by slot tables and arenas (capacity, not payload).
     pub fn memory_bytes(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| {
-                let g = s.data.read();
-                g.slots() * 16 + g.arena_bytes()
-            })
-            .sum()
+        let s = self.stats();
+        s.slots * 16 + s.arena_bytes
+    }
+
+    /// Storage statistics summed over shards.
+    pub fn stats(&self) -> Stats {
+        let mut st = Stats::default();
+        for shard in self.shards.iter() {
+            let g = shard.data.read();
+            st.entries += g.entries();
+            st.slots += g.slots();
+            st.arena_bytes += g.arena_bytes();
+            st.arena_chunks += g.chunks();
+            st.cow_pages += g.cow_pages();
+        }
+        st
     }
 
     /// Checks every shard's invariants; used by tests.

@@ -5,5 +5,5 @@ pub mod table;
 pub mod token;
 
 pub use hash::Pos;
-pub use map::{Cursor, Map, Options, Scan, SnapshotData};
+pub use map::{Cursor, Map, Options, Scan, SnapshotData, Stats};
 pub(crate) use table::{MAX_KEY_LEN, MAX_VALUE_LEN};

@@ -65,6 +65,8 @@ pub struct Table {
     len: usize,
     nominal_bits: u32,
     count: usize,
+    /// Pages copied because a snapshot shared them (statistics).
+    cow_pages: usize,
 }
 
 impl Table {
@@ -76,6 +78,7 @@ impl Table {
             len: 0,
             nominal_bits: bits,
             count: 0,
+            cow_pages: 0,
         };
         t.extend(nominal + slack)?;
         Ok(t)
@@ -118,7 +121,17 @@ impl Table {
 
     #[inline]
     fn set(&mut self, i: usize, s: Slot) {
-        Arc::make_mut(&mut self.pages[i >> PAGE_BITS])[i & PAGE_MASK] = s;
+        let page = &mut self.pages[i >> PAGE_BITS];
+        match Arc::get_mut(page) {
+            Some(p) => p[i & PAGE_MASK] = s,
+            None => {
+                // A snapshot shares this page: copy just this page.
+                let mut copy = page.to_vec();
+                copy[i & PAGE_MASK] = s;
+                *page = Arc::from(copy);
+                self.cow_pages += 1;
+            }
+        }
     }
 
     #[inline]
@@ -284,6 +297,16 @@ impl ShardData {
         self.arena.bytes()
     }
 
+    /// Slot pages copied so far because a snapshot shared them.
+    pub fn cow_pages(&self) -> usize {
+        self.table.cow_pages
+    }
+
+    /// Arena chunks in use (each at most 256 KiB unless one record is bigger).
+    pub fn chunks(&self) -> usize {
+        self.arena.chunks.len()
+    }
+
     /// `Ok(i)`: the key is at slot `i`. `Err(i)`: it belongs at slot `i`.
     fn locate(&self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> std::result::Result<usize, usize> {
         let t = &self.table;
@@ -431,6 +454,7 @@ impl ShardData {
             next_free = p + 1;
         }
         t.count = self.table.count;
+        t.cow_pages = self.table.cow_pages;
         self.table = t;
         Ok(())
     }
