@@ -19,7 +19,7 @@ fn main() {
         unsafe { mc_map_set(m, k.as_ptr(), 16, val.as_ptr(), 32, std::ptr::null_mut()) };
     }
     let h = mapcore::registry::get(m.id).unwrap();
-    let mapcore::registry::Object::Map(em) = &h.as_ref().unwrap().object else {
+    let mapcore::registry::Object::Map(em) = &h.object else {
         panic!()
     };
     let mut buf = [0u8; 64];

@@ -67,7 +67,7 @@ fn main() {
     }
     let iter = t.elapsed().as_nanos() as f64 / n as f64;
     assert_eq!(cnt, n);
-    let mem = mapcore::registry::get(m.id).map(|h| match &h.as_ref().unwrap().object {
+    let mem = mapcore::registry::get(m.id).map(|h| match &h.object {
         mapcore::registry::Object::Map(mm) => mm.memory_bytes(),
         _ => 0,
     });

@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::engine::Map;
-use crate::registry::{self, Live, Object, Snapshot};
+use crate::registry::{self, Object, Snapshot};
 use crate::status::{Error, McStatus, Result};
 
 thread_local! {
@@ -75,8 +75,7 @@ fn lookup(id: u64, what: &str) -> Result<registry::Handle> {
 pub fn on_map(id: u64, f: impl FnOnce(&Map, u64) -> Result<McStatus>) -> McStatus {
     let r = catch_unwind(AssertUnwindSafe(|| {
         let h = lookup(id, "map")?;
-        let live: &Live = h.as_ref().expect("looked up");
-        let Object::Map(map) = &live.object else {
+        let Object::Map(map) = &h.object else {
             return Err(bad_handle("map"));
         };
         if map.is_poisoned() {
@@ -95,11 +94,7 @@ pub fn on_map(id: u64, f: impl FnOnce(&Map, u64) -> Result<McStatus>) -> McStatu
     }));
     if r.is_err() {
         if let Some(h) = registry::get(id) {
-            if let Some(Live {
-                object: Object::Map(map),
-                ..
-            }) = h.as_deref()
-            {
+            if let Object::Map(map) = &h.object {
                 map.poison();
             }
         }
@@ -110,8 +105,7 @@ pub fn on_map(id: u64, f: impl FnOnce(&Map, u64) -> Result<McStatus>) -> McStatu
 pub fn on_snapshot(id: u64, f: impl FnOnce(&Snapshot, u64) -> Result<McStatus>) -> McStatus {
     run(|| {
         let h = lookup(id, "snapshot")?;
-        let live: &Live = h.as_ref().expect("looked up");
-        let Object::Snapshot(snap) = &live.object else {
+        let Object::Snapshot(snap) = &h.object else {
             return Err(bad_handle("snapshot"));
         };
         f(snap, id)
