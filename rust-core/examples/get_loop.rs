@@ -31,7 +31,10 @@ fn main() {
             let mut bb = vec![0u8; 1 << 16];
             loop {
                 let (mut c, mut u) = (0, 0);
-                if unsafe { mc_iter_next_batch(m, &mut it, bb.as_mut_ptr(), bb.len(), 4096, &mut c, &mut u) } != mapcore::McStatus::MC_OK {
+                if unsafe {
+                    mc_iter_next_batch(m, &mut it, bb.as_mut_ptr(), bb.len(), 4096, &mut c, &mut u)
+                } != mapcore::McStatus::MC_OK
+                {
                     break;
                 }
                 sum += c;

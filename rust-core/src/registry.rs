@@ -82,7 +82,10 @@ struct Registry {
 
 static REGISTRY: Registry = Registry {
     segments: [const { OnceLock::new() }; MAX_SEGS],
-    free: Mutex::new(FreeList { free: Vec::new(), next: 0 }),
+    free: Mutex::new(FreeList {
+        free: Vec::new(),
+        next: 0,
+    }),
     epoch: AtomicU64::new(1),
     participants: Mutex::new(Vec::new()),
     retired: Mutex::new(Vec::new()),
@@ -125,7 +128,10 @@ fn claim_participant() -> &'static Participant {
             return p;
         }
     }
-    let p: &'static Participant = Box::leak(Box::new(Participant { active: AtomicU64::new(0), in_use: AtomicU32::new(1) }));
+    let p: &'static Participant = Box::leak(Box::new(Participant {
+        active: AtomicU64::new(0),
+        in_use: AtomicU32::new(1),
+    }));
     all.push(p);
     p
 }
@@ -146,7 +152,9 @@ fn pin() -> PinGuard {
         }
         l.depth.set(d + 1);
     });
-    PinGuard { _not_send: std::marker::PhantomData }
+    PinGuard {
+        _not_send: std::marker::PhantomData,
+    }
 }
 
 impl Drop for PinGuard {
@@ -173,7 +181,11 @@ fn reclaim() {
     }
     let oldest_pinned = {
         let all = lock(&REGISTRY.participants);
-        all.iter().map(|p| p.active.load(SeqCst)).filter(|&e| e != 0).min().unwrap_or(u64::MAX)
+        all.iter()
+            .map(|p| p.active.load(SeqCst))
+            .filter(|&e| e != 0)
+            .min()
+            .unwrap_or(u64::MAX)
     };
     let mut done = Vec::new();
     retired.retain(|r| {
@@ -227,7 +239,8 @@ pub fn insert(object: Object) -> Option<u64> {
             if i >= MAX_LIVE {
                 return None;
             }
-            REGISTRY.segments[i >> SEG_BITS].get_or_init(|| (0..SEG_SLOTS).map(|_| Slot::default()).collect());
+            REGISTRY.segments[i >> SEG_BITS]
+                .get_or_init(|| (0..SEG_SLOTS).map(|_| Slot::default()).collect());
             fl.next += 1;
             i
         }
@@ -238,9 +251,14 @@ pub fn insert(object: Object) -> Option<u64> {
         gen = 1;
     }
     s.generation.store(gen, Relaxed);
-    let kind = if matches!(object, Object::Snapshot(_)) { SNAPSHOT_BIT } else { 0 };
+    let kind = if matches!(object, Object::Snapshot(_)) {
+        SNAPSHOT_BIT
+    } else {
+        0
+    };
     let id = kind | (gen as u64) << 32 | (index as u64 + 1);
-    s.live.store(Box::into_raw(Box::new(Live { id, object })), Release);
+    s.live
+        .store(Box::into_raw(Box::new(Live { id, object })), Release);
     Some(id)
 }
 
@@ -278,7 +296,10 @@ pub fn remove(id: u64) -> bool {
         s.live.store(ptr::null_mut(), SeqCst);
         let epoch = REGISTRY.epoch.fetch_add(1, SeqCst);
         let mut retired = lock(&REGISTRY.retired);
-        retired.push(Retired { epoch, live: NonNull::new(cur).expect("non-null") });
+        retired.push(Retired {
+            epoch,
+            live: NonNull::new(cur).expect("non-null"),
+        });
         REGISTRY.pending.store(retired.len(), Relaxed);
         drop(retired);
         fl.free.push((low - 1) as u32);
@@ -298,7 +319,9 @@ mod tests {
 
     fn retired_contains(id: u64) -> bool {
         // SAFETY: retired objects stay allocated while listed.
-        lock(&REGISTRY.retired).iter().any(|r| unsafe { r.live.as_ref() }.id == id)
+        lock(&REGISTRY.retired)
+            .iter()
+            .any(|r| unsafe { r.live.as_ref() }.id == id)
     }
 
     #[test]
@@ -309,7 +332,10 @@ mod tests {
         m.insert(b"k", b"v").unwrap();
         let other = std::thread::spawn(move || remove(id)).join().unwrap();
         assert!(other, "free succeeds while another thread is inside a call");
-        assert!(get(id).is_none(), "calls that start after the free see a bad handle");
+        assert!(
+            get(id).is_none(),
+            "calls that start after the free see a bad handle"
+        );
         assert!(retired_contains(id), "not reclaimed while pinned");
         assert_eq!(m.get(b"k").unwrap(), b"v", "the in-flight call still works");
         drop(h);
@@ -325,7 +351,14 @@ mod tests {
 
     #[test]
     fn garbage_ids_are_rejected() {
-        for id in [0, 1, u64::MAX, 0x7FFF_FFFF_FFFF_FFFF, 1 << 63, (5 << 32) | 3] {
+        for id in [
+            0,
+            1,
+            u64::MAX,
+            0x7FFF_FFFF_FFFF_FFFF,
+            1 << 63,
+            (5 << 32) | 3,
+        ] {
             assert!(get(id).is_none());
             assert!(!remove(id));
         }

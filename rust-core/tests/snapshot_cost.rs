@@ -12,7 +12,12 @@ fn key(i: u64) -> [u8; 16] {
 #[test]
 fn writes_after_a_snapshot_copy_at_most_a_page_or_two() {
     let n = 200_000u64;
-    let m = Map::new(&Options { seed: Some(1), capacity: n as usize * 2, ..Options::default() }).unwrap();
+    let m = Map::new(&Options {
+        seed: Some(1),
+        capacity: n as usize * 2,
+        ..Options::default()
+    })
+    .unwrap();
     for i in 0..n {
         m.insert(&key(i), &[1u8; 32]).unwrap();
     }
@@ -24,8 +29,15 @@ fn writes_after_a_snapshot_copy_at_most_a_page_or_two() {
         let pre = m.stats();
         m.insert(&key(i * 997), &[2u8; 32]).unwrap();
         let post = m.stats();
-        assert!(post.cow_pages - pre.cow_pages <= 2, "round {round}: copied {} pages", post.cow_pages - pre.cow_pages);
-        assert!(post.arena_chunks - pre.arena_chunks <= 1, "at most one fresh arena chunk");
+        assert!(
+            post.cow_pages - pre.cow_pages <= 2,
+            "round {round}: copied {} pages",
+            post.cow_pages - pre.cow_pages
+        );
+        assert!(
+            post.arena_chunks - pre.arena_chunks <= 1,
+            "at most one fresh arena chunk"
+        );
     }
     // New keys (still within the reserved capacity) as well.
     for i in n..n + 50 {
@@ -40,7 +52,10 @@ fn writes_after_a_snapshot_copy_at_most_a_page_or_two() {
         assert!(m.remove(&key(i)));
         assert!(m.stats().cow_pages - pre.cow_pages <= 2);
     }
-    assert!(m.stats().cow_pages <= 2 * 150, "each write copies at most two pages");
+    assert!(
+        m.stats().cow_pages <= 2 * 150,
+        "each write copies at most two pages"
+    );
     // The snapshot still sees the old state.
     assert_eq!(snap.len(), n as usize);
     assert_eq!(snap.get(&key(0)).unwrap(), vec![1u8; 32]);

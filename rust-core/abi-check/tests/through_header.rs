@@ -89,10 +89,7 @@ fn crud_iteration_and_callbacks_through_the_header() {
         );
         assert_eq!(mc_map_free(m), 0);
         assert_eq!(mc_map_free(m), mc_status_MC_ERR_BAD_HANDLE);
-        assert_eq!(
-            mc_map_len(m, null_mut()),
-            mc_status_MC_ERR_BAD_HANDLE
-        );
+        assert_eq!(mc_map_len(m, null_mut()), mc_status_MC_ERR_BAD_HANDLE);
         let name = std::ffi::CStr::from_ptr(mc_status_name(mc_status_MC_ERR_WRONG_MAP));
         assert_eq!(name.to_str().unwrap(), "MC_ERR_WRONG_MAP");
         let _ = null::<u8>();

@@ -1,0 +1,3 @@
+module github.com/mapcore/mapcore-go
+
+go 1.24
