@@ -20,7 +20,7 @@ use crate::status::{Error, McStatus, Result};
 pub(crate) const SHARD_BITS: u32 = 4;
 pub(crate) const SHARDS: usize = 1 << SHARD_BITS;
 
-const PAGE_BITS: u32 = 12;
+const PAGE_BITS: u32 = 11;
 const PAGE_SLOTS: usize = 1 << PAGE_BITS;
 const PAGE_MASK: usize = PAGE_SLOTS - 1;
 const MIN_NOMINAL_BITS: u32 = 3;
@@ -125,10 +125,11 @@ impl Table {
         match Arc::get_mut(page) {
             Some(p) => p[i & PAGE_MASK] = s,
             None => {
-                // A snapshot shares this page: copy just this page.
-                let mut copy = page.to_vec();
-                copy[i & PAGE_MASK] = s;
-                *page = Arc::from(copy);
+                // A snapshot shares this page: copy just this page (one copy,
+                // straight into the new Arc allocation).
+                let mut copy: Arc<[Slot]> = Arc::from(&page[..]);
+                Arc::get_mut(&mut copy).expect("fresh Arc is unique")[i & PAGE_MASK] = s;
+                *page = copy;
                 self.cow_pages += 1;
             }
         }
