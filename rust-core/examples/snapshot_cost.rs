@@ -22,10 +22,21 @@ fn cow_pages(m: mc_map) -> usize {
 }
 
 fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10_000_000);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000_000);
     let mut m = mc_map { id: 0 };
-    let opts = mc_options { flags: 0, reserved: 0, seed: 0, capacity: n };
-    assert_eq!(unsafe { mc_map_new_with(&opts, &mut m) }, mapcore::McStatus::MC_OK);
+    let opts = mc_options {
+        flags: 0,
+        reserved: 0,
+        seed: 0,
+        capacity: n,
+    };
+    assert_eq!(
+        unsafe { mc_map_new_with(&opts, &mut m) },
+        mapcore::McStatus::MC_OK
+    );
     let val = [9u8; 32];
     let t = Instant::now();
     for i in 0..n {
@@ -57,9 +68,15 @@ fn main() {
         let k = key(i * 7919 % n);
         unsafe { mc_map_set(m, k.as_ptr(), 16, b"y".as_ptr(), 1, std::ptr::null_mut()) };
     }
-    println!("the same writes again (pages already private): {:.2} us/write", t.elapsed().as_secs_f64() * 1e6 / writes as f64);
+    println!(
+        "the same writes again (pages already private): {:.2} us/write",
+        t.elapsed().as_secs_f64() * 1e6 / writes as f64
+    );
     let t = Instant::now();
     assert_eq!(mc_snapshot_free(s), mapcore::McStatus::MC_OK);
-    println!("mc_snapshot_free: {:.1} us", t.elapsed().as_secs_f64() * 1e6);
+    println!(
+        "mc_snapshot_free: {:.1} us",
+        t.elapsed().as_secs_f64() * 1e6
+    );
     mc_map_free(m);
 }

@@ -245,11 +245,13 @@ impl Arena {
         true
     }
 
+    fn is_unshared(&self) -> bool {
+        self.chunks.iter().all(|c| Arc::strong_count(c) == 1)
+    }
+
     fn needs_compaction(&self) -> bool {
         let dead = self.total - self.live;
-        self.total >= CHUNK_MAX
-            && dead * 2 > self.total
-            && self.chunks.iter().all(|c| Arc::strong_count(c) == 1)
+        self.total >= CHUNK_MAX && dead * 2 > self.total && self.is_unshared()
     }
 
     pub fn bytes(&self) -> usize {
@@ -445,6 +447,10 @@ impl ShardData {
             ));
         }
         let mut t = Table::with_nominal_bits(bits.max(MIN_NOMINAL_BITS))?;
+        // While no snapshot holds the arena, copy records into a fresh one in
+        // table order: iteration then reads the arena sequentially instead of
+        // in insertion order, and dead space is dropped on the way.
+        let mut fresh = self.arena.is_unshared().then(Arena::default);
         let mut next_free = 0usize;
         for i in 0..self.table.len {
             let s = self.table.get(i);
@@ -455,19 +461,35 @@ impl ShardData {
             if p >= t.len {
                 t.extend((t.len / 8).max(8))?;
             }
-            t.set(p, s);
+            let loc = match fresh.as_mut() {
+                Some(a) => {
+                    self.prefetch_at(i + 8);
+                    let (k, v) = self.arena.record(s.loc);
+                    a.alloc(k, v)?
+                }
+                None => s.loc,
+            };
+            t.set(p, Slot { hash: s.hash, loc });
             next_free = p + 1;
         }
         t.count = self.table.count;
         t.cow_pages = self.table.cow_pages;
         self.table = t;
+        if let Some(a) = fresh {
+            self.arena = a;
+        }
         Ok(())
     }
 
     fn maybe_compact(&mut self) -> Result<()> {
-        if !self.arena.needs_compaction() {
-            return Ok(());
+        if self.arena.needs_compaction() {
+            self.repack_arena()?;
         }
+        Ok(())
+    }
+
+    /// Copies live records into a fresh arena in table order.
+    fn repack_arena(&mut self) -> Result<()> {
         let mut fresh = Arena::default();
         let mut moved = Vec::new();
         moved
@@ -476,6 +498,7 @@ impl ShardData {
         for i in 0..self.table.len {
             let s = self.table.get(i);
             if !s.is_empty() {
+                self.prefetch_at(i + 8);
                 let (k, v) = self.arena.record(s.loc);
                 moved.push((i, fresh.alloc(k, v)?));
             }
@@ -516,16 +539,7 @@ impl ShardData {
             changed = true;
         }
         if self.arena.total != self.arena.live {
-            let mut fresh = Arena::default();
-            for i in 0..self.table.len {
-                let s = self.table.get(i);
-                if !s.is_empty() {
-                    let (k, v) = self.arena.record(s.loc);
-                    let loc = fresh.alloc(k, v)?;
-                    self.table.set(i, Slot { hash: s.hash, loc });
-                }
-            }
-            self.arena = fresh;
+            self.repack_arena()?;
             changed = true;
         }
         Ok(changed)
