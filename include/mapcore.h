@@ -12,9 +12,12 @@
  *  - Handles are opaque ids: 0, freed and garbage handles give
  *    MC_ERR_BAD_HANDLE, never undefined behaviour.
  *  - mc_last_error() gives a detail message for the calling thread's last failure.
- *  - Callbacks run while the entry is guaranteed valid; they must return
- *    normally (no longjmp, no C++ exception) and must not call back into the
- *    same map (MC_ERR_REENTRANT).
+ *  - Callbacks run while the entry is guaranteed valid, under the map's
+ *    lock; they must return normally (no longjmp, no C++ exception). A call
+ *    back into the same map from a callback is refused with MC_ERR_REENTRANT
+ *    (never a deadlock). Calls into other maps and snapshots are allowed, but
+ *    two threads whose callbacks call into each other's maps can deadlock,
+ *    like any two locks taken in opposite orders.
  */
 
 #ifndef MAPCORE_H
