@@ -1,5 +1,7 @@
 //! Development aid for instruction-count profiling of one hot path:
 //! `valgrind --tool=callgrind target/release/examples/get_loop ffi|engine`.
+// SAFETY (every unsafe block in this file): it calls the C ABI with pointers
+// to live local buffers and their exact lengths, as the header requires.
 use mapcore::ffi::*;
 
 fn main() {

@@ -1,5 +1,7 @@
 //! Quick engine timings through the C ABI vs std HashMap (development aid;
 //! `make bench` is the real comparison). `cargo run --release --example quick_perf [N]`
+// SAFETY (every unsafe block in this file): it calls the C ABI with pointers
+// to live local buffers and their exact lengths, as the header requires.
 use std::collections::HashMap;
 use std::time::Instant;
 

@@ -2,6 +2,8 @@
 //! `cargo run --release -p mapcore --example snapshot_cost [N]` (default 10M).
 //! Prints the time to take a snapshot, the time and pages copied by writes
 //! after it, and the time to release it.
+// SAFETY (every unsafe block in this file): it calls the C ABI with pointers
+// to live local buffers and their exact lengths, as the header requires.
 use std::time::Instant;
 
 use mapcore::ffi::*;

@@ -1,5 +1,7 @@
 //! Behaviour of the map through the C ABI: CRUD, strict and cursor iteration,
 //! remove through the iterator, snapshots, batches, misuse.
+// SAFETY (every unsafe block in this file): it calls the C ABI with pointers
+// to live local buffers and their exact lengths, as the header requires.
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,6 +2,8 @@
 //! remove/set through iterators, run through the C ABI against a BTreeMap
 //! model that says exactly when a strict token must be invalidated and what a
 //! cursor scan may and must return. `make fuzz` runs many more cases.
+// SAFETY (every unsafe block in this file): it calls the C ABI with pointers
+// to live local buffers and their exact lengths, as the header requires.
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

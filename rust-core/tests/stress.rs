@@ -2,6 +2,8 @@
 //! writers, readers, strict and cursor iterators, snapshots and batch
 //! transfers run at once. `make test` runs a short pass; `make stress` runs
 //! the long one (MAPCORE_STRESS_SECS, default 60).
+// SAFETY (every unsafe block in this file): it calls the C ABI with pointers
+// to live local buffers and their exact lengths, as the header requires.
 mod common;
 
 use std::collections::BTreeSet;

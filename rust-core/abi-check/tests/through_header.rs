@@ -1,6 +1,8 @@
 //! Calls libmapcore.so only through bindings bindgen generated from the
 //! committed header. If the header and the Rust ABI disagree on a signature,
 //! a constant or a layout, these tests fail to build or fail.
+// SAFETY (every unsafe block in this file): it calls the C ABI with pointers
+// to live local buffers and their exact lengths, as the header requires.
 use abi_check::*;
 use std::ptr::{null, null_mut};
 

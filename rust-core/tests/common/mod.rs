@@ -1,5 +1,7 @@
 //! A thin safe wrapper over the exported C ABI, so the Rust tests exercise the
 //! same functions C and Go call.
+// SAFETY (every unsafe block in this file): it calls the C ABI with pointers
+// to live local buffers and their exact lengths, as the header requires.
 #![allow(dead_code)]
 
 use mapcore::ffi::*;
