@@ -68,7 +68,7 @@ int main(void) {
     /* The empty key is a valid key (NULL is fine when the length is 0). */
     CHECK_OK(mc_map_set(m, NULL, 0, U8("the empty key"), 13, &inserted));
     CHECK(inserted);
-    printf("  set \"\"=...        -> the empty key is a valid key\n");
+    printf("  set \"\"=\"the empty key\" -> inserted=true (the empty key is a valid key)\n");
 
     /* get into a buffer that is too small: only the required length is
      * written, the buffer is left untouched (snprintf style). */

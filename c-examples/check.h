@@ -78,6 +78,38 @@ static inline void check_fail_cond(const char *file, int line, const char *expr,
         }                                                                       \
     } while (0)
 
+/* Non-fatal variants: print the failure, count it, go on. A program that
+ * uses them ends with `return checks_failed() ? 1 : 0;`. */
+static atomic_ulong check_failures;
+
+#define EXPECT_ST(call, want)                                                   \
+    do {                                                                        \
+        mc_status got_ = (call);                                                \
+        mc_status want_ = (want);                                               \
+        atomic_fetch_add_explicit(&check_count, 1, memory_order_relaxed);       \
+        if (got_ != want_) {                                                    \
+            atomic_fetch_add(&check_failures, 1);                               \
+            fprintf(stderr, "%s:%d: CHECK FAILED: %s\n    got %s (%d), expected %s (%d)\n", \
+                    __FILE__, __LINE__, #call, mc_status_name(got_), (int)got_,   \
+                    mc_status_name(want_), (int)want_);                         \
+        }                                                                       \
+    } while (0)
+
+#define EXPECT_MSG(cond, ...)                                                   \
+    do {                                                                        \
+        atomic_fetch_add_explicit(&check_count, 1, memory_order_relaxed);       \
+        if (!(cond)) {                                                          \
+            atomic_fetch_add(&check_failures, 1);                               \
+            fprintf(stderr, "%s:%d: CHECK FAILED: %s\n    ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                       \
+            fputc('\n', stderr);                                                \
+        }                                                                       \
+    } while (0)
+
+static inline unsigned long checks_failed(void) {
+    return atomic_load(&check_failures);
+}
+
 static inline unsigned long checks_made(void) {
     return atomic_load(&check_count);
 }

@@ -193,7 +193,8 @@ mc_status mc_map_new_with(const struct mc_options *opts, struct mc_map *out);
 // calls that start afterwards get MC_ERR_BAD_HANDLE. Snapshots taken from it
 // stay valid until freed themselves. Thread-safe.
 // Returns MC_OK; MC_ERR_BAD_HANDLE for 0, garbage, a snapshot handle, or a
-// handle already freed (double free is harmless).
+// handle already freed (double free is harmless); MC_ERR_REENTRANT when
+// called from a callback of this same map (nothing freed).
 mc_status mc_map_free(struct mc_map map);
 
 // Inserts `key` or overwrites its value. `*out_inserted` (may be NULL) is

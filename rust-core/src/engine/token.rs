@@ -5,8 +5,10 @@
 //! under a process-wide random key) catches corruption and forgery before any
 //! field is trusted; `source` then tells whether the token belongs to the map.
 //! The text form hides the position: `(h1, h2)` is enciphered with a 4-round
-//! Feistel network keyed by the map's secret, and a separate MAC (SipHash-2-4)
-//! covers the whole text, so holders learn no hash values and cannot tamper.
+//! Feistel network keyed by the map's secret, and a separate MAC (SipHash-2-4,
+//! process key) covers the whole text, so holders learn no hash values and
+//! cannot tamper. Texts are valid within the process that made them, like the
+//! map handles they name.
 
 use std::hash::Hasher;
 use std::sync::OnceLock;
@@ -172,7 +174,7 @@ impl Token {
             false,
         );
         let mut words = [self.source, meta_of(self), self.stamp, l, r, 0];
-        words[5] = mac24(secret, &words[..5]);
+        words[5] = mac24(&words[..5]);
         let mut bytes = Vec::with_capacity(48);
         for w in words {
             bytes.extend_from_slice(&w.to_le_bytes());
@@ -196,17 +198,17 @@ impl Token {
         for (i, w) in words.iter_mut().enumerate() {
             *w = u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
         }
-        if words[0] != source {
-            // The MAC is keyed per map, so a foreign token cannot be verified here.
-            parse_meta(words[1])?;
-            return Err(wrong_source());
-        }
-        if mac24(secret, &words[..5]) != words[5] {
+        // The MAC is keyed per process, so any altered text is BAD_TOKEN and an
+        // intact text of another map is recognised as such (WRONG_MAP).
+        if mac24(&words[..5]) != words[5] {
             return Err(bad(
                 "iterator token text failed its integrity check (tampered or forged)",
             ));
         }
         let (mode, mut cursor) = parse_meta(words[1])?;
+        if words[0] != source {
+            return Err(wrong_source());
+        }
         let (h1, h2) = feistel(secret, source, words[3], words[4], true);
         cursor.pos = Pos { h1, h2 };
         Ok(Token {
@@ -218,8 +220,11 @@ impl Token {
     }
 }
 
-fn mac24(secret: [u64; 2], words: &[u64]) -> u64 {
-    let mut h = SipHasher24::new_with_keys(secret[0] ^ 0x6d61_6374_6578_7400, secret[1]);
+/// MAC of the text form: SipHash-2-4 under the process key, separated from
+/// the in-memory MAC by a different hash and key tweak.
+fn mac24(words: &[u64]) -> u64 {
+    let (k0, k1) = *process_key();
+    let mut h = SipHasher24::new_with_keys(k0 ^ 0x6d61_6374_6578_7400, k1);
     for w in words {
         h.write_u64(*w);
     }
@@ -358,19 +363,14 @@ mod tests {
             let mut b = s.clone().into_bytes();
             b[i] = if b[i] == b'A' { b'B' } else { b'A' };
             let e = Token::decode(&b, t.source, secret).unwrap_err();
-            assert!(
-                matches!(
-                    e.status,
-                    McStatus::MC_ERR_BAD_TOKEN | McStatus::MC_ERR_WRONG_MAP
-                ),
-                "char {i}"
-            );
+            assert_eq!(e.status, McStatus::MC_ERR_BAD_TOKEN, "char {i}");
         }
         assert_eq!(
-            Token::decode(s.as_bytes(), t.source, [9, 11])
+            Token::decode(s.as_bytes(), t.source + 1, secret)
                 .unwrap_err()
                 .status,
-            McStatus::MC_ERR_BAD_TOKEN
+            McStatus::MC_ERR_WRONG_MAP,
+            "an intact text of another map"
         );
         assert_eq!(
             Token::decode(b"garbage", t.source, secret)

@@ -242,10 +242,17 @@ pub unsafe extern "C" fn mc_map_new_with(opts: *const mc_options, out: *mut mc_m
 /// calls that start afterwards get MC_ERR_BAD_HANDLE. Snapshots taken from it
 /// stay valid until freed themselves. Thread-safe.
 /// Returns MC_OK; MC_ERR_BAD_HANDLE for 0, garbage, a snapshot handle, or a
-/// handle already freed (double free is harmless).
+/// handle already freed (double free is harmless); MC_ERR_REENTRANT when
+/// called from a callback of this same map (nothing freed).
 #[no_mangle]
 pub extern "C" fn mc_map_free(map: mc_map) -> mc_status {
     run(|| {
+        if in_callback_of(map.id) {
+            return Err(err(
+                McStatus::MC_ERR_REENTRANT,
+                "a callback tried to free the map that is running it; the call was refused",
+            ));
+        }
         if registry::is_snapshot_id(map.id) || !registry::remove(map.id) {
             return Err(err(
                 McStatus::MC_ERR_BAD_HANDLE,

@@ -84,7 +84,7 @@ pub fn on_map(id: u64, f: impl FnOnce(&Map, u64) -> Result<McStatus>) -> McStatu
                 "the map was poisoned by an earlier internal error; free it",
             ));
         }
-        if CALLBACK_DEPTH.get() > 0 && IN_CALLBACK.with(|c| c.borrow().contains(&id)) {
+        if in_callback_of(id) {
             return Err(err(
                 McStatus::MC_ERR_REENTRANT,
                 "a callback called back into the map that is running it; the call was refused",
@@ -110,6 +110,11 @@ pub fn on_snapshot(id: u64, f: impl FnOnce(&Snapshot, u64) -> Result<McStatus>) 
         };
         f(snap, id)
     })
+}
+
+/// True if a callback of `map_id` is running on this thread.
+pub fn in_callback_of(map_id: u64) -> bool {
+    CALLBACK_DEPTH.get() > 0 && IN_CALLBACK.with(|c| c.borrow().contains(&map_id))
 }
 
 /// Marks `map_id` as running a callback on this thread for the guard's life.
