@@ -49,7 +49,9 @@ demo: all
 	@echo "== C demos: safe iteration under modification =="
 	$(MAKE) --no-print-directory -C c-examples demo
 	@echo "== Go demo =="
-	cd go-binding && $(GO) run ./cmd/demo
+	@# The go tool does not hash files named in #cgo LDFLAGS: stamp the build
+	@# with the library's checksum so a rebuilt libmapcore.a is always relinked.
+	cd go-binding && $(GO) run -ldflags "-X main.libID=$$(cksum < ../$(LIB_DIR)/libmapcore.a | cut -d' ' -f1)" ./cmd/demo
 
 test: all rust-test header-check abi-check c-test valgrind sanitizers go-test bench-smoke
 	@echo "== all tests passed =="

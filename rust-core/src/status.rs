@@ -115,11 +115,12 @@ impl McStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     pub status: McStatus,
-    pub detail: String,
+    /// Static for the common errors, so failing calls (a miss) do not allocate.
+    pub detail: std::borrow::Cow<'static, str>,
 }
 
 impl Error {
-    pub fn new(status: McStatus, detail: impl Into<String>) -> Error {
+    pub fn new(status: McStatus, detail: impl Into<std::borrow::Cow<'static, str>>) -> Error {
         Error {
             status,
             detail: detail.into(),

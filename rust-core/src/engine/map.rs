@@ -284,7 +284,7 @@ impl Map {
 
     /// Entry count, read under all shard locks at one instant.
     pub fn len(&self) -> usize {
-        let guards: Vec<_> = self.shards.iter().map(|s| s.data.read()).collect();
+        let guards: [_; SHARDS] = std::array::from_fn(|s| self.shards[s].data.read());
         guards.iter().map(|g| g.entries()).sum()
     }
 

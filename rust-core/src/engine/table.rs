@@ -155,6 +155,10 @@ pub struct Arena {
     chunks: Vec<Arc<Vec<u8>>>,
     live: usize,
     total: usize,
+    /// Records appended since the arena was last laid out in table order.
+    unsorted: usize,
+    /// Records laid out in table order by the last repack.
+    sorted: usize,
 }
 
 impl Arena {
@@ -197,6 +201,7 @@ impl Arena {
         chunk.extend_from_slice(val);
         self.live += rec;
         self.total += rec;
+        self.unsorted += 1;
         Ok(((idx as u64 + 1) << 32) | off as u64)
     }
 
@@ -368,6 +373,11 @@ impl ShardData {
                     return Err(e);
                 }
                 self.table.count += 1;
+                // A presized table is never re-laid, so repack on the same
+                // doubling schedule growth would follow (amortised O(1)).
+                if self.arena.unsorted > self.arena.sorted.max(4096) && self.arena.is_unshared() {
+                    self.repack_arena()?;
+                }
                 Ok(true)
             }
         }
@@ -475,7 +485,9 @@ impl ShardData {
         t.count = self.table.count;
         t.cow_pages = self.table.cow_pages;
         self.table = t;
-        if let Some(a) = fresh {
+        if let Some(mut a) = fresh {
+            a.unsorted = 0;
+            a.sorted = self.table.count;
             self.arena = a;
         }
         Ok(())
@@ -507,6 +519,8 @@ impl ShardData {
             let h = self.table.get(i).hash;
             self.table.set(i, Slot { hash: h, loc });
         }
+        fresh.unsorted = 0;
+        fresh.sorted = self.table.count;
         self.arena = fresh;
         Ok(())
     }

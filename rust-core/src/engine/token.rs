@@ -67,7 +67,7 @@ fn process_key() -> &'static (u64, u64) {
     })
 }
 
-fn bad(detail: &str) -> Error {
+fn bad(detail: &'static str) -> Error {
     Error::new(McStatus::MC_ERR_BAD_TOKEN, detail)
 }
 

@@ -344,7 +344,7 @@ fn copy_value(
             unsafe { put(out_len, need) };
             Err(err(
                 McStatus::MC_ERR_BUFFER_TOO_SMALL,
-                format!("value needs {need} bytes"),
+                "the value does not fit; *out_len holds the length it needs",
             ))
         }
     }
@@ -588,7 +588,7 @@ pub unsafe extern "C" fn mc_map_get_many(
                 unsafe { put(out_used, need) };
                 Err(err(
                     McStatus::MC_ERR_BUFFER_TOO_SMALL,
-                    format!("values need {need} bytes"),
+                    "the values do not fit; *out_used holds the bytes they need",
                 ))
             }
         }
@@ -761,10 +761,7 @@ unsafe fn next_impl(
     if !fits {
         return Err(err(
             McStatus::MC_ERR_BUFFER_TOO_SMALL,
-            format!(
-                "next entry needs a {}-byte key buffer and a {}-byte value buffer",
-                lens.0, lens.1
-            ),
+            "the next entry does not fit; *out_key_len and *out_val_len hold the lengths it needs",
         ));
     }
     write_token(it, &t);
@@ -852,7 +849,7 @@ unsafe fn next_batch_impl(
         unsafe { put(out_used, first_need) };
         return Err(err(
             McStatus::MC_ERR_BUFFER_TOO_SMALL,
-            format!("the next entry needs {first_need} bytes"),
+            "not even one entry fits; *out_used holds the bytes the next entry needs",
         ));
     }
     write_token(it, &t);

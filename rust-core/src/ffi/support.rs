@@ -18,9 +18,11 @@ thread_local! {
 
 pub fn set_last_error(e: &Error) {
     LAST_ERROR.with(|l| {
+        use std::fmt::Write;
+        // Reuses the thread's buffer: no allocation once it has grown.
         let mut l = l.borrow_mut();
         l.clear();
-        l.push_str(&e.to_string());
+        let _ = write!(l, "{e}");
     });
 }
 
@@ -28,7 +30,7 @@ pub fn with_last_error<R>(f: impl FnOnce(&str) -> R) -> R {
     LAST_ERROR.with(|l| f(&l.borrow()))
 }
 
-pub fn err(status: McStatus, detail: impl Into<String>) -> Error {
+pub fn err(status: McStatus, detail: impl Into<std::borrow::Cow<'static, str>>) -> Error {
     Error::new(status, detail)
 }
 
