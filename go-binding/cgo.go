@@ -57,180 +57,71 @@ package mapcore
 #cgo noescape gm_snapshot_free
 #cgo nocallback gm_snapshot_free
 
-#include <stdlib.h>
-#include <string.h>
-#include "mapcore.h"
-
-enum { GM_MAP = 0, GM_SNAP = 1 };
-
-// Detail message of a failed call, copied in the same C call.
-typedef struct {
-	size_t len;
-	char msg[232];
-} gm_err;
-
-static void gm_fill(gm_err *e) {
-	size_t need = 0;
-	int32_t st = mc_last_error(e->msg, sizeof e->msg, &need);
-	if (st == MC_OK) {
-		e->len = need;
-		return;
-	}
-	e->len = 0;
-	if (st == MC_ERR_BUFFER_TOO_SMALL) {
-		// Longer than our buffer: fetch it whole and keep the beginning.
-		char *tmp = malloc(need + 1);
-		if (tmp != NULL && mc_last_error(tmp, need + 1, &need) == MC_OK) {
-			size_t n = sizeof e->msg - 1;
-			memcpy(e->msg, tmp, n);
-			e->msg[n] = 0;
-			e->len = n;
-		}
-		free(tmp);
-	}
-}
-
-// DONE is not a failure and BUFFER_TOO_SMALL is handled by the binding
-// itself (it grows the buffer), so neither needs a detail message.
-static inline int32_t gm_ret(int32_t st, gm_err *e) {
-	if (st != MC_OK && st != MC_DONE && st != MC_ERR_BUFFER_TOO_SMALL) {
-		gm_fill(e);
-	}
-	return st;
-}
-
-static int32_t gm_new(uint32_t flags, uint64_t seed, uint64_t capacity, uint64_t *out, gm_err *e) {
-	mc_options o;
-	memset(&o, 0, sizeof o);
-	o.flags = flags;
-	o.seed = seed;
-	o.capacity = capacity;
-	mc_map m = {0};
-	int32_t st = mc_map_new_with(&o, &m);
-	if (st == MC_OK) *out = m.id;
-	return gm_ret(st, e);
-}
-
-static int32_t gm_free(uint64_t id, gm_err *e) {
-	return gm_ret(mc_map_free((mc_map){id}), e);
-}
-
-static int32_t gm_set(uint64_t id, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, _Bool *ins, gm_err *e) {
-	return gm_ret(mc_map_set((mc_map){id}, k, kl, v, vl, ins), e);
-}
-
-static int32_t gm_get(int kind, uint64_t id, const uint8_t *k, size_t kl, uint8_t *buf, size_t cap, size_t *out_len, gm_err *e) {
-	if (kind == GM_SNAP) return gm_ret(mc_snapshot_get((mc_snapshot){id}, k, kl, buf, cap, out_len), e);
-	return gm_ret(mc_map_get((mc_map){id}, k, kl, buf, cap, out_len), e);
-}
-
-static int32_t gm_contains(int kind, uint64_t id, const uint8_t *k, size_t kl, _Bool *out, gm_err *e) {
-	if (kind == GM_SNAP) return gm_ret(mc_snapshot_contains((mc_snapshot){id}, k, kl, out), e);
-	return gm_ret(mc_map_contains((mc_map){id}, k, kl, out), e);
-}
-
-static int32_t gm_delete(uint64_t id, const uint8_t *k, size_t kl, gm_err *e) {
-	return gm_ret(mc_map_delete((mc_map){id}, k, kl), e);
-}
-
-static int32_t gm_len(int kind, uint64_t id, size_t *out, gm_err *e) {
-	if (kind == GM_SNAP) return gm_ret(mc_snapshot_len((mc_snapshot){id}, out), e);
-	return gm_ret(mc_map_len((mc_map){id}, out), e);
-}
-
-static int32_t gm_clear(uint64_t id, gm_err *e) {
-	return gm_ret(mc_map_clear((mc_map){id}), e);
-}
-
-static int32_t gm_reserve(uint64_t id, size_t n, gm_err *e) {
-	return gm_ret(mc_map_reserve((mc_map){id}, n), e);
-}
-
-static int32_t gm_shrink(uint64_t id, gm_err *e) {
-	return gm_ret(mc_map_shrink_to_fit((mc_map){id}), e);
-}
-
-static int32_t gm_get_many(uint64_t id, size_t n, const uint8_t *keys, const uint32_t *klens,
-                           uint8_t *vals, size_t cap, uint32_t *vlens, size_t *used, gm_err *e) {
-	return gm_ret(mc_map_get_many((mc_map){id}, n, keys, klens, vals, cap, vlens, used), e);
-}
-
-static int32_t gm_set_many(uint64_t id, size_t n, const uint8_t *keys, const uint32_t *klens,
-                           const uint8_t *vals, const uint32_t *vlens, size_t *inserted, gm_err *e) {
-	return gm_ret(mc_map_set_many((mc_map){id}, n, keys, klens, vals, vlens, inserted), e);
-}
-
-static int32_t gm_delete_many(uint64_t id, size_t n, const uint8_t *keys, const uint32_t *klens, size_t *removed, gm_err *e) {
-	return gm_ret(mc_map_delete_many((mc_map){id}, n, keys, klens, removed), e);
-}
-
-// Implemented in Go (retain.go, //export mapcoreRetainPred).
-extern int mapcoreRetainPred(uintptr_t h, uint8_t *k, size_t kl, uint8_t *v, size_t vl);
-
-static int gm_pred_tramp(void *user, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
-	return mapcoreRetainPred((uintptr_t)user, (uint8_t *)k, kl, (uint8_t *)v, vl);
-}
-
-static int32_t gm_retain(uint64_t id, uintptr_t h, size_t *removed, gm_err *e) {
-	return gm_ret(mc_map_retain((mc_map){id}, gm_pred_tramp, (void *)h, removed), e);
-}
-
-static int32_t gm_iter_init(int kind, uint64_t id, uint32_t mode, mc_iter *out, gm_err *e) {
-	if (kind == GM_SNAP) return gm_ret(mc_snapshot_iter_init((mc_snapshot){id}, mode, out), e);
-	return gm_ret(mc_iter_init((mc_map){id}, mode, out), e);
-}
-
-static int32_t gm_next_batch(int kind, uint64_t id, mc_iter *it, uint8_t *buf, size_t cap, size_t max,
-                             size_t *count, size_t *used, gm_err *e) {
-	if (kind == GM_SNAP) return gm_ret(mc_snapshot_iter_next_batch((mc_snapshot){id}, it, buf, cap, max, count, used), e);
-	return gm_ret(mc_iter_next_batch((mc_map){id}, it, buf, cap, max, count, used), e);
-}
-
-static int32_t gm_iter_remove(uint64_t id, mc_iter *it, gm_err *e) {
-	return gm_ret(mc_iter_remove((mc_map){id}, it), e);
-}
-
-static int32_t gm_iter_set_value(uint64_t id, const mc_iter *it, const uint8_t *v, size_t vl, gm_err *e) {
-	return gm_ret(mc_iter_set_value((mc_map){id}, it, v, vl), e);
-}
-
-static int32_t gm_encode(int kind, uint64_t id, const mc_iter *it, char *buf, size_t cap, size_t *out_len, gm_err *e) {
-	if (kind == GM_SNAP) return gm_ret(mc_snapshot_iter_encode((mc_snapshot){id}, it, buf, cap, out_len), e);
-	return gm_ret(mc_iter_encode((mc_map){id}, it, buf, cap, out_len), e);
-}
-
-static int32_t gm_decode(int kind, uint64_t id, const char *text, size_t len, mc_iter *out, gm_err *e) {
-	if (kind == GM_SNAP) return gm_ret(mc_snapshot_iter_decode((mc_snapshot){id}, text, len, out), e);
-	return gm_ret(mc_iter_decode((mc_map){id}, text, len, out), e);
-}
-
-static int32_t gm_snapshot_new(uint64_t id, uint64_t *out, gm_err *e) {
-	mc_snapshot s = {0};
-	int32_t st = mc_snapshot_new((mc_map){id}, &s);
-	if (st == MC_OK) *out = s.id;
-	return gm_ret(st, e);
-}
-
-static int32_t gm_snapshot_free(uint64_t id, gm_err *e) {
-	return gm_ret(mc_snapshot_free((mc_snapshot){id}), e);
-}
+#include "shims.h"
 */
 import "C"
 
 import (
+	"strings"
 	"unsafe"
 )
 
-// Limits of the C library (see include/mapcore.h).
+// Limits of the C library (include/mapcore.h).
 const (
-	MaxKeyLen   = int(C.MC_MAX_KEY_LEN)   // longest key in bytes
-	MaxValueLen = int(C.MC_MAX_VALUE_LEN) // longest value in bytes
-	MaxBatch    = int(C.MC_MAX_BATCH)     // most keys in one GetMany/SetMany/DeleteMany call
+	MaxKeyLen   = 1 << 20 // longest key in bytes (MC_MAX_KEY_LEN)
+	MaxValueLen = 1 << 30 // longest value in bytes (MC_MAX_VALUE_LEN)
+	MaxBatch    = 1 << 24 // most keys in one GetMany/SetMany/DeleteMany call (MC_MAX_BATCH)
 )
 
-// ABIVersion is the ABI version of the header this package was compiled
-// against; LibraryABIVersion reports the linked library's.
-const ABIVersion = uint32(C.MC_ABI_VERSION)
+// ABIVersion is the ABI version of the header this package was written
+// for (MC_ABI_VERSION); LibraryABIVersion reports the linked library's, and
+// New fails if they differ.
+const ABIVersion = 1
+
+// Compile-time checks that the Go constants equal the header's: an array
+// type with a negative length does not compile.
+type (
+	_ [MaxKeyLen - C.MC_MAX_KEY_LEN]struct{}
+	_ [C.MC_MAX_KEY_LEN - MaxKeyLen]struct{}
+	_ [MaxValueLen - C.MC_MAX_VALUE_LEN]struct{}
+	_ [C.MC_MAX_VALUE_LEN - MaxValueLen]struct{}
+	_ [MaxBatch - C.MC_MAX_BATCH]struct{}
+	_ [C.MC_MAX_BATCH - MaxBatch]struct{}
+	_ [ABIVersion - C.MC_ABI_VERSION]struct{}
+	_ [C.MC_ABI_VERSION - ABIVersion]struct{}
+	_ [ModeStrict - C.MC_MODE_STRICT]struct{}
+	_ [C.MC_MODE_STRICT - ModeStrict]struct{}
+	_ [ModeCursor - C.MC_MODE_CURSOR]struct{}
+	_ [C.MC_MODE_CURSOR - ModeCursor]struct{}
+	_ [StatusNotFound - C.MC_ERR_NOT_FOUND]struct{}
+	_ [C.MC_ERR_NOT_FOUND - StatusNotFound]struct{}
+	_ [StatusBadHandle - C.MC_ERR_BAD_HANDLE]struct{}
+	_ [C.MC_ERR_BAD_HANDLE - StatusBadHandle]struct{}
+	_ [StatusIterInvalidated - C.MC_ERR_ITER_INVALIDATED]struct{}
+	_ [C.MC_ERR_ITER_INVALIDATED - StatusIterInvalidated]struct{}
+	_ [StatusBadToken - C.MC_ERR_BAD_TOKEN]struct{}
+	_ [C.MC_ERR_BAD_TOKEN - StatusBadToken]struct{}
+	_ [StatusWrongMap - C.MC_ERR_WRONG_MAP]struct{}
+	_ [C.MC_ERR_WRONG_MAP - StatusWrongMap]struct{}
+	_ [StatusBufferTooSmall - C.MC_ERR_BUFFER_TOO_SMALL]struct{}
+	_ [C.MC_ERR_BUFFER_TOO_SMALL - StatusBufferTooSmall]struct{}
+	_ [StatusNullArgument - C.MC_ERR_NULL_ARGUMENT]struct{}
+	_ [C.MC_ERR_NULL_ARGUMENT - StatusNullArgument]struct{}
+	_ [StatusTooLarge - C.MC_ERR_TOO_LARGE]struct{}
+	_ [C.MC_ERR_TOO_LARGE - StatusTooLarge]struct{}
+	_ [StatusOutOfMemory - C.MC_ERR_OUT_OF_MEMORY]struct{}
+	_ [C.MC_ERR_OUT_OF_MEMORY - StatusOutOfMemory]struct{}
+	_ [StatusInternal - C.MC_ERR_INTERNAL]struct{}
+	_ [C.MC_ERR_INTERNAL - StatusInternal]struct{}
+	_ [StatusInvalidArgument - C.MC_ERR_INVALID_ARGUMENT]struct{}
+	_ [C.MC_ERR_INVALID_ARGUMENT - StatusInvalidArgument]struct{}
+	_ [StatusReentrant - C.MC_ERR_REENTRANT]struct{}
+	_ [C.MC_ERR_REENTRANT - StatusReentrant]struct{}
+	_ [StatusPoisoned - C.MC_ERR_POISONED]struct{}
+	_ [C.MC_ERR_POISONED - StatusPoisoned]struct{}
+	_ [StatusDone - C.MC_DONE]struct{}
+	_ [C.MC_DONE - StatusDone]struct{}
+)
 
 // LibraryABIVersion returns the ABI version of the linked libmapcore.
 func LibraryABIVersion() uint32 { return uint32(C.mc_abi_version()) }
@@ -254,7 +145,9 @@ func cerror(op string, st C.int32_t, e *cerr) error {
 	}
 	detail := ""
 	if n > 0 {
-		detail = C.GoStringN(&e.msg[0], C.int(n))
+		detail = string(unsafe.Slice((*byte)(unsafe.Pointer(&e.msg[0])), n))
+		// The library's message may start with the status name: drop it.
+		detail = strings.TrimPrefix(detail, Status(st).String()+": ")
 	}
 	return &Error{Op: op, Status: Status(st), Detail: detail}
 }
@@ -296,3 +189,11 @@ func u32p(s []C.uint32_t) *C.uint32_t {
 func cStatusName(code int32) string { return C.GoString(C.mc_status_name(C.int32_t(code))) }
 
 func cStatusDescribe(code int32) string { return C.GoString(C.mc_status_describe(C.int32_t(code))) }
+
+// handleLive reports whether a map handle is still live in the library
+// (for tests: it checks that a cleanup really freed the C map).
+func handleLive(kind C.int, id uint64) bool {
+	var n C.size_t
+	var e cerr
+	return C.gm_len(kind, C.uint64_t(id), &n, &e) != C.MC_ERR_BAD_HANDLE
+}

@@ -1,0 +1,931 @@
+package mapcore
+
+// #include "shims.h"
+import "C"
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"iter"
+	"runtime"
+	"sync/atomic"
+	"unsafe"
+)
+
+// IterOption configures an Iterator.
+type IterOption func(*iterConfig)
+
+type iterConfig struct {
+	ctx        context.Context
+	noCopy     bool
+	maxBytes   int
+	maxEntries int
+	err        error
+}
+
+const (
+	defaultBatchBytes = 64 << 10
+	firstBatchBytes   = 4 << 10
+)
+
+// WithContext makes the iterator stop when ctx is done: Next returns false
+// and Err returns ctx.Err().
+func WithContext(ctx context.Context) IterOption {
+	return func(c *iterConfig) { c.ctx = ctx }
+}
+
+// WithNoCopy makes Key and Value return slices of the iterator's reused
+// batch buffer instead of slices of a fresh allocation: they are valid only
+// until the next call to Next (like bufio.Scanner.Bytes). Faster, with no
+// allocation per batch; copy what you keep.
+func WithNoCopy() IterOption {
+	return func(c *iterConfig) { c.noCopy = true }
+}
+
+// WithBatchBytes sets the size of the batch buffer filled by one library
+// call (default 64 KiB; batches start at 4 KiB and grow). An entry larger
+// than the buffer is fetched alone into a buffer of its size.
+func WithBatchBytes(n int) IterOption {
+	return func(c *iterConfig) {
+		if n <= 0 {
+			c.err = goErr("WithBatchBytes", StatusInvalidArgument, "batch size %d", n)
+		}
+		c.maxBytes = n
+	}
+}
+
+// WithBatchEntries limits how many entries one library call fetches
+// (default: as many as fit in the buffer). WithBatchEntries(1) fetches one
+// entry per call; with n = a page size, each page of a paginated scan is one
+// call and Token is free.
+func WithBatchEntries(n int) IterOption {
+	return func(c *iterConfig) {
+		if n <= 0 {
+			c.err = goErr("WithBatchEntries", StatusInvalidArgument, "batch entries %d", n)
+		}
+		c.maxEntries = n
+	}
+}
+
+// ent locates one entry of a batch buffer.
+type ent struct {
+	ko, kl, vl uint32 // key offset, key length, value length
+}
+
+// Iterator walks a map or a snapshot. It fetches entries in batches (one
+// library call per batch, mc_iter_next_batch) and hands them out one by one:
+//
+//	it := m.Strict()
+//	for it.Next() {
+//		use(it.Key(), it.Value())
+//	}
+//	if err := it.Err(); err != nil { ... }
+//
+// or with range-over-func, checking Err after the loop:
+//
+//	for k, v := range it.All() { ... }
+//	if err := it.Err(); err != nil { ... }
+//
+// An Iterator is not safe for concurrent use; the map it walks is. It holds
+// no library resource and needs no closing.
+type Iterator struct {
+	m      *Map      // nil for snapshot iterators
+	s      *Snapshot // nil for map iterators
+	kind   C.int
+	id     uint64
+	closed *atomic.Bool
+	mode   Mode
+	cfg    iterConfig
+	done   <-chan struct{} // cfg.ctx.Done()
+
+	// Tokens. before is positioned just before batch entry beforeIdx (its
+	// last returned entry is beforeIdx-1); after is positioned after the
+	// whole batch and is usable while afterOK (a strict Remove through
+	// before restamps before only, leaving after stale).
+	before, after C.mc_iter
+	beforeIdx     int
+	afterOK       bool
+
+	buf      []byte // bytes of the current batch
+	ents     []ent
+	cur      int // index of the current entry in ents, -1 if none
+	key, val []byte
+
+	store   []byte // buffer for the next fetch
+	scratch []byte // buffer for re-reads
+	vbuf    []byte // re-read values in no-copy mode
+	size    int    // size of the next fetch buffer
+
+	watch    *watchState
+	sg0, wg0 uint64 // generations seen when the batch was fetched
+	recheck  bool   // a write happened since the fetch: re-read entries
+
+	finished bool
+	err      error
+}
+
+// watchState registers an iterator holding a batch with its map (see
+// Map.wrote); a runtime cleanup unregisters an abandoned iterator.
+type watchState struct {
+	m  *Map
+	on atomic.Bool
+}
+
+func unwatchCleanup(w *watchState) {
+	if w.on.Swap(false) {
+		w.m.watchers.Add(-1)
+	}
+}
+
+// Iter returns an iterator over the map in the given mode.
+func (m *Map) Iter(mode Mode, opts ...IterOption) *Iterator {
+	return newIterator(m, nil, mode, nil, opts)
+}
+
+// Strict returns a strict (fail-fast) iterator: see ModeStrict.
+func (m *Map) Strict(opts ...IterOption) *Iterator { return m.Iter(ModeStrict, opts...) }
+
+// Cursor returns a cursor (resumable, never invalidated) iterator: see ModeCursor.
+func (m *Map) Cursor(opts ...IterOption) *Iterator { return m.Iter(ModeCursor, opts...) }
+
+// Resume continues an iteration of this map from a token saved with
+// Iterator.Token, in the token's mode. A token of another map gives
+// ErrWrongMap, a forged or corrupted one ErrBadToken (from Err).
+func (m *Map) Resume(tok Token, opts ...IterOption) *Iterator {
+	return newIterator(m, nil, tok.mode, &tok, opts)
+}
+
+// All returns a range-over-func iterator over the map's entries, in cursor
+// mode (never invalidated; see ModeCursor), with copied keys and values:
+//
+//	for k, v := range m.All() { ... }
+//
+// It may be used while the map is being modified, including by the loop
+// body. Errors (only possible if the map is closed during the loop, or an
+// internal library error) end the loop early; use Cursor or Strict with
+// Iterator.Err when you need to see them.
+func (m *Map) All() iter.Seq2[[]byte, []byte] {
+	return func(yield func([]byte, []byte) bool) {
+		it := m.Cursor()
+		defer it.release()
+		for it.Next() {
+			if !yield(it.Key(), it.Value()) {
+				return
+			}
+		}
+	}
+}
+
+// Keys returns a range-over-func iterator over the map's keys (see All).
+func (m *Map) Keys() iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		it := m.Cursor()
+		defer it.release()
+		for it.Next() {
+			if !yield(it.Key()) {
+				return
+			}
+		}
+	}
+}
+
+// Scan calls fn for every entry of the map in cursor mode (see ModeCursor),
+// checking ctx between entries. It returns nil when the scan is complete,
+// ctx.Err() when ctx is done, fn's error when fn fails, or the iteration
+// error. fn gets copies and may modify the map.
+func (m *Map) Scan(ctx context.Context, fn func(key, val []byte) error) error {
+	return scan(ctx, m.Cursor(WithContext(ctx)), fn)
+}
+
+func scan(ctx context.Context, it *Iterator, fn func(key, val []byte) error) error {
+	defer it.release()
+	for it.Next() {
+		if err := fn(it.Key(), it.Value()); err != nil {
+			return err
+		}
+	}
+	if err := it.Err(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func newIterator(m *Map, s *Snapshot, mode Mode, tok *Token, opts []IterOption) *Iterator {
+	it := &Iterator{m: m, s: s, mode: mode, cur: -1, afterOK: true}
+	it.cfg.maxBytes = defaultBatchBytes
+	for _, o := range opts {
+		o(&it.cfg)
+	}
+	if it.cfg.ctx != nil {
+		it.done = it.cfg.ctx.Done()
+	}
+	it.size = min(firstBatchBytes, it.cfg.maxBytes)
+	const op = "Iterator"
+	if m != nil {
+		it.kind, it.id, it.closed = kindMap, m.id, &m.closed
+	} else {
+		it.kind, it.id, it.closed = kindSnap, s.id, &s.closed
+	}
+	switch {
+	case it.cfg.err != nil:
+		it.err = it.cfg.err
+	case it.closed.Load():
+		it.err = closedErr(op)
+	case tok == nil:
+		var e cerr
+		if st := C.gm_iter_init(it.kind, C.uint64_t(it.id), C.uint32_t(mode), &it.before, &e); st != C.MC_OK {
+			it.err = cerror(op, st, &e)
+		}
+	case tok.text == "":
+		it.err = goErr(op, StatusBadToken, "zero Token")
+	default:
+		var e cerr
+		if st := C.gm_decode(it.kind, C.uint64_t(it.id), (*C.char)(unsafe.Pointer(sp(tok.text))), C.size_t(len(tok.text)), &it.before, &e); st != C.MC_OK {
+			it.err = cerror(op, st, &e)
+		}
+		runtime.KeepAlive(tok)
+	}
+	it.after = it.before
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(s)
+	return it
+}
+
+// Mode returns the iteration mode (ModeCursor for snapshot iterators).
+func (it *Iterator) Mode() Mode { return it.mode }
+
+// Key returns the key of the current entry. By default it is a copy the
+// caller may keep (keys and values of one batch share an allocation of up
+// to the batch size, which stays reachable while any of them is kept); with
+// WithNoCopy it is valid only until the next Next.
+func (it *Iterator) Key() []byte { return it.key }
+
+// Value returns the value of the current entry (see Key).
+func (it *Iterator) Value() []byte { return it.val }
+
+// Err returns the error that ended the iteration, or nil if it ended because
+// every entry was returned (or has not ended yet). A strict iterator over a
+// map changed behind its back reports ErrIterInvalidated here.
+func (it *Iterator) Err() error { return it.err }
+
+// All returns a range-over-func iterator over the remaining entries. The
+// loop ends early on an error: check Err after the loop. The body may call
+// Remove, SetValue and Token on it.
+func (it *Iterator) All() iter.Seq2[[]byte, []byte] {
+	return func(yield func([]byte, []byte) bool) {
+		for it.Next() {
+			if !yield(it.key, it.val) {
+				return
+			}
+		}
+	}
+}
+
+// Keys returns a range-over-func iterator over the remaining keys (see All).
+func (it *Iterator) Keys() iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for it.Next() {
+			if !yield(it.key) {
+				return
+			}
+		}
+	}
+}
+
+func (it *Iterator) fail(err error) {
+	if it.err == nil {
+		it.err = err
+	}
+	it.unwatch()
+}
+
+// release ends the iterator's registration and drops its buffers.
+func (it *Iterator) release() {
+	it.unwatch()
+	it.store, it.scratch, it.vbuf = nil, nil, nil
+}
+
+func (it *Iterator) startWatch() {
+	if it.m == nil {
+		return
+	}
+	if it.watch == nil {
+		it.watch = &watchState{m: it.m}
+		runtime.AddCleanup(it, unwatchCleanup, it.watch)
+	}
+	if !it.watch.on.Swap(true) {
+		it.m.watchers.Add(1)
+	}
+	// Loaded after registering and before the fetch: a write that happens
+	// after the fetch sees watchers > 0 and bumps a generation we compare to.
+	it.sg0, it.wg0 = it.m.structGen.Load(), it.m.writeGen.Load()
+	it.recheck = false
+}
+
+func (it *Iterator) unwatch() {
+	if it.watch != nil && it.watch.on.Swap(false) {
+		it.m.watchers.Add(-1)
+	}
+}
+
+// Next advances to the next entry and reports whether there is one. It
+// returns false at the end of the iteration and on error (see Err).
+func (it *Iterator) Next() bool {
+	if it.err != nil || it.finished {
+		return false
+	}
+	if it.done != nil {
+		select {
+		case <-it.done:
+			it.fail(it.cfg.ctx.Err())
+			return false
+		default:
+		}
+	}
+	if it.closed.Load() {
+		it.fail(closedErr("Iterator.Next"))
+		return false
+	}
+	for {
+		if it.cur+1 < len(it.ents) {
+			i := it.cur + 1
+			e := it.ents[i]
+			kEnd := e.ko + e.kl
+			vEnd := kEnd + e.vl
+			k, v := it.buf[e.ko:kEnd:kEnd], it.buf[kEnd:vEnd:vEnd]
+			if it.m != nil && i > 0 {
+				v2, keep, ok := it.check(k, v)
+				if !ok {
+					return false
+				}
+				it.cur = i
+				if !keep {
+					continue
+				}
+				v = v2
+			}
+			it.cur, it.key, it.val = i, k, v
+			return true
+		}
+		if !it.fetch() {
+			return false
+		}
+	}
+}
+
+// check handles changes made since the batch was fetched, for the buffered
+// entry (k, v) about to be returned. It returns the value to return, whether
+// to return the entry (false: skip it), and false in ok to stop.
+func (it *Iterator) check(k, v []byte) (val []byte, keep, ok bool) {
+	m := it.m
+	sg, wg := m.structGen.Load(), m.writeGen.Load()
+	if it.mode == ModeStrict && sg != it.sg0 {
+		if err := it.probe(); err != nil {
+			it.fail(err)
+			return nil, false, false
+		}
+		it.sg0 = sg
+	}
+	if wg != it.wg0 {
+		it.recheck = true
+	}
+	if !it.recheck {
+		return v, true, true
+	}
+	// A write happened since the fetch: the buffered value may be stale or
+	// the entry gone. Re-read it (one call per entry until the next batch).
+	const op = "Iterator.Next"
+	var err error
+	if it.cfg.noCopy {
+		it.vbuf, err = appendValue(op, kindMap, it.id, bp(k), len(k), it.vbuf[:0])
+		val = it.vbuf
+	} else {
+		val, err = getValue(op, kindMap, it.id, it.closed, bp(k), len(k))
+	}
+	runtime.KeepAlive(k)
+	switch {
+	case err == nil:
+		return val, true, true
+	case err != ErrNotFound:
+		it.fail(err)
+		return nil, false, false
+	case it.mode == ModeCursor:
+		return nil, false, true // removed before the cursor reached it: skip
+	}
+	// Strict: an entry vanished, so there was a structural change.
+	if err := it.probe(); err != nil {
+		it.fail(err)
+	} else {
+		it.fail(goErr(op, StatusInternal, "library inconsistency: an entry vanished but the strict token was not invalidated"))
+	}
+	return nil, false, false
+}
+
+// probe asks the library whether the strict token is still valid, without
+// advancing it.
+func (it *Iterator) probe() error {
+	u := it.before
+	var count, used C.size_t
+	var e cerr
+	st := C.gm_next_batch(it.kind, C.uint64_t(it.id), &u, nil, 0, 1, &count, &used, &e)
+	switch st {
+	case C.MC_OK, C.MC_DONE, C.MC_ERR_BUFFER_TOO_SMALL:
+		return nil
+	}
+	return cerror("Iterator.Next", st, &e)
+}
+
+// fetch loads the next batch. It returns false at the end and on error.
+func (it *Iterator) fetch() bool {
+	const op = "Iterator.Next"
+	if len(it.ents) > 0 && !it.afterOK {
+		// A strict Remove restamped `before` only: walk it to the batch end.
+		if err := it.positionAt(len(it.ents) - 1); err != nil {
+			it.fail(err)
+			return false
+		}
+		it.after, it.afterOK = it.before, true
+	}
+	if it.cfg.noCopy && it.buf != nil {
+		it.store = it.buf[:cap(it.buf)]
+	}
+	it.before, it.beforeIdx = it.after, 0
+	it.buf, it.ents, it.cur, it.key, it.val = nil, it.ents[:0], -1, nil, nil
+	it.startWatch()
+	maxEntries := C.size_t(1 << 30)
+	if it.cfg.maxEntries > 0 {
+		maxEntries = C.size_t(it.cfg.maxEntries)
+	}
+	for {
+		buf := it.fetchBuf(it.size)
+		var count, used C.size_t
+		var e cerr
+		st := C.gm_next_batch(it.kind, C.uint64_t(it.id), &it.after, bp(buf), C.size_t(len(buf)), maxEntries, &count, &used, &e)
+		runtime.KeepAlive(it.m)
+		runtime.KeepAlive(it.s)
+		switch st {
+		case C.MC_OK:
+		case C.MC_DONE:
+			it.finished = true
+			it.before = it.after
+			it.unwatch()
+			return false
+		case C.MC_ERR_BUFFER_TOO_SMALL:
+			// Not even one entry fits: fetch it alone into a buffer of its size.
+			it.size = max(int(used), it.size)
+			continue
+		default:
+			it.fail(cerror(op, st, &e))
+			return false
+		}
+		b := buf[:used]
+		ents, ok := parseBatch(b, int(count), it.ents[:0])
+		if !ok {
+			it.fail(goErr(op, StatusInternal, "library returned a malformed batch (%d entries, %d bytes)", count, used))
+			return false
+		}
+		it.ents = ents
+		if it.cfg.noCopy {
+			it.buf = b
+		} else if int(used)*4 <= cap(buf) {
+			it.buf = bytes.Clone(b) // small batch: keep the big buffer for the next one
+		} else {
+			it.buf = b[:used:used] // hand the buffer out; allocate a new one next time
+			it.store = nil
+		}
+		if it.size > it.cfg.maxBytes {
+			it.size = it.cfg.maxBytes // a huge entry was fetched alone; go back to normal
+		} else {
+			it.size = min(2*it.size, it.cfg.maxBytes)
+		}
+		return true
+	}
+}
+
+// fetchBuf returns a buffer of n bytes for C to fill.
+func (it *Iterator) fetchBuf(n int) []byte {
+	if cap(it.store) < n || cap(it.store) > 4*max(n, it.cfg.maxBytes) {
+		it.store = make([]byte, n)
+	}
+	return it.store[:n]
+}
+
+// parseBatch walks the documented next-batch layout: u32 key length, u32
+// value length (host order), key bytes, value bytes; no padding.
+func parseBatch(b []byte, count int, ents []ent) ([]ent, bool) {
+	off := 0
+	for off < len(b) {
+		if len(b)-off < batchHeader {
+			return ents, false
+		}
+		kl := binary.NativeEndian.Uint32(b[off:])
+		vl := binary.NativeEndian.Uint32(b[off+4:])
+		ko := off + batchHeader
+		end := ko + int(kl) + int(vl)
+		if end > len(b) || end < ko {
+			return ents, false
+		}
+		ents = append(ents, ent{ko: uint32(ko), kl: kl, vl: vl})
+		off = end
+	}
+	return ents, len(ents) == count
+}
+
+func (it *Iterator) keyAt(i int) []byte {
+	e := it.ents[i]
+	return it.buf[e.ko : e.ko+e.kl]
+}
+
+// span returns the bytes entries i..j take in a batch buffer.
+func (it *Iterator) span(i, j int) int {
+	a, b := it.ents[i], it.ents[j]
+	return int(b.ko+b.kl+b.vl) - (int(a.ko) - batchHeader)
+}
+
+// readAhead advances *t by up to max entries, reading them into the scratch
+// buffer, and returns their keys (valid until the next readAhead). hint is
+// the expected byte size. It returns the status MC_OK or MC_DONE.
+func (it *Iterator) readAhead(t *C.mc_iter, maxN, hint int) ([][]byte, C.int32_t, error) {
+	need := max(hint, 4096)
+	for range 64 {
+		if cap(it.scratch) < need {
+			it.scratch = make([]byte, need)
+		}
+		sc := it.scratch[:cap(it.scratch)]
+		var count, used C.size_t
+		var e cerr
+		st := C.gm_next_batch(it.kind, C.uint64_t(it.id), t, bp(sc), C.size_t(len(sc)), C.size_t(maxN), &count, &used, &e)
+		switch st {
+		case C.MC_OK:
+			ents, ok := parseBatch(sc[:used], int(count), nil)
+			if !ok {
+				return nil, st, goErr("Iterator", StatusInternal, "library returned a malformed batch")
+			}
+			keys := make([][]byte, len(ents))
+			for i, en := range ents {
+				keys[i] = sc[en.ko : en.ko+en.kl]
+			}
+			return keys, st, nil
+		case C.MC_DONE:
+			return nil, st, nil
+		case C.MC_ERR_BUFFER_TOO_SMALL:
+			need = max(2*need, int(used))
+			continue
+		}
+		return nil, st, cerror("Iterator", st, &e)
+	}
+	return nil, C.MC_ERR_INTERNAL, goErr("Iterator", StatusInternal, "entries keep growing")
+}
+
+// positionAt moves `before` so that its last returned entry is batch entry
+// i (strict and snapshot iterators, where re-reading from `before` yields
+// exactly the batch again: any structural change would invalidate the
+// token instead). This is what lets Remove, SetValue and Token act on the
+// entry the caller is looking at rather than on the last one of the batch.
+func (it *Iterator) positionAt(i int) error {
+	const op = "Iterator"
+	if i < it.beforeIdx-1 || i >= len(it.ents) {
+		return goErr(op, StatusInternal, "binding bug: position %d outside [%d, %d)", i, it.beforeIdx-1, len(it.ents))
+	}
+	if i == it.beforeIdx-1 {
+		return nil
+	}
+	if it.afterOK && i == len(it.ents)-1 {
+		it.before, it.beforeIdx = it.after, i+1
+		return nil
+	}
+	k := i - it.beforeIdx + 1
+	need := it.span(it.beforeIdx, i)
+	for range 64 {
+		u := it.before
+		keys, st, err := it.readAhead(&u, k, need)
+		if err != nil {
+			return err
+		}
+		if st == C.MC_DONE {
+			return goErr(op, StatusInternal, "library inconsistency: entries vanished but the token was not invalidated")
+		}
+		if len(keys) < k {
+			need *= 2 // values grew since the batch was read: more room
+			continue
+		}
+		for j, key := range keys {
+			if !bytes.Equal(key, it.keyAt(it.beforeIdx+j)) {
+				return goErr(op, StatusInternal, "library inconsistency: re-reading a strict token gave another entry sequence")
+			}
+		}
+		it.before, it.beforeIdx = u, i+1
+		return nil
+	}
+	return goErr(op, StatusInternal, "entries keep growing")
+}
+
+// ownWrite brackets a write made by the iterator itself (Remove, SetValue),
+// so that it does not make the iterator re-check its own batch.
+type ownWrite struct {
+	sg, wg uint64
+	clean  bool
+}
+
+func (it *Iterator) beginOwn() ownWrite {
+	sg, wg := it.m.structGen.Load(), it.m.writeGen.Load()
+	return ownWrite{sg, wg, sg == it.sg0 && wg == it.wg0 && !it.recheck}
+}
+
+func (it *Iterator) endOwn(o ownWrite, structural bool) {
+	if !o.clean {
+		return
+	}
+	ds := uint64(0)
+	if structural {
+		ds = 1
+	}
+	sg, wg := it.m.structGen.Load(), it.m.writeGen.Load()
+	if sg == o.sg+ds && wg == o.wg+1 { // nobody else wrote in between
+		it.sg0, it.wg0 = sg, wg
+	}
+}
+
+func noCurrent(op string) error {
+	return goErr(op, StatusNotFound, "no current entry")
+}
+
+// Remove deletes the current entry (the one Key returns). The iteration
+// goes on and still returns every other entry exactly once; in strict mode
+// the iterator stays valid while other strict iterators of the map are
+// invalidated. It returns ErrNotFound if there is no current entry or it was
+// already removed, ErrInvalidArgument on a snapshot iterator, and the
+// iteration's error (Err) once Next has failed.
+//
+// Strict mode: Remove re-positions a copy of the library token on the
+// current entry (one extra call that re-reads the part of the batch before
+// it) and removes through it (mc_iter_remove), since the batch token points
+// past the whole batch. Cursor mode: Remove deletes the current key, which a
+// cursor scan tolerates by design.
+func (it *Iterator) Remove() error {
+	const op = "Iterator.Remove"
+	if it.err != nil {
+		return it.err
+	}
+	if it.cur < 0 {
+		return noCurrent(op)
+	}
+	if it.m == nil {
+		return goErr(op, StatusInvalidArgument, "snapshot iterators are read-only")
+	}
+	if it.closed.Load() {
+		return closedErr(op)
+	}
+	if it.mode == ModeCursor {
+		o := it.beginOwn()
+		ok, err := it.m.del(op, bp(it.key), len(it.key))
+		runtime.KeepAlive(it.key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return goErr(op, StatusNotFound, "the current entry was already removed")
+		}
+		it.endOwn(o, true)
+		return nil
+	}
+	if err := it.positionAt(it.cur); err != nil {
+		return err
+	}
+	o := it.beginOwn()
+	var e cerr
+	st := C.gm_iter_remove(C.uint64_t(it.id), &it.before, &e)
+	runtime.KeepAlive(it.m)
+	if st != C.MC_OK {
+		return cerror(op, st, &e)
+	}
+	it.afterOK = false
+	it.m.wrote(true)
+	it.endOwn(o, true)
+	return nil
+}
+
+// SetValue replaces the value of the current entry (not a structural change:
+// no iterator is invalidated). It returns ErrNotFound if the entry is gone.
+// Afterwards Value returns a copy of val.
+func (it *Iterator) SetValue(val []byte) error {
+	const op = "Iterator.SetValue"
+	if it.err != nil {
+		return it.err
+	}
+	if it.cur < 0 {
+		return noCurrent(op)
+	}
+	if it.m == nil {
+		return goErr(op, StatusInvalidArgument, "snapshot iterators are read-only")
+	}
+	if it.closed.Load() {
+		return closedErr(op)
+	}
+	var tok *C.mc_iter
+	if it.mode == ModeCursor {
+		t, at, err := it.seekCursor(it.cur)
+		if err != nil {
+			return err
+		}
+		if !at {
+			return goErr(op, StatusNotFound, "the current entry was removed")
+		}
+		tok = &t
+	} else {
+		if err := it.positionAt(it.cur); err != nil {
+			return err
+		}
+		tok = &it.before
+	}
+	o := it.beginOwn()
+	var e cerr
+	st := C.gm_iter_set_value(C.uint64_t(it.id), tok, bp(val), C.size_t(len(val)), &e)
+	runtime.KeepAlive(it.m)
+	runtime.KeepAlive(val)
+	if st != C.MC_OK {
+		return cerror(op, st, &e)
+	}
+	it.m.wrote(false)
+	it.endOwn(o, false)
+	it.val = bytes.Clone(val)
+	if it.val == nil {
+		it.val = []byte{}
+	}
+	return nil
+}
+
+// Token returns a token positioned after the current entry (or where the
+// iteration stands if there is none yet): resuming it with Map.Resume or
+// Snapshot.Resume continues with the entry after the current one. After
+// the end of the iteration it resumes to an empty iteration.
+//
+// Tip: for pagination use WithBatchEntries(pageSize) and take the token
+// after the page's last entry: it is then the library's own batch token.
+func (it *Iterator) Token() (Token, error) {
+	const op = "Iterator.Token"
+	if it.closed.Load() {
+		return Token{}, closedErr(op)
+	}
+	tok := it.before
+	if it.cur >= 0 {
+		if it.m != nil && it.mode == ModeCursor {
+			t, _, err := it.seekCursor(it.cur)
+			if err != nil {
+				return Token{}, err
+			}
+			tok = t
+		} else {
+			if err := it.positionAt(it.cur); err != nil {
+				return Token{}, err
+			}
+			tok = it.before
+		}
+	}
+	var buf [iterTextBuf]C.char
+	var n C.size_t
+	var e cerr
+	st := C.gm_encode(it.kind, C.uint64_t(it.id), &tok, &buf[0], C.size_t(len(buf)), &n, &e)
+	runtime.KeepAlive(it.m)
+	runtime.KeepAlive(it.s)
+	if st != C.MC_OK {
+		return Token{}, cerror(op, st, &e)
+	}
+	return Token{mode: it.mode, text: string(unsafe.Slice((*byte)(unsafe.Pointer(&buf[0])), int(n)))}, nil
+}
+
+const iterTextBuf = 128
+
+// seekCursor returns a cursor token positioned after batch entry i (K), and
+// whether its current entry is K. In cursor mode other goroutines may have
+// inserted or removed entries since the batch was read, so re-reading from
+// `before` may not give the batch again:
+//
+//  1. Re-read i+1 entries from before; if they are exactly the batch's
+//     first i+1 keys, the token is exactly after K (the common case).
+//  2. Otherwise check, in one consistent call, whether K or any later key
+//     of the batch (S) is still present. If none is, every key between K
+//     and the batch end was either returned or removed, so the batch end
+//     token (after) is a correct resume point.
+//  3. Else walk from before to the first entry that is K or in S: the token
+//     after K, or just before that S key, is the resume point (verified by
+//     re-reading up to it). Entries the walk skips are ones inserted during
+//     the scan, which a cursor scan may omit. Retry on concurrent change.
+func (it *Iterator) seekCursor(i int) (C.mc_iter, bool, error) {
+	const op = "Iterator"
+	n := len(it.ents)
+	if i == n-1 {
+		return it.after, true, nil
+	}
+	u := it.before
+	keys, st, err := it.readAhead(&u, i+1, it.span(0, i))
+	if err != nil {
+		return u, false, err
+	}
+	if st == C.MC_OK && len(keys) == i+1 {
+		same := true
+		for j, k := range keys {
+			if !bytes.Equal(k, it.keyAt(j)) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return u, true, nil
+		}
+	}
+	K := string(it.keyAt(i))
+	later := make(map[string]struct{}, n-i-1)
+	probe := [][]byte{it.keyAt(i)}
+	for j := i + 1; j < n; j++ {
+		later[string(it.keyAt(j))] = struct{}{}
+		probe = append(probe, it.keyAt(j))
+	}
+	marked := func(ks [][]byte) bool {
+		for _, k := range ks {
+			if _, ok := later[string(k)]; ok || string(k) == K {
+				return true
+			}
+		}
+		return false
+	}
+	for range 100 {
+		present, err := it.anyPresent(probe)
+		if err != nil {
+			return it.after, false, err
+		}
+		if !present {
+			return it.after, false, nil
+		}
+		t := it.before
+	walk:
+		for {
+			u := t
+			keys, st, err := it.readAhead(&u, 256, 0)
+			if err != nil {
+				return t, false, err
+			}
+			if st == C.MC_DONE {
+				break walk
+			}
+			for j, k := range keys {
+				if string(k) == K {
+					v := t
+					keys2, st2, err := it.readAhead(&v, j+1, 0)
+					if err != nil {
+						return v, false, err
+					}
+					if st2 == C.MC_OK && len(keys2) == j+1 && string(keys2[j]) == K && !marked(keys2[:j]) {
+						return v, true, nil
+					}
+					break walk
+				}
+				if _, ok := later[string(k)]; ok {
+					if j == 0 {
+						return t, false, nil
+					}
+					prev := string(keys[j-1])
+					v := t
+					keys2, st2, err := it.readAhead(&v, j, 0)
+					if err != nil {
+						return v, false, err
+					}
+					if st2 == C.MC_OK && len(keys2) == j && string(keys2[j-1]) == prev && !marked(keys2) {
+						return v, false, nil
+					}
+					break walk
+				}
+			}
+			t = u
+		}
+	}
+	return it.after, false, goErr(op, StatusInternal, "could not re-establish the cursor position under constant concurrent modification")
+}
+
+// anyPresent reports whether any of keys is present, in one consistent
+// state of the map (mc_map_get_many with no value buffer).
+func (it *Iterator) anyPresent(keys [][]byte) (bool, error) {
+	const op = "Iterator"
+	kb, kl, err := pack(op, keys)
+	if err != nil {
+		return false, err
+	}
+	vlens := make([]C.uint32_t, len(keys))
+	var used C.size_t
+	var e cerr
+	st := C.gm_get_many(C.uint64_t(it.id), C.size_t(len(keys)), bp(kb), u32p(kl), nil, 0, u32p(vlens), &used, &e)
+	runtime.KeepAlive(it.m)
+	switch st {
+	case C.MC_ERR_BUFFER_TOO_SMALL:
+		return true, nil // a present, non-empty value
+	case C.MC_OK:
+		for _, l := range vlens {
+			if uint32(l) != absent {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	return false, cerror(op, st, &e)
+}

@@ -1,0 +1,399 @@
+package mapcore
+
+// #include "shims.h"
+import "C"
+
+import (
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Map is a hash map of byte strings held by libmapcore, off the Go heap.
+// All methods are safe for concurrent use by multiple goroutines. Keys and
+// values are copied in and out: the caller keeps ownership of the slices it
+// passes and owns the slices it gets back.
+//
+// A Map must be created with New and should be closed with Close; a Map that
+// becomes unreachable without Close is freed by a runtime cleanup.
+type Map struct {
+	id      uint64
+	closed  atomic.Bool
+	closeMu sync.Mutex // serializes Close
+	cleanup runtime.Cleanup
+
+	// Write notifications for iterators holding a prefetched batch: see
+	// "Batches and changes made while iterating" in the package doc.
+	watchers  atomic.Int32  // iterators currently holding a batch
+	structGen atomic.Uint64 // bumped after structural changes (while watched)
+	writeGen  atomic.Uint64 // bumped after every change (while watched)
+}
+
+// Live counts, for tests: maps and snapshots created and not yet freed
+// (by Close or by their cleanup).
+var liveMaps, liveSnapshots atomic.Int64
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	flags    uint32
+	seed     uint64
+	capacity int
+}
+
+const (
+	optFixedSeed = uint32(C.MC_OPT_FIXED_SEED)
+	optWeakHash  = uint32(C.MC_OPT_WEAK_HASH_FOR_TESTING)
+)
+
+// WithSeed makes the map hash with a fixed seed instead of a random one, for
+// reproducible tests. Do not use it for maps that hold untrusted keys (the
+// random seed is what protects against hash flooding).
+func WithSeed(seed uint64) Option {
+	return func(o *options) { o.flags |= optFixedSeed; o.seed = seed }
+}
+
+// WithCapacity reserves room for n entries up front.
+func WithCapacity(n int) Option {
+	return func(o *options) { o.capacity = n }
+}
+
+// withWeakHashForTesting makes many keys share a hash (tie handling tests).
+func withWeakHashForTesting() Option {
+	return func(o *options) { o.flags |= optWeakHash }
+}
+
+var abiOnce = sync.OnceValue(func() error {
+	if got := LibraryABIVersion(); got != ABIVersion {
+		return goErr("New", StatusInternal, "libmapcore ABI version %d, this package needs %d", got, ABIVersion)
+	}
+	return nil
+})
+
+// New creates an empty map.
+func New(opts ...Option) (*Map, error) {
+	if err := abiOnce(); err != nil {
+		return nil, err
+	}
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.capacity < 0 {
+		return nil, goErr("New", StatusInvalidArgument, "negative capacity %d", o.capacity)
+	}
+	var id C.uint64_t
+	var e cerr
+	st := C.gm_new(C.uint32_t(o.flags), C.uint64_t(o.seed), C.uint64_t(o.capacity), &id, &e)
+	if st != C.MC_OK {
+		return nil, cerror("New", st, &e)
+	}
+	m := &Map{id: uint64(id)}
+	liveMaps.Add(1)
+	m.cleanup = runtime.AddCleanup(m, freeMap, uint64(id))
+	return m, nil
+}
+
+// freeMap is the cleanup of a Map that was never closed.
+func freeMap(id uint64) {
+	var e cerr
+	C.gm_free(C.uint64_t(id), &e)
+	liveMaps.Add(-1)
+}
+
+// Close frees the map. It is idempotent: later calls return nil. It is safe
+// to call while other goroutines use the map: calls already inside the
+// library finish normally, later ones fail with ErrClosed. Snapshots taken
+// from the map stay valid until they are closed themselves. Called from a
+// DeleteFunc callback of the same map, Close fails with ErrReentrant and the
+// map stays open.
+func (m *Map) Close() error {
+	if m.id == 0 {
+		return closedErr("Map.Close")
+	}
+	m.closeMu.Lock()
+	defer m.closeMu.Unlock()
+	if m.closed.Load() {
+		return nil
+	}
+	var e cerr
+	st := C.gm_free(C.uint64_t(m.id), &e)
+	if st != C.MC_OK {
+		return cerror("Map.Close", st, &e) // e.g. ErrReentrant: nothing freed
+	}
+	m.closed.Store(true)
+	m.cleanup.Stop()
+	liveMaps.Add(-1)
+	return nil
+}
+
+// Handle returns the library handle (mc_map.id) for passing the map to C
+// code in the same process. Changes C code makes through it are not seen by
+// the write notifications of Go iterators (see the package doc); the Map
+// must stay open while C uses the handle.
+func (m *Map) Handle() uint64 { return m.id }
+
+// wrote records a successful change for iterators holding a batch.
+func (m *Map) wrote(structural bool) {
+	if m.watchers.Load() == 0 {
+		return
+	}
+	if structural {
+		m.structGen.Add(1)
+	}
+	m.writeGen.Add(1)
+}
+
+// Get returns a copy of the value of key, or ErrNotFound.
+func (m *Map) Get(key []byte) ([]byte, error) {
+	v, err := getValue("Map.Get", kindMap, m.id, &m.closed, bp(key), len(key))
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(key)
+	return v, err
+}
+
+// GetString is Get with a string key and value.
+func (m *Map) GetString(key string) (string, error) {
+	v, err := getValue("Map.GetString", kindMap, m.id, &m.closed, sp(key), len(key))
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(key)
+	if err != nil || len(v) == 0 {
+		return "", err
+	}
+	return unsafe.String(&v[0], len(v)), nil
+}
+
+// Lookup is Get in comma-ok form: ok is false (and err nil) when the key is
+// absent; err reports only failures such as ErrClosed.
+func (m *Map) Lookup(key []byte) (val []byte, ok bool, err error) {
+	v, err := m.Get(key)
+	if err == ErrNotFound {
+		return nil, false, nil
+	}
+	return v, err == nil, err
+}
+
+// AppendValue appends the value of key to dst and returns the extended
+// slice. It allocates only when dst lacks the capacity, so a reused dst
+// makes lookups allocation-free. On error dst is returned unchanged.
+func (m *Map) AppendValue(dst, key []byte) ([]byte, error) {
+	if m.closed.Load() {
+		return dst, closedErr("Map.AppendValue")
+	}
+	v, err := appendValue("Map.AppendValue", kindMap, m.id, bp(key), len(key), dst)
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(key)
+	if err != nil {
+		return dst, err
+	}
+	return v, nil
+}
+
+// getValue reads a value into a small stack buffer first, so that a typical
+// lookup is one C call and one exact-size allocation.
+func getValue(op string, kind C.int, id uint64, closed *atomic.Bool, k *C.uint8_t, kl int) ([]byte, error) {
+	if closed.Load() {
+		return nil, closedErr(op)
+	}
+	var small [128]byte
+	var n C.size_t
+	var e cerr
+	st := C.gm_get(kind, C.uint64_t(id), k, C.size_t(kl), (*C.uint8_t)(unsafe.Pointer(&small[0])), C.size_t(len(small)), &n, &e)
+	switch st {
+	case C.MC_OK:
+		out := make([]byte, int(n))
+		copy(out, small[:n])
+		return out, nil
+	case C.MC_ERR_NOT_FOUND:
+		return nil, ErrNotFound
+	case C.MC_ERR_BUFFER_TOO_SMALL:
+		return appendValue(op, kind, id, k, kl, make([]byte, 0, int(n)))
+	}
+	return nil, cerror(op, st, &e)
+}
+
+// appendValue appends the value to dst, growing it as the library asks.
+func appendValue(op string, kind C.int, id uint64, k *C.uint8_t, kl int, dst []byte) ([]byte, error) {
+	for {
+		p, c := spare(dst)
+		var n C.size_t
+		var e cerr
+		st := C.gm_get(kind, C.uint64_t(id), k, C.size_t(kl), p, c, &n, &e)
+		switch st {
+		case C.MC_OK:
+			return dst[:len(dst)+int(n)], nil
+		case C.MC_ERR_BUFFER_TOO_SMALL:
+			// The value may grow again before the next call: loop.
+			dst = slices.Grow(dst, int(n))
+			continue
+		case C.MC_ERR_NOT_FOUND:
+			return dst, ErrNotFound
+		}
+		return dst, cerror(op, st, &e)
+	}
+}
+
+// Set inserts key or overwrites its value, and reports whether the key was
+// inserted (new) rather than overwritten.
+func (m *Map) Set(key, val []byte) (inserted bool, err error) {
+	ins, err := m.set("Map.Set", bp(key), len(key), bp(val), len(val))
+	runtime.KeepAlive(key)
+	runtime.KeepAlive(val)
+	return ins, err
+}
+
+// SetString is Set with a string key and value.
+func (m *Map) SetString(key, val string) (inserted bool, err error) {
+	ins, err := m.set("Map.SetString", sp(key), len(key), sp(val), len(val))
+	runtime.KeepAlive(key)
+	runtime.KeepAlive(val)
+	return ins, err
+}
+
+func (m *Map) set(op string, k *C.uint8_t, kl int, v *C.uint8_t, vl int) (bool, error) {
+	if m.closed.Load() {
+		return false, closedErr(op)
+	}
+	var ins C._Bool
+	var e cerr
+	st := C.gm_set(C.uint64_t(m.id), k, C.size_t(kl), v, C.size_t(vl), &ins, &e)
+	runtime.KeepAlive(m)
+	if st != C.MC_OK {
+		return false, cerror(op, st, &e)
+	}
+	m.wrote(bool(ins))
+	return bool(ins), nil
+}
+
+// Delete removes key and reports whether it was present.
+func (m *Map) Delete(key []byte) (deleted bool, err error) {
+	ok, err := m.del("Map.Delete", bp(key), len(key))
+	runtime.KeepAlive(key)
+	return ok, err
+}
+
+// DeleteString is Delete with a string key.
+func (m *Map) DeleteString(key string) (deleted bool, err error) {
+	ok, err := m.del("Map.DeleteString", sp(key), len(key))
+	runtime.KeepAlive(key)
+	return ok, err
+}
+
+func (m *Map) del(op string, k *C.uint8_t, kl int) (bool, error) {
+	if m.closed.Load() {
+		return false, closedErr(op)
+	}
+	var e cerr
+	st := C.gm_delete(C.uint64_t(m.id), k, C.size_t(kl), &e)
+	runtime.KeepAlive(m)
+	switch st {
+	case C.MC_OK:
+		m.wrote(true)
+		return true, nil
+	case C.MC_ERR_NOT_FOUND:
+		return false, nil
+	}
+	return false, cerror(op, st, &e)
+}
+
+// Contains reports whether key is present.
+func (m *Map) Contains(key []byte) (bool, error) {
+	ok, err := contains("Map.Contains", kindMap, m.id, &m.closed, bp(key), len(key))
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(key)
+	return ok, err
+}
+
+// ContainsString is Contains with a string key.
+func (m *Map) ContainsString(key string) (bool, error) {
+	ok, err := contains("Map.ContainsString", kindMap, m.id, &m.closed, sp(key), len(key))
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(key)
+	return ok, err
+}
+
+func contains(op string, kind C.int, id uint64, closed *atomic.Bool, k *C.uint8_t, kl int) (bool, error) {
+	if closed.Load() {
+		return false, closedErr(op)
+	}
+	var out C._Bool
+	var e cerr
+	st := C.gm_contains(kind, C.uint64_t(id), k, C.size_t(kl), &out, &e)
+	if st != C.MC_OK {
+		return false, cerror(op, st, &e)
+	}
+	return bool(out), nil
+}
+
+// Len returns the number of entries.
+func (m *Map) Len() (int, error) {
+	n, err := length("Map.Len", kindMap, m.id, &m.closed)
+	runtime.KeepAlive(m)
+	return n, err
+}
+
+func length(op string, kind C.int, id uint64, closed *atomic.Bool) (int, error) {
+	if closed.Load() {
+		return 0, closedErr(op)
+	}
+	var n C.size_t
+	var e cerr
+	st := C.gm_len(kind, C.uint64_t(id), &n, &e)
+	if st != C.MC_OK {
+		return 0, cerror(op, st, &e)
+	}
+	return int(n), nil
+}
+
+// Clear removes every entry (a structural change).
+func (m *Map) Clear() error {
+	if m.closed.Load() {
+		return closedErr("Map.Clear")
+	}
+	var e cerr
+	st := C.gm_clear(C.uint64_t(m.id), &e)
+	runtime.KeepAlive(m)
+	if st != C.MC_OK {
+		return cerror("Map.Clear", st, &e)
+	}
+	m.wrote(true)
+	return nil
+}
+
+// Reserve makes room for n more entries. It is always a structural change:
+// strict iterators over the map are invalidated.
+func (m *Map) Reserve(n int) error {
+	if m.closed.Load() {
+		return closedErr("Map.Reserve")
+	}
+	if n < 0 {
+		return goErr("Map.Reserve", StatusInvalidArgument, "negative count %d", n)
+	}
+	var e cerr
+	st := C.gm_reserve(C.uint64_t(m.id), C.size_t(n), &e)
+	runtime.KeepAlive(m)
+	if st != C.MC_OK {
+		return cerror("Map.Reserve", st, &e)
+	}
+	m.wrote(true)
+	return nil
+}
+
+// ShrinkToFit releases unused memory. It is always a structural change:
+// strict iterators over the map are invalidated.
+func (m *Map) ShrinkToFit() error {
+	if m.closed.Load() {
+		return closedErr("Map.ShrinkToFit")
+	}
+	var e cerr
+	st := C.gm_shrink(C.uint64_t(m.id), &e)
+	runtime.KeepAlive(m)
+	if st != C.MC_OK {
+		return cerror("Map.ShrinkToFit", st, &e)
+	}
+	m.wrote(true)
+	return nil
+}
