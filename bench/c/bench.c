@@ -99,7 +99,8 @@ static void res_emit(const results *rs) {
                rs->contestant, r->op, rs->n, r->threads, r->unit, med);
         for (int k = 0; k < r->nruns; k++) printf("%s%.3f", k ? "," : "", r->runs[k]);
         printf("]}\n");
-        fprintf(stderr, "  %-10s %-16s %dT %10.2f %s\n", rs->contestant, r->op, r->threads, med, r->unit);
+        if (!getenv("BENCH_SMOKE") || !*getenv("BENCH_SMOKE"))
+            fprintf(stderr, "  %-10s %-16s %dT %10.2f %s\n", rs->contestant, r->op, r->threads, med, r->unit);
     }
     fflush(stdout);
 }
@@ -340,22 +341,23 @@ static int env_flag(const char *name) {
     return v && *v && strcmp(v, "0") != 0;
 }
 
-static void child(const char *name, size_t n, size_t q, int reps) {
+static void child(const char *name, size_t n, size_t q, int reps, int heavy) {
     double t = now_ns();
     bench_data d;
     data_generate(&d, n, q);
     uint64_t sum = data_checksum(&d);
     fprintf(stderr, "  data: N=%zu Q=%zu generated in %.2fs, checksum %016lx\n", n, q, (now_ns() - t) / 1e9, sum);
-    printf("{\"meta\":true,\"side\":\"c\",\"contestant\":\"%s\",\"n\":%zu,\"q\":%zu,\"reps\":%d,\"data_checksum\":\"%016lx\"}\n",
-           name, n, q, reps, sum);
+    printf("{\"meta\":true,\"side\":\"c\",\"contestant\":\"%s\",\"n\":%zu,\"q\":%zu,\"reps\":%d,\"heavy_reps\":%d,"
+           "\"data_checksum\":\"%016lx\"}\n",
+           name, n, q, reps, heavy, sum);
     fflush(stdout);
     results rs = { .contestant = name, .n = n };
     if (strcmp(name, "floor") == 0)
         floors(&d, reps, &rs);
     else if (strcmp(name, "mapcore") == 0)
-        mcb_run(&d, reps, &rs);
+        mcb_run(&d, reps, heavy, &rs);
     else if (strcmp(name, "ghash") == 0)
-        gh_run(&d, reps, &rs);
+        gh_run(&d, reps, heavy, &rs);
     else
         CHECK(0, "unknown contestant");
     res_emit(&rs);
@@ -386,25 +388,28 @@ int main(void) {
     fflush(stdout);
     double t0 = now_ns();
     for (int s = 0; s < nsizes; s++) {
+        /* Same plan as bench/rust/src/main.rs: `reps` runs of the query-type
+         * operations, `heavy` of them with a rebuild and delete/re-insert. */
         size_t n = sizes[s], q;
-        int reps;
+        int reps, heavy;
         if (smoke) {
             q = n < 20000 ? n : 20000;
-            reps = 1;
+            reps = 1, heavy = 1;
         } else if (quick) {
-            q = n < 500000 ? n : 500000;
-            reps = 3;
+            q = n < 250000 ? n : 250000;
+            reps = 1, heavy = 1;
         } else if (n >= 5000000) {
-            q = 2000000;
-            reps = 3;
+            q = 500000;
+            reps = 3, heavy = 1;
         } else {
-            q = n < 1000000 ? n : 1000000;
-            reps = 5;
+            q = n < 500000 ? n : 500000;
+            reps = 3, heavy = 3;
         }
-        if (getenv("BENCH_Q") && *getenv("BENCH_Q")) q = strtoull(getenv("BENCH_Q"), NULL, 10);
-        if (getenv("BENCH_REPS") && *getenv("BENCH_REPS")) reps = atoi(getenv("BENCH_REPS"));
-        if (reps < 1) reps = 1;
+        if (getenv("BENCH_Q") && atoll(getenv("BENCH_Q")) > 0) q = strtoull(getenv("BENCH_Q"), NULL, 10);
+        if (getenv("BENCH_REPS") && atoi(getenv("BENCH_REPS")) > 0) reps = atoi(getenv("BENCH_REPS"));
+        if (getenv("BENCH_HEAVY_REPS") && atoi(getenv("BENCH_HEAVY_REPS")) > 0) heavy = atoi(getenv("BENCH_HEAVY_REPS"));
         if (reps > MAXRUNS) reps = MAXRUNS;
+        if (heavy > reps) heavy = reps;
         for (size_t c = 0; c < sizeof contestants / sizeof *contestants; c++) {
             const char *name = contestants[c];
             if (only && *only) {
@@ -414,12 +419,13 @@ int main(void) {
                 snprintf(list, sizeof list, ",%s,", only);
                 if (!strstr(list, pat)) continue;
             }
-            fprintf(stderr, "[c] %s N=%zu Q=%zu reps=%d\n", name, n, q, reps);
+            fprintf(stderr, "[c] %s N=%zu Q=%zu reps=%d heavy=%d\n", name, n, q, reps, heavy);
             fflush(stdout);
+            double tc = now_ns();
             pid_t pid = fork();
             CHECK(pid >= 0, "fork");
             if (pid == 0) {
-                child(name, n, q, reps);
+                child(name, n, q, reps, heavy);
                 fflush(stdout);
                 _exit(0);
             }
@@ -429,8 +435,10 @@ int main(void) {
                 fprintf(stderr, "[c] %s N=%zu FAILED (status %d)\n", name, n, status);
                 return 1;
             }
+            fprintf(stderr, "[c] %s N=%zu took %.1fs\n", name, n, (now_ns() - tc) / 1e9);
         }
     }
+    printf("{\"meta\":true,\"side\":\"c\",\"elapsed_s\":%.1f}\n", (now_ns() - t0) / 1e9);
     fprintf(stderr, "[c] done in %.1fs\n", (now_ns() - t0) / 1e9);
     return 0;
 }

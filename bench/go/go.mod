@@ -12,3 +12,7 @@ require (
 	github.com/golang/snappy v1.0.0 // indirect
 	golang.org/x/sys v0.34.0 // indirect
 )
+
+require github.com/mapcore/mapcore-go v0.0.0
+
+replace github.com/mapcore/mapcore-go => ../../go-binding

@@ -4,11 +4,15 @@
 use std::path::PathBuf;
 
 fn main() {
-    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../target/release");
+    let dir =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../target/release");
     let dir = dir.canonicalize().unwrap_or(dir);
     let so = dir.join("libmapcore.so");
     if !so.exists() {
-        panic!("{} not found: run `make lib` at the repository root first", so.display());
+        panic!(
+            "{} not found: run `make lib` at the repository root first",
+            so.display()
+        );
     }
     // The library's soname is libmapcore.so.1, which only `make install`
     // lays out; point a private libmapcore.so.1 link at the fresh build.

@@ -6,7 +6,9 @@ use dashmap::DashMap;
 use hashbrown::{DefaultHashBuilder, HashMap};
 
 use crate::data::{KLEN, VLEN};
-use crate::mc::{self, mc_iter, mc_map, mc_options, MC_ABSENT, MC_DONE, MC_ERR_NOT_FOUND, MC_MODE_STRICT, MC_OK};
+use crate::mc::{
+    self, mc_iter, mc_map, mc_options, MC_ABSENT, MC_DONE, MC_ERR_NOT_FOUND, MC_MODE_STRICT, MC_OK,
+};
 
 pub trait Bench: Sync + Sized {
     /// Creates an empty map; `cap` > 0 presizes it for that many entries.
@@ -16,7 +18,10 @@ pub trait Bench: Sync + Sized {
     /// where the API has one (mapcore's set-many); a loop otherwise.
     fn insert_batch(&mut self, keys: &[u8], vals: &[u8], n: usize) {
         for i in 0..n {
-            self.insert(&keys[i * KLEN..(i + 1) * KLEN], &vals[i * VLEN..(i + 1) * VLEN]);
+            self.insert(
+                &keys[i * KLEN..(i + 1) * KLEN],
+                &vals[i * VLEN..(i + 1) * VLEN],
+            );
         }
     }
     /// Copies the value of `k` into `out`; false when absent.
@@ -86,7 +91,16 @@ impl Mapcore {
     fn raw_get(&self, k: &[u8], out: &mut [u8]) -> bool {
         let mut len = 0usize;
         // SAFETY: valid buffers for the call.
-        let st = unsafe { mc::mc_map_get(self.m, k.as_ptr(), k.len(), out.as_mut_ptr(), out.len(), &mut len) };
+        let st = unsafe {
+            mc::mc_map_get(
+                self.m,
+                k.as_ptr(),
+                k.len(),
+                out.as_mut_ptr(),
+                out.len(),
+                &mut len,
+            )
+        };
         match st {
             MC_OK => true,
             MC_ERR_NOT_FOUND => false,
@@ -97,7 +111,16 @@ impl Mapcore {
     #[inline]
     fn raw_set(&self, k: &[u8], v: &[u8]) {
         // SAFETY: valid buffers for the call.
-        let st = unsafe { mc::mc_map_set(self.m, k.as_ptr(), k.len(), v.as_ptr(), v.len(), std::ptr::null_mut()) };
+        let st = unsafe {
+            mc::mc_map_set(
+                self.m,
+                k.as_ptr(),
+                k.len(),
+                v.as_ptr(),
+                v.len(),
+                std::ptr::null_mut(),
+            )
+        };
         debug_assert_eq!(st, MC_OK);
         if st != MC_OK {
             panic!("mc_map_set: {}", mc::status_name(st));
@@ -111,7 +134,10 @@ impl Bench for Mapcore {
 
     fn new(cap: usize) -> Self {
         let mut m = mc_map { id: 0 };
-        let opts = mc_options { capacity: cap as u64, ..Default::default() };
+        let opts = mc_options {
+            capacity: cap as u64,
+            ..Default::default()
+        };
         // SAFETY: valid out-pointers.
         unsafe { mc::check(mc::mc_map_new_with(&opts, &mut m)) };
         Mapcore { m }
@@ -125,7 +151,15 @@ impl Bench for Mapcore {
     fn insert_batch(&mut self, keys: &[u8], vals: &[u8], n: usize) {
         // SAFETY: n packed keys and values with their lengths.
         let st = unsafe {
-            mc::mc_map_set_many(self.m, n, keys.as_ptr(), LENS16.as_ptr(), vals.as_ptr(), LENS32.as_ptr(), std::ptr::null_mut())
+            mc::mc_map_set_many(
+                self.m,
+                n,
+                keys.as_ptr(),
+                LENS16.as_ptr(),
+                vals.as_ptr(),
+                LENS32.as_ptr(),
+                std::ptr::null_mut(),
+            )
         };
         mc::check(st);
     }
@@ -139,7 +173,16 @@ impl Bench for Mapcore {
         let mut used = 0usize;
         // SAFETY: n packed keys, an output buffer and n length slots.
         let st = unsafe {
-            mc::mc_map_get_many(self.m, n, keys.as_ptr(), LENS16.as_ptr(), out.as_mut_ptr(), out.len(), lens.as_mut_ptr(), &mut used)
+            mc::mc_map_get_many(
+                self.m,
+                n,
+                keys.as_ptr(),
+                LENS16.as_ptr(),
+                out.as_mut_ptr(),
+                out.len(),
+                lens.as_mut_ptr(),
+                &mut used,
+            )
         };
         mc::check(st);
         lens[..n].iter().filter(|&&l| l != MC_ABSENT).count()
@@ -169,7 +212,17 @@ impl Bench for Mapcore {
         loop {
             let (mut n, mut used) = (0usize, 0usize);
             // SAFETY: valid token and buffer.
-            let st = unsafe { mc::mc_iter_next_batch(self.m, &mut it, buf.as_mut_ptr(), CAP, 1024, &mut n, &mut used) };
+            let st = unsafe {
+                mc::mc_iter_next_batch(
+                    self.m,
+                    &mut it,
+                    buf.as_mut_ptr(),
+                    CAP,
+                    1024,
+                    &mut n,
+                    &mut used,
+                )
+            };
             if st == MC_DONE {
                 break;
             }
@@ -217,7 +270,13 @@ pub struct HbVec {
 
 impl Bench for HbVec {
     fn new(cap: usize) -> Self {
-        HbVec { m: if cap > 0 { HashMap::with_capacity(cap) } else { HashMap::new() } }
+        HbVec {
+            m: if cap > 0 {
+                HashMap::with_capacity(cap)
+            } else {
+                HashMap::new()
+            },
+        }
     }
     #[inline]
     fn insert(&mut self, k: &[u8], v: &[u8]) {
@@ -283,7 +342,13 @@ fn v32(v: &[u8]) -> [u8; VLEN] {
 
 impl Bench for HbArr {
     fn new(cap: usize) -> Self {
-        HbArr { m: if cap > 0 { HashMap::with_capacity(cap) } else { HashMap::new() } }
+        HbArr {
+            m: if cap > 0 {
+                HashMap::with_capacity(cap)
+            } else {
+                HashMap::new()
+            },
+        }
     }
     #[inline]
     fn insert(&mut self, k: &[u8], v: &[u8]) {
@@ -333,7 +398,9 @@ impl Bench for Dash {
     const CONCURRENT: bool = true;
 
     fn new(cap: usize) -> Self {
-        Dash { m: DashMap::with_capacity_and_hasher(cap, DefaultHashBuilder::default()) }
+        Dash {
+            m: DashMap::with_capacity_and_hasher(cap, DefaultHashBuilder::default()),
+        }
     }
     #[inline]
     fn insert(&mut self, k: &[u8], v: &[u8]) {
@@ -386,4 +453,3 @@ impl Bench for Dash {
         }
     }
 }
-

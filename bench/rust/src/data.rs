@@ -25,7 +25,8 @@ pub fn key(i: u64, out: &mut [u8]) {
 
 pub fn value(i: u64, out: &mut [u8]) {
     for w in 0..4 {
-        out[w * 8..w * 8 + 8].copy_from_slice(&mix(VSEED.wrapping_add(4 * i + w as u64)).to_le_bytes());
+        out[w * 8..w * 8 + 8]
+            .copy_from_slice(&mix(VSEED.wrapping_add(4 * i + w as u64)).to_le_bytes());
     }
 }
 
@@ -48,7 +49,13 @@ impl Zipf {
         let zeta2 = 1.0 + 1.0 / 2f64.powf(theta);
         let nf = n as f64;
         let eta = (1.0 - (2.0 / nf).powf(1.0 - theta)) / (1.0 - zeta2 / zetan);
-        Zipf { n: nf, theta, alpha: 1.0 / (1.0 - theta), zetan, eta }
+        Zipf {
+            n: nf,
+            theta,
+            alpha: 1.0 / (1.0 - theta),
+            zetan,
+            eta,
+        }
     }
 
     pub fn rank(&self, u: f64) -> u64 {
@@ -102,17 +109,35 @@ impl Data {
             let jj = j as u64;
             let idx = mix(QSEED.wrapping_add(jj)) % nn;
             hit_idx[j] = idx as u32;
-            hit[j * KLEN..(j + 1) * KLEN].copy_from_slice(&keys[idx as usize * KLEN..(idx as usize + 1) * KLEN]);
-            key(nn + mix(MSEED.wrapping_add(jj)) % nn, &mut miss[j * KLEN..(j + 1) * KLEN]);
+            hit[j * KLEN..(j + 1) * KLEN]
+                .copy_from_slice(&keys[idx as usize * KLEN..(idx as usize + 1) * KLEN]);
+            key(
+                nn + mix(MSEED.wrapping_add(jj)) % nn,
+                &mut miss[j * KLEN..(j + 1) * KLEN],
+            );
             let u = (mix(ZSEED.wrapping_add(jj)) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
             let r = z.rank(u);
             let zi = ((r as u128 * 2_654_435_761u128) % nn as u128) as usize;
             zipf[j * KLEN..(j + 1) * KLEN].copy_from_slice(&keys[zi * KLEN..(zi + 1) * KLEN]);
             let r = mix(XSEED.wrapping_add(jj));
             let idx = ((r >> 8) % nn) as u32;
-            mixed[j] = if r % 10 == 0 { idx | SET_BIT } else { idx };
+            mixed[j] = if r.is_multiple_of(10) {
+                idx | SET_BIT
+            } else {
+                idx
+            };
         }
-        Data { n, q, keys, vals, hit, hit_idx, zipf, miss, mixed }
+        Data {
+            n,
+            q,
+            keys,
+            vals,
+            hit,
+            hit_idx,
+            zipf,
+            miss,
+            mixed,
+        }
     }
 
     #[inline]

@@ -35,8 +35,22 @@ extern "C" {
     pub fn mc_status_name(code: i32) -> *const std::ffi::c_char;
     pub fn mc_map_new_with(opts: *const mc_options, out: *mut mc_map) -> i32;
     pub fn mc_map_free(map: mc_map) -> i32;
-    pub fn mc_map_set(map: mc_map, key: *const u8, key_len: usize, val: *const u8, val_len: usize, out_inserted: *mut bool) -> i32;
-    pub fn mc_map_get(map: mc_map, key: *const u8, key_len: usize, buf: *mut u8, cap: usize, out_len: *mut usize) -> i32;
+    pub fn mc_map_set(
+        map: mc_map,
+        key: *const u8,
+        key_len: usize,
+        val: *const u8,
+        val_len: usize,
+        out_inserted: *mut bool,
+    ) -> i32;
+    pub fn mc_map_get(
+        map: mc_map,
+        key: *const u8,
+        key_len: usize,
+        buf: *mut u8,
+        cap: usize,
+        out_len: *mut usize,
+    ) -> i32;
     pub fn mc_map_delete(map: mc_map, key: *const u8, key_len: usize) -> i32;
     pub fn mc_map_len(map: mc_map, out: *mut usize) -> i32;
     pub fn mc_map_get_many(
@@ -72,7 +86,11 @@ extern "C" {
 
 pub fn status_name(code: i32) -> String {
     // SAFETY: mc_status_name never returns NULL and the string is static.
-    unsafe { std::ffi::CStr::from_ptr(mc_status_name(code)).to_string_lossy().into_owned() }
+    unsafe {
+        std::ffi::CStr::from_ptr(mc_status_name(code))
+            .to_string_lossy()
+            .into_owned()
+    }
 }
 
 #[track_caller]
