@@ -554,18 +554,19 @@ pub unsafe extern "C" fn mc_map_get_many(
         let hashes: Vec<u64> = ks.iter().map(|k| m.hasher().h1(k)).collect();
         let mut lens = vec![MC_ABSENT; n];
         let used = m.read_many(&hashes, |view| {
-            let need: usize = ks
+            // One lookup per key; nothing is written unless everything fits.
+            let found: Vec<Option<&[u8]>> = ks
                 .iter()
                 .zip(&hashes)
-                .filter_map(|(k, &h)| view.get(h, k))
-                .map(|v| v.len())
-                .sum();
+                .map(|(k, &h)| view.get(h, k))
+                .collect();
+            let need: usize = found.iter().flatten().map(|v| v.len()).sum();
             if need > out.len() {
                 return Err(need);
             }
             let mut off = 0;
-            for (i, (k, &h)) in ks.iter().zip(&hashes).enumerate() {
-                if let Some(v) = view.get(h, k) {
+            for (i, v) in found.iter().enumerate() {
+                if let Some(v) = v {
                     out[off..off + v.len()].copy_from_slice(v);
                     off += v.len();
                     lens[i] = v.len() as u32;

@@ -9,25 +9,34 @@ use crate::registry::{self, Object, Snapshot};
 use crate::status::{Error, McStatus, Result};
 
 thread_local! {
-    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The last failure on this thread, kept unformatted: a failing call (a
+    /// miss, say) only moves a status and a usually static detail here;
+    /// the text is built when `mc_last_error` asks for it.
+    static LAST_ERROR: RefCell<Option<Error>> = const { RefCell::new(None) };
+    static LAST_ERROR_TEXT: RefCell<String> = const { RefCell::new(String::new()) };
     /// Maps whose callbacks are running on this thread (re-entry is refused).
     static IN_CALLBACK: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
     /// Length of IN_CALLBACK, so the common no-callback case is one load.
     static CALLBACK_DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
-pub fn set_last_error(e: &Error) {
-    LAST_ERROR.with(|l| {
-        use std::fmt::Write;
-        // Reuses the thread's buffer: no allocation once it has grown.
-        let mut l = l.borrow_mut();
-        l.clear();
-        let _ = write!(l, "{e}");
-    });
+pub fn set_last_error(e: Error) {
+    LAST_ERROR.with(|l| *l.borrow_mut() = Some(e));
 }
 
+/// Runs `f` on the text of this thread's last failure ("" if none).
 pub fn with_last_error<R>(f: impl FnOnce(&str) -> R) -> R {
-    LAST_ERROR.with(|l| f(&l.borrow()))
+    LAST_ERROR_TEXT.with(|t| {
+        use std::fmt::Write;
+        let mut t = t.borrow_mut();
+        t.clear();
+        LAST_ERROR.with(|l| {
+            if let Some(e) = &*l.borrow() {
+                let _ = write!(t, "{e}");
+            }
+        });
+        f(&t)
+    })
 }
 
 pub fn err(status: McStatus, detail: impl Into<std::borrow::Cow<'static, str>>) -> Error {
@@ -43,8 +52,9 @@ fn finish(r: std::thread::Result<Result<McStatus>>) -> McStatus {
     match r {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            set_last_error(&e);
-            e.status
+            let status = e.status;
+            set_last_error(e);
+            status
         }
         Err(payload) => {
             let msg = payload
@@ -52,7 +62,7 @@ fn finish(r: std::thread::Result<Result<McStatus>>) -> McStatus {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            set_last_error(&err(
+            set_last_error(err(
                 McStatus::MC_ERR_INTERNAL,
                 format!("internal error: {msg}"),
             ));
