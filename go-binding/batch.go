@@ -4,33 +4,78 @@ package mapcore
 import "C"
 
 import (
-	"bytes"
 	"math"
 	"runtime"
 	"runtime/cgo"
+	"slices"
+	"sync"
 )
 
-// pack copies keys back to back into one buffer with a length array: the
-// layout of mc_map_get_many and friends. (A [][]byte cannot be passed to C:
-// it is Go memory holding Go pointers.)
-func pack(op string, keys [][]byte) ([]byte, []C.uint32_t, error) {
-	if len(keys) > MaxBatch {
-		return nil, nil, goErr(op, StatusTooLarge, "batch of %d exceeds MaxBatch (%d)", len(keys), MaxBatch)
+// scratch holds the packed form of a batch for the duration of one call:
+// elements back to back in b with a length array in l, the layout of
+// mc_map_get_many and friends (a [][]byte cannot be passed to C: it is Go
+// memory holding Go pointers), and v, room for the values GetMany reads.
+// The library only reads and writes these during the call, so they are
+// pooled and reused: a batch call allocates only what it returns.
+type scratch struct {
+	b []byte
+	l []C.uint32_t
+	v []byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// maxPooled is the largest buffer (in bytes) a pooled scratch keeps.
+const maxPooled = 1 << 20
+
+func getScratch() *scratch {
+	s := scratchPool.Get().(*scratch)
+	s.b, s.l = s.b[:0], s.l[:0]
+	return s
+}
+
+func (s *scratch) put() {
+	if cap(s.b) > maxPooled {
+		s.b = nil
+	}
+	if cap(s.l)*4 > maxPooled {
+		s.l = nil
+	}
+	if cap(s.v) > maxPooled {
+		s.v = nil
+	}
+	scratchPool.Put(s)
+}
+
+// pack appends elems to s.b back to back and their lengths to s.l.
+func (s *scratch) pack(op string, elems [][]byte) error {
+	if len(elems) > MaxBatch {
+		return goErr(op, StatusTooLarge, "batch of %d exceeds MaxBatch (%d)", len(elems), MaxBatch)
 	}
 	total := 0
-	for _, k := range keys {
-		if len(k) > math.MaxUint32 {
-			return nil, nil, goErr(op, StatusTooLarge, "element of %d bytes", len(k))
+	for _, e := range elems {
+		if len(e) > math.MaxUint32 {
+			return goErr(op, StatusTooLarge, "element of %d bytes", len(e))
 		}
-		total += len(k)
+		total += len(e)
 	}
-	buf := make([]byte, 0, total)
-	lens := make([]C.uint32_t, len(keys))
-	for i, k := range keys {
-		buf = append(buf, k...)
-		lens[i] = C.uint32_t(len(k))
+	s.b = slices.Grow(s.b, total)
+	s.l = slices.Grow(s.l, len(elems))
+	for _, e := range elems {
+		s.b = append(s.b, e...)
+		s.l = append(s.l, C.uint32_t(len(e)))
 	}
-	return buf, lens, nil
+	return nil
+}
+
+// lens appends n zeroed lengths to s.l (an output array for the library)
+// and returns them.
+func (s *scratch) lens(n int) []C.uint32_t {
+	i := len(s.l)
+	s.l = slices.Grow(s.l, n)[:i+n]
+	out := s.l[i:]
+	clear(out)
+	return out
 }
 
 // GetMany looks up all keys in one call that observes one consistent state
@@ -44,31 +89,43 @@ func (m *Map) GetMany(keys [][]byte) (vals [][]byte, err error) {
 	if len(keys) == 0 {
 		return [][]byte{}, nil
 	}
-	kb, kl, err := pack(op, keys)
-	if err != nil {
+	s := getScratch()
+	defer s.put()
+	if err := s.pack(op, keys); err != nil {
 		return nil, err
 	}
 	n := len(keys)
-	vlens := make([]C.uint32_t, n)
-	buf := make([]byte, min(max(64*n, 256), 1<<20))
-	var used C.size_t
+	kb, kl := s.b, s.l[:n]
+	vlens := s.lens(n)
+	// Read into the pooled buffer (first guess: 64 bytes a value) and copy
+	// out exactly what was used; values that do not fit are read again
+	// straight into a buffer of the size the library asked for.
+	if want := min(max(64*n, 256), maxPooled); cap(s.v) < want {
+		s.v = make([]byte, want)
+	}
+	vb := s.v[:cap(s.v)]
+	var out []byte
 	for {
-		var e cerr
-		st := C.gm_get_many(C.uint64_t(m.id), C.size_t(n), bp(kb), u32p(kl), bp(buf), C.size_t(len(buf)), u32p(vlens), &used, &e)
-		if st == C.MC_OK {
+		r := C.gm_get_many(C.uint64_t(m.id), C.size_t(n), bp(kb), u32p(kl), bp(vb), C.size_t(len(vb)), u32p(vlens))
+		if r.st == C.MC_OK {
+			if out == nil {
+				v := vb[:r.used]
+				out = make([]byte, len(v)) // make+copy of len(v): not zeroed first
+				copy(out, v)
+			} else {
+				out = out[:r.used]
+			}
 			break
 		}
-		if st == C.MC_ERR_BUFFER_TOO_SMALL {
-			buf = make([]byte, int(used))
+		if r.st == C.MC_ERR_BUFFER_TOO_SMALL {
+			out = make([]byte, int(r.used))
+			vb = out
 			continue
 		}
 		runtime.KeepAlive(m)
-		return nil, cerror(op, st, &e)
+		return nil, resErr(op, r)
 	}
 	runtime.KeepAlive(m)
-	if int(used)*2 < len(buf) {
-		buf = bytes.Clone(buf[:used]) // do not pin a mostly empty buffer
-	}
 	vals = make([][]byte, n)
 	off := 0
 	for i, l := range vlens {
@@ -76,7 +133,7 @@ func (m *Map) GetMany(keys [][]byte) (vals [][]byte, err error) {
 			continue
 		}
 		end := off + int(l)
-		vals[i] = buf[off:end:end]
+		vals[i] = out[off:end:end]
 		off = end
 	}
 	return vals, nil
@@ -96,23 +153,25 @@ func (m *Map) SetMany(keys, vals [][]byte) (inserted int, err error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
-	kb, kl, err := pack(op, keys)
-	if err != nil {
+	s := getScratch()
+	defer s.put()
+	if err := s.pack(op, keys); err != nil {
 		return 0, err
 	}
-	vb, vl, err := pack(op, vals)
-	if err != nil {
+	kTotal := len(s.b)
+	if err := s.pack(op, vals); err != nil {
 		return 0, err
 	}
-	var ins C.size_t
-	var e cerr
-	st := C.gm_set_many(C.uint64_t(m.id), C.size_t(len(keys)), bp(kb), u32p(kl), bp(vb), u32p(vl), &ins, &e)
+	n := len(keys)
+	kb, vb := s.b[:kTotal], s.b[kTotal:]
+	kl, vl := s.l[:n], s.l[n:]
+	r := C.gm_set_many(C.uint64_t(m.id), C.size_t(n), bp(kb), u32p(kl), bp(vb), u32p(vl))
 	runtime.KeepAlive(m)
-	if st != C.MC_OK {
-		return 0, cerror(op, st, &e)
+	if r.st != C.MC_OK {
+		return 0, resErr(op, r)
 	}
-	m.wrote(ins > 0)
-	return int(ins), nil
+	m.wrote(r.n > 0)
+	return int(r.n), nil
 }
 
 // DeleteMany removes all keys atomically and returns how many were present.
@@ -124,21 +183,20 @@ func (m *Map) DeleteMany(keys [][]byte) (removed int, err error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
-	kb, kl, err := pack(op, keys)
-	if err != nil {
+	s := getScratch()
+	defer s.put()
+	if err := s.pack(op, keys); err != nil {
 		return 0, err
 	}
-	var rem C.size_t
-	var e cerr
-	st := C.gm_delete_many(C.uint64_t(m.id), C.size_t(len(keys)), bp(kb), u32p(kl), &rem, &e)
+	r := C.gm_delete_many(C.uint64_t(m.id), C.size_t(len(keys)), bp(s.b), u32p(s.l))
 	runtime.KeepAlive(m)
-	if st != C.MC_OK {
-		return 0, cerror(op, st, &e)
+	if r.st != C.MC_OK {
+		return 0, resErr(op, r)
 	}
-	if rem > 0 {
+	if r.n > 0 {
 		m.wrote(true)
 	}
-	return int(rem), nil
+	return int(r.n), nil
 }
 
 // retainState is what the C predicate trampoline reaches through a cgo.Handle.
@@ -172,18 +230,17 @@ func (m *Map) DeleteFunc(del func(key, val []byte) bool) (removed int, err error
 	st := &retainState{del: del}
 	h := cgo.NewHandle(st)
 	defer h.Delete()
-	var rem C.size_t
-	var e cerr
-	status := C.gm_retain(C.uint64_t(m.id), C.uintptr_t(h), &rem, &e)
+	r := C.gm_retain(C.uint64_t(m.id), C.uintptr_t(h))
 	runtime.KeepAlive(m)
-	if status == C.MC_OK && rem > 0 {
+	if r.st == C.MC_OK && r.n > 0 {
 		m.wrote(true)
 	}
 	if st.panicked {
+		dropRes(r)
 		panic(st.panicVal)
 	}
-	if status != C.MC_OK {
-		return 0, cerror(op, status, &e)
+	if r.st != C.MC_OK {
+		return 0, resErr(op, r)
 	}
-	return int(rem), nil
+	return int(r.n), nil
 }

@@ -1,15 +1,20 @@
 package mapcore
 
 // The C shims below are the only way this package calls libmapcore. Each shim
-// calls one mc_ function and, when it fails, copies the thread-local detail
-// message (mc_last_error) into a caller-provided gm_err within the same C
-// call: a goroutine may run on another OS thread at its next cgo call, so the
-// detail could not be fetched reliably by a second call.
+// calls one mc_ function and returns a gm_res struct by value: the status,
+// the call's output integers (kept in the shim's own frame, not in Go
+// memory) and, when the call failed, a malloc'd copy of the thread-local
+// detail message (mc_last_error) taken within the same C call: a goroutine
+// may run on another OS thread at its next cgo call, so the detail could not
+// be fetched reliably by a second call. resErr turns that into an *Error
+// and frees the copy; success paths allocate nothing.
 //
 // `#cgo noescape` tells the compiler that the shims keep no Go pointer after
-// they return (true: libmapcore copies everything in and out), so buffers
-// such as the error struct can live on the goroutine stack. `#cgo nocallback`
-// marks the shims that never call back into Go (all but gm_retain).
+// they return (true: libmapcore copies everything in and out), so the
+// buffers passed to them (keys, a Get's small stack buffer, iterator tokens)
+// need not be moved to the heap; it takes effect only together with `#cgo
+// nocallback`, which marks the shims that never call back into Go (all but
+// gm_retain). TestAllocations checks the result.
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../include -O2
@@ -135,21 +140,26 @@ const (
 	absent      = uint32(C.MC_ABSENT)
 )
 
-type cerr = C.gm_err
+type cres = C.gm_res
 
-// cerror turns a failed status and its detail into an *Error.
-func cerror(op string, st C.int32_t, e *cerr) error {
-	n := int(e.len)
-	if n > len(e.msg) {
-		n = len(e.msg)
-	}
+// resErr turns a failed result into an *Error, taking (and freeing) the
+// detail message the shim copied.
+func resErr(op string, r cres) error {
 	detail := ""
-	if n > 0 {
-		detail = string(unsafe.Slice((*byte)(unsafe.Pointer(&e.msg[0])), n))
+	if r.detail != nil {
+		detail = C.GoString(r.detail)
+		C.free(unsafe.Pointer(r.detail))
 		// The library's message may start with the status name: drop it.
-		detail = strings.TrimPrefix(detail, Status(st).String()+": ")
+		detail = strings.TrimPrefix(detail, Status(r.st).String()+": ")
 	}
-	return &Error{Op: op, Status: Status(st), Detail: detail}
+	return &Error{Op: op, Status: Status(r.st), Detail: detail}
+}
+
+// dropRes frees the detail of a result whose failure is not reported.
+func dropRes(r cres) {
+	if r.detail != nil {
+		C.free(unsafe.Pointer(r.detail))
+	}
 }
 
 // bp returns a C pointer to the bytes of b, or nil when b is empty.
@@ -193,7 +203,7 @@ func cStatusDescribe(code int32) string { return C.GoString(C.mc_status_describe
 // handleLive reports whether a map handle is still live in the library
 // (for tests: it checks that a cleanup really freed the C map).
 func handleLive(kind C.int, id uint64) bool {
-	var n C.size_t
-	var e cerr
-	return C.gm_len(kind, C.uint64_t(id), &n, &e) != C.MC_ERR_BAD_HANDLE
+	r := C.gm_len(kind, C.uint64_t(id))
+	dropRes(r)
+	return r.st != C.MC_ERR_BAD_HANDLE
 }

@@ -79,7 +79,11 @@
 // The library keeps the detail message of a failure in a thread-local
 // variable, but a goroutine can move to another OS thread between two cgo
 // calls; so every call goes through a small C shim that calls the library
-// and, on failure, copies the detail within the same C call.
+// and, on failure, copies the detail within the same C call. The shims
+// return their outputs by value, so a successful call allocates only what
+// it returns: nothing for Set, Delete, Contains, Len and AppendValue into a
+// buffer with room; the value for Get; the values and the slice of them
+// for GetMany.
 //
 // # Batches, and changes made while iterating
 //

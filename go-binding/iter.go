@@ -233,16 +233,14 @@ func newIterator(m *Map, s *Snapshot, mode Mode, tok *Token, opts []IterOption) 
 	case it.closed.Load():
 		it.err = closedErr(op)
 	case tok == nil:
-		var e cerr
-		if st := C.gm_iter_init(it.kind, C.uint64_t(it.id), C.uint32_t(mode), &it.before, &e); st != C.MC_OK {
-			it.err = cerror(op, st, &e)
+		if r := C.gm_iter_init(it.kind, C.uint64_t(it.id), C.uint32_t(mode), &it.before); r.st != C.MC_OK {
+			it.err = resErr(op, r)
 		}
 	case tok.text == "":
 		it.err = goErr(op, StatusBadToken, "zero Token")
 	default:
-		var e cerr
-		if st := C.gm_decode(it.kind, C.uint64_t(it.id), (*C.char)(unsafe.Pointer(sp(tok.text))), C.size_t(len(tok.text)), &it.before, &e); st != C.MC_OK {
-			it.err = cerror(op, st, &e)
+		if r := C.gm_decode(it.kind, C.uint64_t(it.id), (*C.char)(unsafe.Pointer(sp(tok.text))), C.size_t(len(tok.text)), &it.before); r.st != C.MC_OK {
+			it.err = resErr(op, r)
 		}
 		runtime.KeepAlive(tok)
 	}
@@ -401,7 +399,7 @@ func (it *Iterator) check(k, v []byte) (val []byte, keep, ok bool) {
 		it.vbuf, err = appendValue(op, kindMap, it.id, bp(k), len(k), it.vbuf[:0])
 		val = it.vbuf
 	} else {
-		val, err = getValue(op, kindMap, it.id, it.closed, bp(k), len(k))
+		val, err = getValue(op, kindMap, it.id, it.closed, &it.m.valHint, bp(k), len(k))
 	}
 	runtime.KeepAlive(k)
 	switch {
@@ -426,14 +424,12 @@ func (it *Iterator) check(k, v []byte) (val []byte, keep, ok bool) {
 // advancing it.
 func (it *Iterator) probe() error {
 	u := it.before
-	var count, used C.size_t
-	var e cerr
-	st := C.gm_next_batch(it.kind, C.uint64_t(it.id), &u, nil, 0, 1, &count, &used, &e)
-	switch st {
+	r := C.gm_next_batch(it.kind, C.uint64_t(it.id), &u, nil, 0, 1)
+	switch r.st {
 	case C.MC_OK, C.MC_DONE, C.MC_ERR_BUFFER_TOO_SMALL:
 		return nil
 	}
-	return cerror("Iterator.Next", st, &e)
+	return resErr("Iterator.Next", r)
 }
 
 // fetch loads the next batch. It returns false at the end and on error.
@@ -459,12 +455,11 @@ func (it *Iterator) fetch() bool {
 	}
 	for {
 		buf := it.fetchBuf(it.size)
-		var count, used C.size_t
-		var e cerr
-		st := C.gm_next_batch(it.kind, C.uint64_t(it.id), &it.after, bp(buf), C.size_t(len(buf)), maxEntries, &count, &used, &e)
+		r := C.gm_next_batch(it.kind, C.uint64_t(it.id), &it.after, bp(buf), C.size_t(len(buf)), maxEntries)
 		runtime.KeepAlive(it.m)
 		runtime.KeepAlive(it.s)
-		switch st {
+		count, used := int(r.n), int(r.used)
+		switch r.st {
 		case C.MC_OK:
 		case C.MC_DONE:
 			it.finished = true
@@ -473,14 +468,14 @@ func (it *Iterator) fetch() bool {
 			return false
 		case C.MC_ERR_BUFFER_TOO_SMALL:
 			// Not even one entry fits: fetch it alone into a buffer of its size.
-			it.size = max(int(used), it.size)
+			it.size = max(used, it.size)
 			continue
 		default:
-			it.fail(cerror(op, st, &e))
+			it.fail(resErr(op, r))
 			return false
 		}
 		b := buf[:used]
-		ents, ok := parseBatch(b, int(count), it.ents[:0])
+		ents, ok := parseBatch(b, count, it.ents[:0])
 		if !ok {
 			it.fail(goErr(op, StatusInternal, "library returned a malformed batch (%d entries, %d bytes)", count, used))
 			return false
@@ -488,7 +483,7 @@ func (it *Iterator) fetch() bool {
 		it.ents = ents
 		if it.cfg.noCopy {
 			it.buf = b
-		} else if int(used)*4 <= cap(buf) {
+		} else if used*4 <= cap(buf) {
 			it.buf = bytes.Clone(b) // small batch: keep the big buffer for the next one
 		} else {
 			it.buf = b[:used:used] // hand the buffer out; allocate a new one next time
@@ -553,12 +548,11 @@ func (it *Iterator) readAhead(t *C.mc_iter, maxN, hint int) ([][]byte, C.int32_t
 			it.scratch = make([]byte, need)
 		}
 		sc := it.scratch[:cap(it.scratch)]
-		var count, used C.size_t
-		var e cerr
-		st := C.gm_next_batch(it.kind, C.uint64_t(it.id), t, bp(sc), C.size_t(len(sc)), C.size_t(maxN), &count, &used, &e)
+		r := C.gm_next_batch(it.kind, C.uint64_t(it.id), t, bp(sc), C.size_t(len(sc)), C.size_t(maxN))
+		st := r.st
 		switch st {
 		case C.MC_OK:
-			ents, ok := parseBatch(sc[:used], int(count), nil)
+			ents, ok := parseBatch(sc[:r.used], int(r.n), nil)
 			if !ok {
 				return nil, st, goErr("Iterator", StatusInternal, "library returned a malformed batch")
 			}
@@ -570,10 +564,10 @@ func (it *Iterator) readAhead(t *C.mc_iter, maxN, hint int) ([][]byte, C.int32_t
 		case C.MC_DONE:
 			return nil, st, nil
 		case C.MC_ERR_BUFFER_TOO_SMALL:
-			need = max(2*need, int(used))
+			need = max(2*need, int(r.used))
 			continue
 		}
-		return nil, st, cerror("Iterator", st, &e)
+		return nil, st, resErr("Iterator", r)
 	}
 	return nil, C.MC_ERR_INTERNAL, goErr("Iterator", StatusInternal, "entries keep growing")
 }
@@ -694,11 +688,10 @@ func (it *Iterator) Remove() error {
 		return err
 	}
 	o := it.beginOwn()
-	var e cerr
-	st := C.gm_iter_remove(C.uint64_t(it.id), &it.before, &e)
+	r := C.gm_iter_remove(C.uint64_t(it.id), &it.before)
 	runtime.KeepAlive(it.m)
-	if st != C.MC_OK {
-		return cerror(op, st, &e)
+	if r.st != C.MC_OK {
+		return resErr(op, r)
 	}
 	it.afterOK = false
 	it.m.wrote(true)
@@ -740,12 +733,11 @@ func (it *Iterator) SetValue(val []byte) error {
 		tok = &it.before
 	}
 	o := it.beginOwn()
-	var e cerr
-	st := C.gm_iter_set_value(C.uint64_t(it.id), tok, bp(val), C.size_t(len(val)), &e)
+	r := C.gm_iter_set_value(C.uint64_t(it.id), tok, bp(val), C.size_t(len(val)))
 	runtime.KeepAlive(it.m)
 	runtime.KeepAlive(val)
-	if st != C.MC_OK {
-		return cerror(op, st, &e)
+	if r.st != C.MC_OK {
+		return resErr(op, r)
 	}
 	it.m.wrote(false)
 	it.endOwn(o, false)
@@ -784,15 +776,13 @@ func (it *Iterator) Token() (Token, error) {
 		}
 	}
 	var buf [iterTextBuf]C.char
-	var n C.size_t
-	var e cerr
-	st := C.gm_encode(it.kind, C.uint64_t(it.id), &tok, &buf[0], C.size_t(len(buf)), &n, &e)
+	r := C.gm_encode(it.kind, C.uint64_t(it.id), &tok, &buf[0], C.size_t(len(buf)))
 	runtime.KeepAlive(it.m)
 	runtime.KeepAlive(it.s)
-	if st != C.MC_OK {
-		return Token{}, cerror(op, st, &e)
+	if r.st != C.MC_OK {
+		return Token{}, resErr(op, r)
 	}
-	return Token{mode: it.mode, text: string(unsafe.Slice((*byte)(unsafe.Pointer(&buf[0])), int(n)))}, nil
+	return Token{mode: it.mode, text: string(unsafe.Slice((*byte)(unsafe.Pointer(&buf[0])), int(r.n)))}, nil
 }
 
 const iterTextBuf = 128
@@ -907,16 +897,17 @@ func (it *Iterator) seekCursor(i int) (C.mc_iter, bool, error) {
 // state of the map (mc_map_get_many with no value buffer).
 func (it *Iterator) anyPresent(keys [][]byte) (bool, error) {
 	const op = "Iterator"
-	kb, kl, err := pack(op, keys)
-	if err != nil {
+	s := getScratch()
+	defer s.put()
+	if err := s.pack(op, keys); err != nil {
 		return false, err
 	}
-	vlens := make([]C.uint32_t, len(keys))
-	var used C.size_t
-	var e cerr
-	st := C.gm_get_many(C.uint64_t(it.id), C.size_t(len(keys)), bp(kb), u32p(kl), nil, 0, u32p(vlens), &used, &e)
+	n := len(keys)
+	kl := s.l[:n]
+	vlens := s.lens(n)
+	r := C.gm_get_many(C.uint64_t(it.id), C.size_t(n), bp(s.b), u32p(kl), nil, 0, u32p(vlens))
 	runtime.KeepAlive(it.m)
-	switch st {
+	switch r.st {
 	case C.MC_ERR_BUFFER_TOO_SMALL:
 		return true, nil // a present, non-empty value
 	case C.MC_OK:
@@ -927,5 +918,5 @@ func (it *Iterator) anyPresent(keys [][]byte) (bool, error) {
 		}
 		return false, nil
 	}
-	return false, cerror(op, st, &e)
+	return false, resErr(op, r)
 }

@@ -4,6 +4,7 @@ package mapcore
 import "C"
 
 import (
+	"math/bits"
 	"runtime"
 	"slices"
 	"sync"
@@ -29,6 +30,8 @@ type Map struct {
 	watchers  atomic.Int32  // iterators currently holding a batch
 	structGen atomic.Uint64 // bumped after structural changes (while watched)
 	writeGen  atomic.Uint64 // bumped after every change (while watched)
+
+	valHint atomic.Uint32 // see getValue
 }
 
 // Live counts, for tests: maps and snapshots created and not yet freed
@@ -85,22 +88,20 @@ func New(opts ...Option) (*Map, error) {
 	if o.capacity < 0 {
 		return nil, goErr("New", StatusInvalidArgument, "negative capacity %d", o.capacity)
 	}
-	var id C.uint64_t
-	var e cerr
-	st := C.gm_new(C.uint32_t(o.flags), C.uint64_t(o.seed), C.uint64_t(o.capacity), &id, &e)
-	if st != C.MC_OK {
-		return nil, cerror("New", st, &e)
+	r := C.gm_new(C.uint32_t(o.flags), C.uint64_t(o.seed), C.uint64_t(o.capacity))
+	if r.st != C.MC_OK {
+		return nil, resErr("New", r)
 	}
-	m := &Map{id: uint64(id)}
+	id := uint64(r.n)
+	m := &Map{id: id}
 	liveMaps.Add(1)
-	m.cleanup = runtime.AddCleanup(m, freeMap, uint64(id))
+	m.cleanup = runtime.AddCleanup(m, freeMap, id)
 	return m, nil
 }
 
 // freeMap is the cleanup of a Map that was never closed.
 func freeMap(id uint64) {
-	var e cerr
-	C.gm_free(C.uint64_t(id), &e)
+	dropRes(C.gm_free(C.uint64_t(id)))
 	liveMaps.Add(-1)
 }
 
@@ -119,10 +120,8 @@ func (m *Map) Close() error {
 	if m.closed.Load() {
 		return nil
 	}
-	var e cerr
-	st := C.gm_free(C.uint64_t(m.id), &e)
-	if st != C.MC_OK {
-		return cerror("Map.Close", st, &e) // e.g. ErrReentrant: nothing freed
+	if r := C.gm_free(C.uint64_t(m.id)); r.st != C.MC_OK {
+		return resErr("Map.Close", r) // e.g. ErrReentrant: nothing freed
 	}
 	m.closed.Store(true)
 	m.cleanup.Stop()
@@ -149,7 +148,7 @@ func (m *Map) wrote(structural bool) {
 
 // Get returns a copy of the value of key, or ErrNotFound.
 func (m *Map) Get(key []byte) ([]byte, error) {
-	v, err := getValue("Map.Get", kindMap, m.id, &m.closed, bp(key), len(key))
+	v, err := getValue("Map.Get", kindMap, m.id, &m.closed, &m.valHint, bp(key), len(key))
 	runtime.KeepAlive(m)
 	runtime.KeepAlive(key)
 	return v, err
@@ -157,7 +156,7 @@ func (m *Map) Get(key []byte) ([]byte, error) {
 
 // GetString is Get with a string key and value.
 func (m *Map) GetString(key string) (string, error) {
-	v, err := getValue("Map.GetString", kindMap, m.id, &m.closed, sp(key), len(key))
+	v, err := getValue("Map.GetString", kindMap, m.id, &m.closed, &m.valHint, sp(key), len(key))
 	runtime.KeepAlive(m)
 	runtime.KeepAlive(key)
 	if err != nil || len(v) == 0 {
@@ -192,47 +191,105 @@ func (m *Map) AppendValue(dst, key []byte) ([]byte, error) {
 	return v, nil
 }
 
-// getValue reads a value into a small stack buffer first, so that a typical
-// lookup is one C call and one exact-size allocation.
-func getValue(op string, kind C.int, id uint64, closed *atomic.Bool, k *C.uint8_t, kl int) ([]byte, error) {
+// Sizes for getValue: values up to smallValue bytes are read into a stack
+// buffer; a hint above maxValHint is ignored (such a value costs far more to
+// copy than the extra probing call).
+const (
+	smallValue = 128
+	maxValHint = 64 << 10
+)
+
+// getValue returns a copy of a value, with one library call in the common
+// case, allocating only the result (exactly its size) and nothing for an
+// absent key. Small values are read into a stack buffer. A larger one would
+// need a second call once the first has reported its size, so hint (per Map
+// or Snapshot) remembers the rounded size of recent large values: while it
+// is set, values are read into a pooled buffer of that size instead. The
+// hint is only written when it changes, so readers of similarly sized
+// values do not contend on it.
+func getValue(op string, kind C.int, id uint64, closed *atomic.Bool, hint *atomic.Uint32, k *C.uint8_t, kl int) ([]byte, error) {
 	if closed.Load() {
 		return nil, closedErr(op)
 	}
-	var small [128]byte
-	var n C.size_t
-	var e cerr
-	st := C.gm_get(kind, C.uint64_t(id), k, C.size_t(kl), (*C.uint8_t)(unsafe.Pointer(&small[0])), C.size_t(len(small)), &n, &e)
-	switch st {
+	var r cres
+	var out []byte
+	if h := int(hint.Load()); h > 0 {
+		s := getScratch()
+		if cap(s.v) < h {
+			s.v = make([]byte, h)
+		}
+		buf := s.v[:cap(s.v)]
+		r = C.gm_get(kind, C.uint64_t(id), k, C.size_t(kl), bp(buf), C.size_t(len(buf)))
+		if r.st == C.MC_OK {
+			v := buf[:r.n]
+			out = make([]byte, len(v)) // make+copy of len(v): not zeroed first
+			copy(out, v)
+		}
+		s.put()
+		if r.st == C.MC_OK || r.st == C.MC_ERR_BUFFER_TOO_SMALL {
+			setHint(hint, h, int(r.n))
+		}
+	} else {
+		var small [smallValue]byte
+		r = C.gm_get(kind, C.uint64_t(id), k, C.size_t(kl), (*C.uint8_t)(unsafe.Pointer(&small[0])), C.size_t(len(small)))
+		if r.st == C.MC_OK {
+			v := small[:r.n]
+			out = make([]byte, len(v))
+			copy(out, v)
+		} else if r.st == C.MC_ERR_BUFFER_TOO_SMALL {
+			setHint(hint, 0, int(r.n))
+		}
+	}
+	switch r.st {
 	case C.MC_OK:
-		out := make([]byte, int(n))
-		copy(out, small[:n])
 		return out, nil
 	case C.MC_ERR_NOT_FOUND:
 		return nil, ErrNotFound
 	case C.MC_ERR_BUFFER_TOO_SMALL:
-		return appendValue(op, kind, id, k, kl, make([]byte, 0, int(n)))
+		// Read it again into a slice of the size the library asked for.
+		v, err := appendValue(op, kind, id, k, kl, make([]byte, 0, int(r.n)))
+		if err != nil {
+			return nil, err
+		}
+		return v[:len(v):len(v)], nil
 	}
-	return nil, cerror(op, st, &e)
+	return nil, resErr(op, r)
+}
+
+// setHint updates a value size hint h after a value of n bytes was read: 0
+// for a small or a huge value; h is kept while n is in (h/4, h]; otherwise
+// n rounded up to a power of two.
+func setHint(hint *atomic.Uint32, h, n int) {
+	var nh int
+	switch {
+	case n <= smallValue || n > maxValHint:
+		nh = 0
+	case n <= h && 4*n > h:
+		nh = h
+	default:
+		nh = 1 << bits.Len(uint(n-1))
+	}
+	if nh != h {
+		hint.Store(uint32(nh))
+	}
 }
 
 // appendValue appends the value to dst, growing it as the library asks.
 func appendValue(op string, kind C.int, id uint64, k *C.uint8_t, kl int, dst []byte) ([]byte, error) {
 	for {
 		p, c := spare(dst)
-		var n C.size_t
-		var e cerr
-		st := C.gm_get(kind, C.uint64_t(id), k, C.size_t(kl), p, c, &n, &e)
-		switch st {
+		r := C.gm_get(kind, C.uint64_t(id), k, C.size_t(kl), p, c)
+		switch r.st {
 		case C.MC_OK:
-			return dst[:len(dst)+int(n)], nil
+			return dst[:len(dst)+int(r.n)], nil
 		case C.MC_ERR_BUFFER_TOO_SMALL:
 			// The value may grow again before the next call: loop.
-			dst = slices.Grow(dst, int(n))
+			dst = slices.Grow(dst, int(r.n))
 			continue
 		case C.MC_ERR_NOT_FOUND:
 			return dst, ErrNotFound
 		}
-		return dst, cerror(op, st, &e)
+		return dst, resErr(op, r)
 	}
 }
 
@@ -257,15 +314,14 @@ func (m *Map) set(op string, k *C.uint8_t, kl int, v *C.uint8_t, vl int) (bool, 
 	if m.closed.Load() {
 		return false, closedErr(op)
 	}
-	var ins C._Bool
-	var e cerr
-	st := C.gm_set(C.uint64_t(m.id), k, C.size_t(kl), v, C.size_t(vl), &ins, &e)
+	r := C.gm_set(C.uint64_t(m.id), k, C.size_t(kl), v, C.size_t(vl))
 	runtime.KeepAlive(m)
-	if st != C.MC_OK {
-		return false, cerror(op, st, &e)
+	if r.st != C.MC_OK {
+		return false, resErr(op, r)
 	}
-	m.wrote(bool(ins))
-	return bool(ins), nil
+	ins := r.n != 0
+	m.wrote(ins)
+	return ins, nil
 }
 
 // Delete removes key and reports whether it was present.
@@ -286,17 +342,16 @@ func (m *Map) del(op string, k *C.uint8_t, kl int) (bool, error) {
 	if m.closed.Load() {
 		return false, closedErr(op)
 	}
-	var e cerr
-	st := C.gm_delete(C.uint64_t(m.id), k, C.size_t(kl), &e)
+	r := C.gm_delete(C.uint64_t(m.id), k, C.size_t(kl))
 	runtime.KeepAlive(m)
-	switch st {
+	switch r.st {
 	case C.MC_OK:
 		m.wrote(true)
 		return true, nil
 	case C.MC_ERR_NOT_FOUND:
 		return false, nil
 	}
-	return false, cerror(op, st, &e)
+	return false, resErr(op, r)
 }
 
 // Contains reports whether key is present.
@@ -319,13 +374,11 @@ func contains(op string, kind C.int, id uint64, closed *atomic.Bool, k *C.uint8_
 	if closed.Load() {
 		return false, closedErr(op)
 	}
-	var out C._Bool
-	var e cerr
-	st := C.gm_contains(kind, C.uint64_t(id), k, C.size_t(kl), &out, &e)
-	if st != C.MC_OK {
-		return false, cerror(op, st, &e)
+	r := C.gm_contains(kind, C.uint64_t(id), k, C.size_t(kl))
+	if r.st != C.MC_OK {
+		return false, resErr(op, r)
 	}
-	return bool(out), nil
+	return r.n != 0, nil
 }
 
 // Len returns the number of entries.
@@ -339,13 +392,11 @@ func length(op string, kind C.int, id uint64, closed *atomic.Bool) (int, error) 
 	if closed.Load() {
 		return 0, closedErr(op)
 	}
-	var n C.size_t
-	var e cerr
-	st := C.gm_len(kind, C.uint64_t(id), &n, &e)
-	if st != C.MC_OK {
-		return 0, cerror(op, st, &e)
+	r := C.gm_len(kind, C.uint64_t(id))
+	if r.st != C.MC_OK {
+		return 0, resErr(op, r)
 	}
-	return int(n), nil
+	return int(r.n), nil
 }
 
 // Clear removes every entry (a structural change).
@@ -353,11 +404,10 @@ func (m *Map) Clear() error {
 	if m.closed.Load() {
 		return closedErr("Map.Clear")
 	}
-	var e cerr
-	st := C.gm_clear(C.uint64_t(m.id), &e)
+	r := C.gm_clear(C.uint64_t(m.id))
 	runtime.KeepAlive(m)
-	if st != C.MC_OK {
-		return cerror("Map.Clear", st, &e)
+	if r.st != C.MC_OK {
+		return resErr("Map.Clear", r)
 	}
 	m.wrote(true)
 	return nil
@@ -372,11 +422,10 @@ func (m *Map) Reserve(n int) error {
 	if n < 0 {
 		return goErr("Map.Reserve", StatusInvalidArgument, "negative count %d", n)
 	}
-	var e cerr
-	st := C.gm_reserve(C.uint64_t(m.id), C.size_t(n), &e)
+	r := C.gm_reserve(C.uint64_t(m.id), C.size_t(n))
 	runtime.KeepAlive(m)
-	if st != C.MC_OK {
-		return cerror("Map.Reserve", st, &e)
+	if r.st != C.MC_OK {
+		return resErr("Map.Reserve", r)
 	}
 	m.wrote(true)
 	return nil
@@ -388,11 +437,10 @@ func (m *Map) ShrinkToFit() error {
 	if m.closed.Load() {
 		return closedErr("Map.ShrinkToFit")
 	}
-	var e cerr
-	st := C.gm_shrink(C.uint64_t(m.id), &e)
+	r := C.gm_shrink(C.uint64_t(m.id))
 	runtime.KeepAlive(m)
-	if st != C.MC_OK {
-		return cerror("Map.ShrinkToFit", st, &e)
+	if r.st != C.MC_OK {
+		return resErr("Map.ShrinkToFit", r)
 	}
 	m.wrote(true)
 	return nil

@@ -8,6 +8,7 @@ import (
 	"iter"
 	"runtime"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Snapshot is a read-only, point-in-time view of a Map: Get, Len and
@@ -22,6 +23,7 @@ type Snapshot struct {
 	id      uint64
 	closed  atomic.Bool
 	cleanup runtime.Cleanup
+	valHint atomic.Uint32 // see getValue
 }
 
 // Snapshot takes a snapshot of the map.
@@ -30,22 +32,20 @@ func (m *Map) Snapshot() (*Snapshot, error) {
 	if m.closed.Load() {
 		return nil, closedErr(op)
 	}
-	var id C.uint64_t
-	var e cerr
-	st := C.gm_snapshot_new(C.uint64_t(m.id), &id, &e)
+	r := C.gm_snapshot_new(C.uint64_t(m.id))
 	runtime.KeepAlive(m)
-	if st != C.MC_OK {
-		return nil, cerror(op, st, &e)
+	if r.st != C.MC_OK {
+		return nil, resErr(op, r)
 	}
-	s := &Snapshot{id: uint64(id)}
+	id := uint64(r.n)
+	s := &Snapshot{id: id}
 	liveSnapshots.Add(1)
-	s.cleanup = runtime.AddCleanup(s, freeSnapshot, uint64(id))
+	s.cleanup = runtime.AddCleanup(s, freeSnapshot, id)
 	return s, nil
 }
 
 func freeSnapshot(id uint64) {
-	var e cerr
-	C.gm_snapshot_free(C.uint64_t(id), &e)
+	dropRes(C.gm_snapshot_free(C.uint64_t(id)))
 	liveSnapshots.Add(-1)
 }
 
@@ -59,18 +59,17 @@ func (s *Snapshot) Close() error {
 		return nil
 	}
 	s.cleanup.Stop()
-	var e cerr
-	st := C.gm_snapshot_free(C.uint64_t(s.id), &e)
+	r := C.gm_snapshot_free(C.uint64_t(s.id))
 	liveSnapshots.Add(-1)
-	if st != C.MC_OK {
-		return cerror("Snapshot.Close", st, &e)
+	if r.st != C.MC_OK {
+		return resErr("Snapshot.Close", r)
 	}
 	return nil
 }
 
 // Get returns a copy of the value of key in the snapshot, or ErrNotFound.
 func (s *Snapshot) Get(key []byte) ([]byte, error) {
-	v, err := getValue("Snapshot.Get", kindSnap, s.id, &s.closed, bp(key), len(key))
+	v, err := getValue("Snapshot.Get", kindSnap, s.id, &s.closed, &s.valHint, bp(key), len(key))
 	runtime.KeepAlive(s)
 	runtime.KeepAlive(key)
 	return v, err
@@ -78,10 +77,13 @@ func (s *Snapshot) Get(key []byte) ([]byte, error) {
 
 // GetString is Get with a string key and value.
 func (s *Snapshot) GetString(key string) (string, error) {
-	v, err := getValue("Snapshot.GetString", kindSnap, s.id, &s.closed, sp(key), len(key))
+	v, err := getValue("Snapshot.GetString", kindSnap, s.id, &s.closed, &s.valHint, sp(key), len(key))
 	runtime.KeepAlive(s)
 	runtime.KeepAlive(key)
-	return string(v), err
+	if err != nil || len(v) == 0 {
+		return "", err
+	}
+	return unsafe.String(&v[0], len(v)), nil // v is ours alone: no second copy
 }
 
 // AppendValue appends the value of key in the snapshot to dst (see Map.AppendValue).

@@ -1,0 +1,5 @@
+//go:build !race
+
+package mapcore
+
+const raceEnabled = false
