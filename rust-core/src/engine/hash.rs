@@ -1,11 +1,20 @@
 //! Keyed hashing. Two independent keyed 64-bit hashes give every key a 128-bit
 //! position `(h1, h2)`: `h1` places the key in the table (its top bits choose the
 //! shard, the next bits the home slot), `h2` orders keys whose `h1` is equal.
-//! `h2` is computed lazily, only when two keys share `h1`.
+//! `h2` is computed lazily, only when two keys share `h1` (and once per scan
+//! call for the cursor).
+//!
+//! `h1` is foldhash (quality variant) with a per-map *secret* shared seed —
+//! foldhash's public fixed seed would let anyone build keys that collide in
+//! every map. `h2` is SipHash-1-3 under its own 128-bit key, so two different
+//! keys with the same position need a SipHash collision; the table refuses
+//! such an insert rather than let a cursor confuse the two keys.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 
-use foldhash::quality::FixedState;
+use foldhash::quality::FoldHasher;
+use foldhash::SharedSeed;
+use siphasher::sip::SipHasher13;
 
 /// Keeps only the top 3 bits of `h1`, so thousands of keys share an `h1`.
 /// Exercises tie handling in tests; never use it in production.
@@ -13,8 +22,9 @@ pub(crate) const WEAK_MASK: u64 = 0xE000_0000_0000_0000;
 
 #[derive(Clone)]
 pub struct KeyHasher {
-    primary: FixedState,
-    secondary: FixedState,
+    shared: SharedSeed,
+    per_map: u64,
+    h2_key: [u64; 2],
     weak: bool,
 }
 
@@ -26,17 +36,22 @@ pub struct Pos {
 }
 
 impl KeyHasher {
-    pub fn new(seed: u64, weak: bool) -> KeyHasher {
+    /// `seed` fixes the layout (reproducible tests); `h2_key` keys the
+    /// tie-breaking hash (random unless the caller fixed the seed).
+    pub fn new(seed: u64, h2_key: [u64; 2], weak: bool) -> KeyHasher {
         KeyHasher {
-            primary: FixedState::with_seed(mix(seed, 1)),
-            secondary: FixedState::with_seed(mix(seed, 2)),
+            shared: SharedSeed::from_u64(mix(seed, 1)),
+            per_map: mix(seed, 5),
+            h2_key,
             weak,
         }
     }
 
     #[inline]
     pub fn h1(&self, key: &[u8]) -> u64 {
-        let h = self.primary.hash_one(key);
+        let mut h = FoldHasher::with_seed(self.per_map, &self.shared);
+        key.hash(&mut h);
+        let h = h.finish();
         if self.weak {
             h & WEAK_MASK
         } else {
@@ -46,7 +61,9 @@ impl KeyHasher {
 
     #[inline]
     pub fn h2(&self, key: &[u8]) -> u64 {
-        self.secondary.hash_one(key)
+        let mut h = SipHasher13::new_with_keys(self.h2_key[0], self.h2_key[1]);
+        h.write(key);
+        h.finish()
     }
 
     pub fn pos(&self, key: &[u8]) -> Pos {
@@ -65,7 +82,8 @@ pub fn mix(seed: u64, lane: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A random 64-bit seed from the OS-seeded keys of std's `RandomState`.
+/// A random 64-bit value from the OS-seeded keys of std's `RandomState`
+/// (a fresh `RandomState` per call, so successive calls are independent).
 pub fn random_seed() -> u64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

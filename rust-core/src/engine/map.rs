@@ -200,10 +200,15 @@ impl Map {
                 generation: AtomicU64::new(0),
             })
             .collect();
+        let h2_key = match opts.seed {
+            Some(s) => [super::hash::mix(s, 2), super::hash::mix(s, 6)],
+            None => [random_seed(), random_seed()],
+        };
         let map = Map {
             shards,
-            hasher: KeyHasher::new(seed, opts.weak_hash_for_testing),
-            secret: [super::hash::mix(seed, 3), super::hash::mix(seed, 4)],
+            hasher: KeyHasher::new(seed, h2_key, opts.weak_hash_for_testing),
+            // Never derived from the (possibly fixed, public) hash seed.
+            secret: [random_seed(), random_seed()],
             poisoned: AtomicBool::new(false),
         };
         if opts.capacity > 0 {
@@ -263,11 +268,13 @@ impl Map {
         let h1 = self.hasher.h1(key);
         let s = shard_of(h1);
         let mut g = self.shards[s].data.write();
-        let inserted = g.insert(&self.hasher, h1, key, val)?;
-        if inserted {
+        let r = g.insert(&self.hasher, h1, key, val);
+        // A failed insert may already have re-laid the table: count it as
+        // structural (a spurious invalidation is allowed, a missed one is not).
+        if !matches!(r, Ok(false)) {
             self.bump(s);
         }
-        Ok(inserted)
+        r
     }
 
     /// Removes `key`; returns true if it was present.
@@ -420,6 +427,7 @@ impl Map {
                 }
                 Ok(false) => {}
                 Err(e) => {
+                    changed |= 1 << s;
                     result = Err(e);
                     break;
                 }

@@ -3,9 +3,10 @@
 //!
 //! The slot table uses linear probing without wrap-around. A key's home slot is
 //! a monotone function of its hash (`h1`), and every run of occupied slots stays
-//! sorted by position `(h1, h2)`. So table order *is* hash order whatever the
-//! capacity, and "resume after position P" is a question any later table can
-//! answer — the basis of cursors that survive resizes.
+//! sorted by position `(h1, h2)`. Positions are unique: an insert whose
+//! position equals another key's is refused. So table order *is* hash order
+//! whatever the capacity, and "resume after position P" is a question any
+//! later table can answer — the basis of cursors that survive resizes.
 //!
 //! Both the slot table and the arena live in `Arc`-held pages/chunks. Cloning a
 //! `ShardData` clones pointers only (a snapshot); a later write copies just the
@@ -358,7 +359,8 @@ impl ShardData {
                     let loc = self.arena.alloc(key, val)?;
                     self.arena.free(s.loc);
                     self.table.set(i, Slot { hash: h1, loc });
-                    self.maybe_compact()?;
+                    // The overwrite is done: tidying up must not report failure.
+                    let _ = self.maybe_compact();
                 }
                 Ok(false)
             }
@@ -367,6 +369,7 @@ impl ShardData {
                     self.rebuild(self.table.nominal_bits + 1)?;
                 }
                 let pos = self.locate(hasher, h1, key).expect_err("key absent");
+                self.refuse_position_collision(hasher, h1, key, pos)?;
                 let loc = self.arena.alloc(key, val)?;
                 if let Err(e) = self.place(pos, Slot { hash: h1, loc }) {
                     self.arena.free(loc);
@@ -376,11 +379,40 @@ impl ShardData {
                 // A presized table is never re-laid, so repack on the same
                 // doubling schedule growth would follow (amortised O(1)).
                 if self.arena.unsorted > self.arena.sorted.max(4096) && self.arena.is_unshared() {
-                    self.repack_arena()?;
+                    let _ = self.repack_arena();
                 }
                 Ok(true)
             }
         }
+    }
+
+    /// Cursors name an entry by its position `(h1, h2)`, so two different
+    /// keys must never share one. Equal positions sort next to each other:
+    /// only the neighbours of the insertion point can collide.
+    fn refuse_position_collision(
+        &self,
+        hasher: &KeyHasher,
+        h1: u64,
+        key: &[u8],
+        pos: usize,
+    ) -> Result<()> {
+        let mut key_h2 = None;
+        for j in [pos.wrapping_sub(1), pos] {
+            if j >= self.table.len {
+                continue;
+            }
+            let s = self.table.get(j);
+            if !s.is_empty() && s.hash == h1 {
+                let other = self.arena.record(s.loc).0;
+                if *key_h2.get_or_insert_with(|| hasher.h2(key)) == hasher.h2(other) {
+                    return Err(Error::new(
+                        McStatus::MC_ERR_INVALID_ARGUMENT,
+                        "the key collides with another key on both keyed hashes; refused so that iteration stays exactly-once",
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Puts `s` at `pos`, shifting the following run one slot right.
@@ -552,7 +584,7 @@ impl ShardData {
             self.rebuild(bits)?;
             changed = true;
         }
-        if self.arena.total != self.arena.live {
+        if self.arena.total != self.arena.live && self.arena.is_unshared() {
             self.repack_arena()?;
             changed = true;
         }
@@ -651,7 +683,8 @@ impl ShardData {
         let loc = self.arena.alloc(&key, val)?;
         self.arena.free(s.loc);
         self.table.set(i, Slot { hash: s.hash, loc });
-        self.maybe_compact()
+        let _ = self.maybe_compact();
+        Ok(())
     }
 
     /// Checks the table invariants; used by tests.
@@ -680,7 +713,7 @@ impl ShardData {
             }
             let cur = (s.hash, hasher.h2(k), k.to_vec());
             if let Some(p) = &prev {
-                if *p >= cur {
+                if (p.0, p.1) >= (cur.0, cur.1) {
                     return Err(format!("slot {i} out of order"));
                 }
             }
@@ -723,7 +756,7 @@ mod tests {
 
     #[test]
     fn displacement_stays_small() {
-        let h = KeyHasher::new(1, false);
+        let h = KeyHasher::new(1, [2, 3], false);
         let mut d = ShardData::new();
         let mut inserted = 0u64;
         let mut i = 0u64;

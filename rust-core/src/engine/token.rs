@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use siphasher::sip::{SipHasher13, SipHasher24};
 
-use super::hash::{mix, random_seed, Pos};
+use super::hash::{random_seed, Pos};
 use super::map::Cursor;
 use crate::status::{Error, McStatus, Result};
 
@@ -61,10 +61,7 @@ pub struct Token {
 
 fn process_key() -> &'static (u64, u64) {
     static KEY: OnceLock<(u64, u64)> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let s = random_seed();
-        (mix(s, 11), mix(s, 12))
-    })
+    KEY.get_or_init(|| (random_seed(), random_seed()))
 }
 
 fn bad(detail: &'static str) -> Error {
