@@ -9,6 +9,8 @@
  *    from any thread; single-key operations are linearizable.
  *  - Keys and values are byte strings copied in and out; the empty key is valid.
  *    A (pointer, length) pair may have a NULL pointer only when the length is 0.
+ *    Output buffers must not overlap inputs or each other, and pointers to
+ *    size_t, uint32_t, bool and the structs must be naturally aligned.
  *  - Handles are opaque ids: 0, freed and garbage handles give
  *    MC_ERR_BAD_HANDLE, never undefined behaviour.
  *  - mc_last_error() gives a detail message for the calling thread's last failure.
@@ -17,7 +19,13 @@
  *    back into the same map from a callback is refused with MC_ERR_REENTRANT
  *    (never a deadlock). Calls into other maps and snapshots are allowed, but
  *    two threads whose callbacks call into each other's maps can deadlock,
- *    like any two locks taken in opposite orders.
+ *    like any two locks taken in opposite orders; so can a callback that
+ *    waits for another thread which is calling the same map.
+ *  - Structural changes (they invalidate strict iterators): inserting a new
+ *    key, deleting, clearing, mc_map_reserve, mc_map_shrink_to_fit and any
+ *    re-layout of a table (growth, shrink). Overwriting a value is not; nor is
+ *    compacting the byte arena behind the table, which moves no entry in
+ *    iteration order.
  */
 
 #ifndef MAPCORE_H
@@ -200,7 +208,9 @@ mc_status mc_map_free(struct mc_map map);
 // Inserts `key` or overwrites its value. `*out_inserted` (may be NULL) is
 // set to true if the key was new (a structural change), false if overwritten.
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE (key > MC_MAX_KEY_LEN
-// or value > MC_MAX_VALUE_LEN; nothing stored), MC_ERR_OUT_OF_MEMORY.
+// or value > MC_MAX_VALUE_LEN; nothing stored), MC_ERR_OUT_OF_MEMORY,
+// MC_ERR_INVALID_ARGUMENT (the key's two keyed hashes both equal another
+// key's — a SipHash collision under a secret key; refused, nothing stored).
 mc_status mc_map_set(struct mc_map map,
                      const uint8_t *key,
                      size_t key_len,
@@ -282,7 +292,9 @@ mc_status mc_map_get_many(struct mc_map map,
 // Sizes are checked first (MC_ERR_TOO_LARGE: nothing stored); only
 // MC_ERR_OUT_OF_MEMORY can leave a batch partly applied.
 // `*out_inserted` (may be NULL) receives the number of new keys.
-// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY.
+// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY,
+// MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`; like an
+// allocation failure it stops the batch part-way).
 mc_status mc_map_set_many(struct mc_map map,
                           size_t n,
                           const uint8_t *keys,
@@ -366,10 +378,11 @@ mc_status mc_iter_set_value(struct mc_map map,
                             const uint8_t *val,
                             size_t val_len);
 
-// Encodes `*it` as text (MC_ITER_TEXT_LEN characters of [A-Za-z0-9_-] after
-// "mc1", plus a NUL) for storing outside the process's control, e.g. in a
-// pagination URL. The text reveals no hash values and any tampering is
-// detected by `mc_iter_decode`. `*out_len` receives the text length.
+// Encodes `*it` as text ("mc1" and 64 characters of [A-Za-z0-9_-]:
+// MC_ITER_TEXT_LEN in all, plus a NUL) to hand to untrusted holders, e.g.
+// in a pagination URL. The text reveals no hash values and any tampering is
+// detected by `mc_iter_decode`. Like the map handle it names, it is valid
+// within this process while the map lives. `*out_len` receives the length.
 // Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (need `cap` >= MC_ITER_TEXT_LEN + 1;
 // only `*out_len` written); the token errors; MC_ERR_NULL_ARGUMENT.
 mc_status mc_iter_encode(struct mc_map map,

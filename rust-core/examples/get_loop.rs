@@ -20,10 +20,11 @@ fn main() {
     for k in &ks {
         unsafe { mc_map_set(m, k.as_ptr(), 16, val.as_ptr(), 32, std::ptr::null_mut()) };
     }
-    let h = mapcore::registry::get(m.id).unwrap();
-    let mapcore::registry::Object::Map(em) = &h.object else {
-        panic!()
-    };
+    // The same data in an engine map called directly, to separate ABI cost.
+    let em = mapcore::engine::Map::new(&Default::default()).unwrap();
+    for k in &ks {
+        em.insert(k, &val).unwrap();
+    }
     let mut buf = [0u8; 64];
     let mut sum = 0usize;
     if mode == "scan" {

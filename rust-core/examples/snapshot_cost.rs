@@ -16,11 +16,7 @@ fn key(i: u64) -> [u8; 16] {
 }
 
 fn cow_pages(m: mc_map) -> usize {
-    let h = mapcore::registry::get(m.id).expect("live map");
-    match &h.object {
-        mapcore::registry::Object::Map(map) => map.stats().cow_pages,
-        _ => 0,
-    }
+    map_stats(m).expect("live map").cow_pages
 }
 
 fn main() {

@@ -8,7 +8,7 @@
 
 pub mod engine;
 pub mod ffi;
-pub mod registry;
+pub(crate) mod registry;
 pub mod status;
 
 pub use status::{Error, McStatus, Result};

@@ -56,7 +56,10 @@ struct Slot {
 }
 
 struct FreeList {
-    free: Vec<u32>,
+    /// FIFO, so a freed slot is reused as late as possible and stale handles
+    /// meet a new generation rarely; a slot whose generation is exhausted is
+    /// never reused (its stale handles could otherwise match again).
+    free: std::collections::VecDeque<u32>,
     next: u32,
 }
 
@@ -78,18 +81,22 @@ struct Registry {
     retired: Mutex<Vec<Retired>>,
     /// Length of `retired`, readable without the lock.
     pending: AtomicUsize,
+    /// Oldest pinned epoch seen by the last reclamation: the thread that
+    /// unpins from it (or older) retries.
+    blocked_at: AtomicU64,
 }
 
 static REGISTRY: Registry = Registry {
     segments: [const { OnceLock::new() }; MAX_SEGS],
     free: Mutex::new(FreeList {
-        free: Vec::new(),
+        free: std::collections::VecDeque::new(),
         next: 0,
     }),
     epoch: AtomicU64::new(1),
     participants: Mutex::new(Vec::new()),
     retired: Mutex::new(Vec::new()),
     pending: AtomicUsize::new(0),
+    blocked_at: AtomicU64::new(u64::MAX),
 };
 
 /// One thread's published epoch; 0 when not inside a call. Records are leaked
@@ -107,6 +114,11 @@ struct Local {
 
 impl Drop for Local {
     fn drop(&mut self) {
+        if self.depth.get() > 0 {
+            // Torn down while pinned (a Handle kept in another thread-local):
+            // stay pinned and leak the record rather than free under a reader.
+            return;
+        }
         self.me.active.store(0, SeqCst);
         self.me.in_use.store(0, Release);
     }
@@ -138,37 +150,66 @@ fn claim_participant() -> &'static Participant {
 
 /// Keeps the calling thread pinned; objects it loads stay allocated until drop.
 pub struct PinGuard {
+    /// A participant claimed for this call alone, when the thread's own
+    /// record was unavailable (thread-local storage being torn down).
+    temporary: Option<&'static Participant>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
+fn publish(p: &Participant) {
+    let e = REGISTRY.epoch.load(SeqCst);
+    // SeqCst store: ordered before the slot load that follows, and against
+    // the free's SeqCst swap and epoch bump.
+    p.active.store(e, SeqCst);
+}
+
 fn pin() -> PinGuard {
-    LOCAL.with(|l| {
+    let pinned = LOCAL.try_with(|l| {
         let d = l.depth.get();
         if d == 0 {
-            let e = REGISTRY.epoch.load(SeqCst);
-            // SeqCst store: ordered before the slot load that follows, and
-            // against the free's SeqCst swap and epoch bump.
-            l.me.active.store(e, SeqCst);
+            publish(l.me);
         }
         l.depth.set(d + 1);
     });
+    let temporary = match pinned {
+        Ok(()) => None,
+        // A call from a thread-local destructor (e.g. a pthread key
+        // destructor in C) after ours is gone: pin with a borrowed record.
+        Err(_) => {
+            let p = claim_participant();
+            publish(p);
+            Some(p)
+        }
+    };
     PinGuard {
+        temporary,
         _not_send: std::marker::PhantomData,
     }
 }
 
 impl Drop for PinGuard {
     fn drop(&mut self) {
-        let outermost = LOCAL.with(|l| {
-            let d = l.depth.get() - 1;
-            l.depth.set(d);
-            if d == 0 {
-                l.me.active.store(0, Release);
+        let released_epoch = match self.temporary {
+            Some(p) => {
+                let e = p.active.swap(0, Release);
+                p.in_use.store(0, Release);
+                Some(e)
             }
-            d == 0
-        });
-        if outermost && REGISTRY.pending.load(Relaxed) > 0 {
-            reclaim();
+            None => LOCAL
+                .try_with(|l| {
+                    let d = l.depth.get() - 1;
+                    l.depth.set(d);
+                    (d == 0).then(|| l.me.active.swap(0, Release))
+                })
+                .ok()
+                .flatten(),
+        };
+        // Only the thread that held reclamation back retries it, so a
+        // waiting retired object does not send every call to the locks.
+        if let Some(e) = released_epoch {
+            if REGISTRY.pending.load(Relaxed) > 0 && e <= REGISTRY.blocked_at.load(Relaxed) {
+                reclaim();
+            }
         }
     }
 }
@@ -187,6 +228,7 @@ fn reclaim() {
             .min()
             .unwrap_or(u64::MAX)
     };
+    REGISTRY.blocked_at.store(oldest_pinned, Relaxed);
     let mut done = Vec::new();
     retired.retain(|r| {
         if r.epoch < oldest_pinned {
@@ -232,7 +274,7 @@ pub fn insert(object: Object) -> Option<u64> {
         reclaim();
     }
     let mut fl = lock(&REGISTRY.free);
-    let index = match fl.free.pop() {
+    let index = match fl.free.pop_front() {
         Some(i) => i as usize,
         None => {
             let i = fl.next as usize;
@@ -302,7 +344,9 @@ pub fn remove(id: u64) -> bool {
         });
         REGISTRY.pending.store(retired.len(), Relaxed);
         drop(retired);
-        fl.free.push((low - 1) as u32);
+        if s.generation.load(Relaxed) < GEN_MASK {
+            fl.free.push_back((low - 1) as u32);
+        }
     }
     reclaim();
     true

@@ -155,18 +155,32 @@ pub unsafe extern "C" fn mc_last_error(
     if out_len.is_null() || (buf.is_null() && cap > 0) {
         return McStatus::MC_ERR_NULL_ARGUMENT;
     }
-    with_last_error(|msg| {
-        // SAFETY: out_len checked non-NULL above; the caller provides a writable size_t.
-        unsafe { put(out_len, msg.len()) };
-        if cap < msg.len() + 1 {
-            return McStatus::MC_ERR_BUFFER_TOO_SMALL;
-        }
-        // SAFETY: buf is non-NULL (cap > msg.len() >= 0) with `cap` writable bytes.
-        let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), cap) };
-        out[..msg.len()].copy_from_slice(msg.as_bytes());
-        out[msg.len()] = 0;
-        McStatus::MC_OK
-    })
+    // Not through `run`: reading the message must not replace it.
+    let r = std::panic::catch_unwind(|| {
+        with_last_error(|msg| {
+            // SAFETY: out_len checked non-NULL above; the caller provides a writable size_t.
+            unsafe { put(out_len, msg.len()) };
+            if cap < msg.len() + 1 {
+                return McStatus::MC_ERR_BUFFER_TOO_SMALL;
+            }
+            // SAFETY: buf is non-NULL (cap > msg.len() >= 0) with `cap` writable bytes.
+            let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), cap) };
+            out[..msg.len()].copy_from_slice(msg.as_bytes());
+            out[msg.len()] = 0;
+            McStatus::MC_OK
+        })
+    });
+    r.unwrap_or(McStatus::MC_ERR_INTERNAL)
+}
+
+/// Storage statistics of a live map, for Rust tools and benchmarks (not part
+/// of the C ABI). None for a bad handle.
+pub fn map_stats(map: mc_map) -> Option<engine::Stats> {
+    let h = registry::get(map.id)?;
+    match &h.object {
+        Object::Map(m) => Some(m.stats()),
+        Object::Snapshot(_) => None,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -274,7 +288,9 @@ pub extern "C" fn mc_map_free(map: mc_map) -> mc_status {
 /// Inserts `key` or overwrites its value. `*out_inserted` (may be NULL) is
 /// set to true if the key was new (a structural change), false if overwritten.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE (key > MC_MAX_KEY_LEN
-/// or value > MC_MAX_VALUE_LEN; nothing stored), MC_ERR_OUT_OF_MEMORY.
+/// or value > MC_MAX_VALUE_LEN; nothing stored), MC_ERR_OUT_OF_MEMORY,
+/// MC_ERR_INVALID_ARGUMENT (the key's two keyed hashes both equal another
+/// key's — a SipHash collision under a secret key; refused, nothing stored).
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_set(
     map: mc_map,
@@ -601,7 +617,9 @@ pub unsafe extern "C" fn mc_map_get_many(
 /// Sizes are checked first (MC_ERR_TOO_LARGE: nothing stored); only
 /// MC_ERR_OUT_OF_MEMORY can leave a batch partly applied.
 /// `*out_inserted` (may be NULL) receives the number of new keys.
-/// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY.
+/// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY,
+/// MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`; like an
+/// allocation failure it stops the batch part-way).
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_set_many(
     map: mc_map,
@@ -778,7 +796,8 @@ unsafe fn next_with_impl(
 ) -> Result<McStatus> {
     let mut t = read_token(it, id)?;
     let cb = cb.ok_or_else(|| null("cb"))?;
-    let _scope = CallbackScope::enter(id);
+    // Snapshots take no locks, so only a map needs re-entry protection.
+    let _scope = matches!(src, Source::Map(_)).then(|| CallbackScope::enter(id));
     let r = src.scan(&mut t, 1, &mut |k, v| {
         // SAFETY: cb is a non-NULL C function; the slices are valid during the call.
         unsafe { cb(user, k.as_ptr(), k.len(), v.as_ptr(), v.len()) };
@@ -1044,10 +1063,11 @@ pub unsafe extern "C" fn mc_iter_set_value(
     })
 }
 
-/// Encodes `*it` as text (MC_ITER_TEXT_LEN characters of [A-Za-z0-9_-] after
-/// "mc1", plus a NUL) for storing outside the process's control, e.g. in a
-/// pagination URL. The text reveals no hash values and any tampering is
-/// detected by `mc_iter_decode`. `*out_len` receives the text length.
+/// Encodes `*it` as text ("mc1" and 64 characters of [A-Za-z0-9_-]:
+/// MC_ITER_TEXT_LEN in all, plus a NUL) to hand to untrusted holders, e.g.
+/// in a pagination URL. The text reveals no hash values and any tampering is
+/// detected by `mc_iter_decode`. Like the map handle it names, it is valid
+/// within this process while the map lives. `*out_len` receives the length.
 /// Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (need `cap` >= MC_ITER_TEXT_LEN + 1;
 /// only `*out_len` written); the token errors; MC_ERR_NULL_ARGUMENT.
 #[no_mangle]

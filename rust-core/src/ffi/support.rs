@@ -13,30 +13,29 @@ thread_local! {
     /// miss, say) only moves a status and a usually static detail here;
     /// the text is built when `mc_last_error` asks for it.
     static LAST_ERROR: RefCell<Option<Error>> = const { RefCell::new(None) };
-    static LAST_ERROR_TEXT: RefCell<String> = const { RefCell::new(String::new()) };
     /// Maps whose callbacks are running on this thread (re-entry is refused).
     static IN_CALLBACK: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
     /// Length of IN_CALLBACK, so the common no-callback case is one load.
     static CALLBACK_DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
+// Thread-locals are reached with `try_with`: a C program may call us from a
+// thread-local destructor after ours are gone, and that must not panic.
+
 pub fn set_last_error(e: Error) {
-    LAST_ERROR.with(|l| *l.borrow_mut() = Some(e));
+    let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = Some(e));
 }
 
 /// Runs `f` on the text of this thread's last failure ("" if none).
 pub fn with_last_error<R>(f: impl FnOnce(&str) -> R) -> R {
-    LAST_ERROR_TEXT.with(|t| {
-        use std::fmt::Write;
-        let mut t = t.borrow_mut();
-        t.clear();
-        LAST_ERROR.with(|l| {
-            if let Some(e) = &*l.borrow() {
-                let _ = write!(t, "{e}");
-            }
-        });
-        f(&t)
-    })
+    use std::fmt::Write;
+    let mut text = String::new();
+    let _ = LAST_ERROR.try_with(|l| {
+        if let Some(e) = &*l.borrow() {
+            let _ = write!(text, "{e}");
+        }
+    });
+    f(&text)
 }
 
 pub fn err(status: McStatus, detail: impl Into<std::borrow::Cow<'static, str>>) -> Error {
@@ -105,11 +104,14 @@ pub fn on_map(id: u64, f: impl FnOnce(&Map, u64) -> Result<McStatus>) -> McStatu
         f(map, id)
     }));
     if r.is_err() {
-        if let Some(h) = registry::get(id) {
-            if let Object::Map(map) = &h.object {
-                map.poison();
+        // Poisoning is best-effort and must not unwind out of this function.
+        let _ = catch_unwind(|| {
+            if let Some(h) = registry::get(id) {
+                if let Object::Map(map) = &h.object {
+                    map.poison();
+                }
             }
-        }
+        });
     }
     finish(r)
 }
@@ -126,7 +128,10 @@ pub fn on_snapshot(id: u64, f: impl FnOnce(&Snapshot, u64) -> Result<McStatus>) 
 
 /// True if a callback of `map_id` is running on this thread.
 pub fn in_callback_of(map_id: u64) -> bool {
-    CALLBACK_DEPTH.get() > 0 && IN_CALLBACK.with(|c| c.borrow().contains(&map_id))
+    CALLBACK_DEPTH.try_with(|d| d.get() > 0).unwrap_or(false)
+        && IN_CALLBACK
+            .try_with(|c| c.borrow().contains(&map_id))
+            .unwrap_or(false)
 }
 
 /// Marks `map_id` as running a callback on this thread for the guard's life.
@@ -134,20 +139,23 @@ pub struct CallbackScope(u64);
 
 impl CallbackScope {
     pub fn enter(map_id: u64) -> CallbackScope {
-        IN_CALLBACK.with(|c| c.borrow_mut().push(map_id));
-        CALLBACK_DEPTH.set(CALLBACK_DEPTH.get() + 1);
+        let _ = IN_CALLBACK.try_with(|c| {
+            let mut c = c.borrow_mut();
+            c.push(map_id);
+            let _ = CALLBACK_DEPTH.try_with(|d| d.set(c.len()));
+        });
         CallbackScope(map_id)
     }
 }
 
 impl Drop for CallbackScope {
     fn drop(&mut self) {
-        IN_CALLBACK.with(|c| {
+        let _ = IN_CALLBACK.try_with(|c| {
             let mut c = c.borrow_mut();
             if let Some(i) = c.iter().rposition(|x| *x == self.0) {
                 c.remove(i);
             }
-            CALLBACK_DEPTH.set(c.len());
+            let _ = CALLBACK_DEPTH.try_with(|d| d.set(c.len()));
         });
     }
 }

@@ -1,0 +1,55 @@
+/* Calls into mapcore from a pthread key destructor, which glibc runs after
+ * the library's own thread-locals are destroyed: every call must still work
+ * (or fail with a status), never abort the process. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+
+static pthread_key_t key;
+static mc_map map;
+static int destructor_ran;
+
+static void at_thread_exit(void *unused) {
+    (void)unused;
+    uint8_t buf[16];
+    size_t n = 0;
+    CHECK_ST(mc_map_get(map, (const uint8_t *)"absent", 6, buf, sizeof buf, &n), MC_ERR_NOT_FOUND);
+    CHECK_OK(mc_map_set(map, (const uint8_t *)"late", 4, (const uint8_t *)"v", 1, NULL));
+    CHECK_OK(mc_map_get(map, (const uint8_t *)"late", 4, buf, sizeof buf, &n));
+    CHECK(n == 1 && buf[0] == 'v');
+    char msg[128];
+    size_t len = 0;
+    mc_status s = mc_last_error(msg, sizeof msg, &len);
+    CHECK(s == MC_OK || s == MC_ERR_BUFFER_TOO_SMALL);
+    destructor_ran = 1;
+}
+
+static void *worker(void *unused) {
+    (void)unused;
+    pthread_setspecific(key, (void *)1);
+    uint8_t buf[16];
+    size_t n = 0;
+    /* Initialises the library's thread-locals on this thread. */
+    CHECK_ST(mc_map_get(map, (const uint8_t *)"absent", 6, buf, sizeof buf, &n), MC_ERR_NOT_FOUND);
+    return NULL;
+}
+
+int main(void) {
+    CHECK(pthread_key_create(&key, at_thread_exit) == 0);
+    CHECK_OK(mc_map_new(&map));
+    for (int round = 0; round < 4; round++) {
+        destructor_ran = 0;
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, worker, NULL) == 0);
+        CHECK(pthread_join(t, NULL) == 0);
+        CHECK(destructor_ran);
+    }
+    size_t len = 0;
+    CHECK_OK(mc_map_len(map, &len));
+    CHECK(len == 1);
+    CHECK_OK(mc_map_free(map));
+    printf("test_thread_exit: OK (calls from thread-exit destructors work)\n");
+    return 0;
+}
