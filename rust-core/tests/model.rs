@@ -131,6 +131,17 @@ fn check_step(
     Ok(())
 }
 
+/// What removing or replacing the current entry through `t` must return.
+fn expected_through_token(t: &Tok, m: &Model) -> McStatus {
+    if t.strict && (t.invalid || t.stamp != m.generation) {
+        MC_ERR_ITER_INVALIDATED
+    } else if t.current.as_ref().is_some_and(|c| m.map.contains_key(c)) {
+        MC_OK
+    } else {
+        MC_ERR_NOT_FOUND
+    }
+}
+
 fn run(ops: Vec<Op>, weak: bool) -> Result<(), TestCaseError> {
     let m = M::with(42, weak);
     let mut model = Model {
@@ -212,19 +223,7 @@ fn run(ops: Vec<Op>, weak: bool) -> Result<(), TestCaseError> {
                     continue;
                 };
                 let s = m.remove_cur(&mut t.it);
-                let stale = t.strict && (t.invalid || t.stamp != model.generation);
-                let expected = if stale {
-                    MC_ERR_ITER_INVALIDATED
-                } else if t
-                    .current
-                    .as_ref()
-                    .is_some_and(|c| model.map.contains_key(c))
-                {
-                    MC_OK
-                } else {
-                    MC_ERR_NOT_FOUND
-                };
-                prop_assert_eq!(s, expected);
+                prop_assert_eq!(s, expected_through_token(t, &model));
                 if s == MC_OK {
                     let key = t.current.take().unwrap();
                     model.map.remove(&key);
@@ -238,19 +237,7 @@ fn run(ops: Vec<Op>, weak: bool) -> Result<(), TestCaseError> {
                     continue;
                 };
                 let s = m.set_cur(&t.it, &[v]);
-                let stale = t.strict && (t.invalid || t.stamp != model.generation);
-                let expected = if stale {
-                    MC_ERR_ITER_INVALIDATED
-                } else if t
-                    .current
-                    .as_ref()
-                    .is_some_and(|c| model.map.contains_key(c))
-                {
-                    MC_OK
-                } else {
-                    MC_ERR_NOT_FOUND
-                };
-                prop_assert_eq!(s, expected);
+                prop_assert_eq!(s, expected_through_token(t, &model));
                 if s == MC_OK {
                     model.map.insert(t.current.clone().unwrap(), vec![v]);
                 }
