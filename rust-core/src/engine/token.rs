@@ -4,8 +4,9 @@
 //! In-memory words: `[source, meta, stamp, h1, h2, mac]`. The MAC (SipHash-1-3
 //! under a process-wide random key) catches corruption and forgery before any
 //! field is trusted; `source` then tells whether the token belongs to the map.
-//! The text form hides the position: `(h1, h2)` is enciphered with a 4-round
-//! Feistel network keyed by the map's secret, and a separate MAC (SipHash-2-4,
+//! The text form hides the position and the stamp: `(h1, h2)` and
+//! `(meta, stamp)` are enciphered with a 4-round Feistel network keyed by
+//! the map's secret (only the map id stays in clear), and a separate MAC (SipHash-2-4,
 //! process key) covers the whole text, so holders learn no hash values and
 //! cannot tamper. Texts are valid within the process that made them, like the
 //! map handles they name.
@@ -30,6 +31,8 @@ const FLAG_DONE: u64 = 2;
 const FLAG_CURRENT: u64 = 4;
 const FLAG_MASK: u64 = 7;
 const TEXT_PREFIX: &[u8] = b"mc1";
+/// Separates the Feistel block hiding (meta, stamp) from the one hiding the position.
+const STAMP_TWEAK: u64 = 0x5354_414D_505F_5457;
 
 /// Iteration mode, as numbered in the C ABI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,7 +173,15 @@ impl Token {
             self.cursor.pos.h2,
             false,
         );
-        let mut words = [self.source, meta_of(self), self.stamp, l, r, 0];
+        // The stamp counts structural changes: hide it (and the flags) too.
+        let (m, st) = feistel(
+            secret,
+            self.source ^ STAMP_TWEAK,
+            meta_of(self),
+            self.stamp,
+            false,
+        );
+        let mut words = [self.source, m, st, l, r, 0];
         words[5] = mac24(&words[..5]);
         let mut bytes = Vec::with_capacity(48);
         for w in words {
@@ -202,17 +213,18 @@ impl Token {
                 "iterator token text failed its integrity check (tampered or forged)",
             ));
         }
-        let (mode, mut cursor) = parse_meta(words[1])?;
         if words[0] != source {
             return Err(wrong_source());
         }
+        let (meta, stamp) = feistel(secret, source ^ STAMP_TWEAK, words[1], words[2], true);
+        let (mode, mut cursor) = parse_meta(meta)?;
         let (h1, h2) = feistel(secret, source, words[3], words[4], true);
         cursor.pos = Pos { h1, h2 };
         Ok(Token {
             source,
             mode,
             cursor,
-            stamp: words[2],
+            stamp,
         })
     }
 }
@@ -356,6 +368,8 @@ mod tests {
             !raw.windows(4).any(|w| w == &h1_bytes[..4]),
             "position must not appear in clear"
         );
+        let stamp_word = u64::from_le_bytes(raw[16..24].try_into().unwrap());
+        assert_ne!(stamp_word, t.stamp, "the stamp must not appear in clear");
         for i in 3..s.len() {
             let mut b = s.clone().into_bytes();
             b[i] = if b[i] == b'A' { b'B' } else { b'A' };
