@@ -645,6 +645,24 @@ func noCurrent(op string) error {
 	return goErr(op, StatusNotFound, "no current entry")
 }
 
+// writable reports why the current entry cannot be changed through it, if
+// it cannot.
+func (it *Iterator) writable(op string) error {
+	if it.err != nil {
+		return it.err
+	}
+	if it.cur < 0 {
+		return noCurrent(op)
+	}
+	if it.m == nil {
+		return goErr(op, StatusInvalidArgument, "snapshot iterators are read-only")
+	}
+	if it.closed.Load() {
+		return closedErr(op)
+	}
+	return nil
+}
+
 // Remove deletes the current entry (the one Key returns). The iteration
 // goes on and still returns every other entry exactly once; in strict mode
 // the iterator stays valid while other strict iterators of the map are
@@ -659,17 +677,8 @@ func noCurrent(op string) error {
 // cursor scan tolerates by design.
 func (it *Iterator) Remove() error {
 	const op = "Iterator.Remove"
-	if it.err != nil {
-		return it.err
-	}
-	if it.cur < 0 {
-		return noCurrent(op)
-	}
-	if it.m == nil {
-		return goErr(op, StatusInvalidArgument, "snapshot iterators are read-only")
-	}
-	if it.closed.Load() {
-		return closedErr(op)
+	if err := it.writable(op); err != nil {
+		return err
 	}
 	if it.mode == ModeCursor {
 		o := it.beginOwn()
@@ -704,17 +713,8 @@ func (it *Iterator) Remove() error {
 // Afterwards Value returns a copy of val.
 func (it *Iterator) SetValue(val []byte) error {
 	const op = "Iterator.SetValue"
-	if it.err != nil {
-		return it.err
-	}
-	if it.cur < 0 {
-		return noCurrent(op)
-	}
-	if it.m == nil {
-		return goErr(op, StatusInvalidArgument, "snapshot iterators are read-only")
-	}
-	if it.closed.Load() {
-		return closedErr(op)
+	if err := it.writable(op); err != nil {
+		return err
 	}
 	var tok *C.mc_iter
 	if it.mode == ModeCursor {

@@ -235,18 +235,14 @@ impl Arena {
     /// Overwrites a value of the same length in place when no snapshot shares
     /// the chunk. Returns false when the caller must relocate instead.
     fn overwrite_in_place(&mut self, loc: u64, val: &[u8]) -> bool {
-        let (_, old) = self.record(loc);
+        let (key, old) = self.record(loc);
         if old.len() != val.len() {
             return false;
         }
-        let c = (loc >> 32) as usize - 1;
-        let off = (loc & 0xFFFF_FFFF) as usize;
-        let Some(chunk) = Arc::get_mut(&mut self.chunks[c]) else {
+        let start = (loc & 0xFFFF_FFFF) as usize + RECORD_HEADER + key.len();
+        let Some(chunk) = Arc::get_mut(&mut self.chunks[(loc >> 32) as usize - 1]) else {
             return false;
         };
-        let klen = u32::from_le_bytes([chunk[off], chunk[off + 1], chunk[off + 2], chunk[off + 3]])
-            as usize;
-        let start = off + RECORD_HEADER + klen;
         chunk[start..start + val.len()].copy_from_slice(val);
         true
     }

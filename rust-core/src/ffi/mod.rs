@@ -268,10 +268,7 @@ pub extern "C" fn mc_map_free(map: mc_map) -> mc_status {
             ));
         }
         if registry::is_snapshot_id(map.id) || !registry::remove(map.id) {
-            return Err(err(
-                McStatus::MC_ERR_BAD_HANDLE,
-                "map handle is zero, freed, of the wrong kind, or not a handle",
-            ));
+            return Err(bad_handle("map"));
         }
         Ok(McStatus::MC_OK)
     })
@@ -1194,10 +1191,7 @@ pub extern "C" fn mc_snapshot_new(map: mc_map, out: *mut mc_snapshot) -> mc_stat
 pub extern "C" fn mc_snapshot_free(snap: mc_snapshot) -> mc_status {
     run(|| {
         if !registry::is_snapshot_id(snap.id) || !registry::remove(snap.id) {
-            return Err(err(
-                McStatus::MC_ERR_BAD_HANDLE,
-                "snapshot handle is zero, freed, of the wrong kind, or not a handle",
-            ));
+            return Err(bad_handle("snapshot"));
         }
         Ok(McStatus::MC_OK)
     })

@@ -70,7 +70,7 @@ fn finish(r: std::thread::Result<Result<McStatus>>) -> McStatus {
     }
 }
 
-fn bad_handle(what: &str) -> Error {
+pub fn bad_handle(what: &str) -> Error {
     err(
         McStatus::MC_ERR_BAD_HANDLE,
         format!("{what} handle is zero, freed, of the wrong kind, or not a handle"),
