@@ -401,46 +401,34 @@ func length(op string, kind C.int, id uint64, closed *atomic.Bool) (int, error) 
 
 // Clear removes every entry (a structural change).
 func (m *Map) Clear() error {
-	if m.closed.Load() {
-		return closedErr("Map.Clear")
-	}
-	r := C.gm_clear(C.uint64_t(m.id))
-	runtime.KeepAlive(m)
-	if r.st != C.MC_OK {
-		return resErr("Map.Clear", r)
-	}
-	m.wrote(true)
-	return nil
+	return m.structural("Map.Clear", func() C.gm_res { return C.gm_clear(C.uint64_t(m.id)) })
 }
 
 // Reserve makes room for n more entries. It is always a structural change:
 // strict iterators over the map are invalidated.
 func (m *Map) Reserve(n int) error {
-	if m.closed.Load() {
-		return closedErr("Map.Reserve")
-	}
 	if n < 0 {
 		return goErr("Map.Reserve", StatusInvalidArgument, "negative count %d", n)
 	}
-	r := C.gm_reserve(C.uint64_t(m.id), C.size_t(n))
-	runtime.KeepAlive(m)
-	if r.st != C.MC_OK {
-		return resErr("Map.Reserve", r)
-	}
-	m.wrote(true)
-	return nil
+	return m.structural("Map.Reserve", func() C.gm_res { return C.gm_reserve(C.uint64_t(m.id), C.size_t(n)) })
 }
 
 // ShrinkToFit releases unused memory. It is always a structural change:
 // strict iterators over the map are invalidated.
 func (m *Map) ShrinkToFit() error {
+	return m.structural("Map.ShrinkToFit", func() C.gm_res { return C.gm_shrink(C.uint64_t(m.id)) })
+}
+
+// structural runs a whole-map structural change and tells iterators holding
+// a prefetched batch about it.
+func (m *Map) structural(op string, call func() C.gm_res) error {
 	if m.closed.Load() {
-		return closedErr("Map.ShrinkToFit")
+		return closedErr(op)
 	}
-	r := C.gm_shrink(C.uint64_t(m.id))
+	r := call()
 	runtime.KeepAlive(m)
 	if r.st != C.MC_OK {
-		return resErr("Map.ShrinkToFit", r)
+		return resErr(op, r)
 	}
 	m.wrote(true)
 	return nil
