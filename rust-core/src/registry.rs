@@ -8,7 +8,9 @@
 //! threads finish safely and no shared counter is written per call (which
 //! would bounce a cache line between cores on every call):
 //! - a call *pins*: it publishes the current global epoch in its thread's own
-//!   participant record (SeqCst), then loads the slot pointer;
+//!   participant record, then loads the slot pointer (the store and the load
+//!   are ordered by an asymmetric fence, `engine::fence`: no barrier
+//!   instruction per call; reclamation runs the heavy side);
 //! - a free swaps the slot pointer to null, bumps the epoch and retires the
 //!   object tagged with the epoch it was unlinked in;
 //! - a retired object is dropped once no participant is pinned at an epoch
@@ -23,7 +25,7 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use crate::engine::{Map, SnapshotData};
+use crate::engine::{fence, Map, SnapshotData};
 
 const SEG_BITS: u32 = 10;
 const SEG_SLOTS: usize = 1 << SEG_BITS;
@@ -119,7 +121,7 @@ impl Drop for Local {
             // stay pinned and leak the record rather than free under a reader.
             return;
         }
-        self.me.active.store(0, SeqCst);
+        self.me.active.store(0, Release);
         self.me.in_use.store(0, Release);
     }
 }
@@ -158,9 +160,10 @@ pub struct PinGuard {
 
 fn publish(p: &Participant) {
     let e = REGISTRY.epoch.load(SeqCst);
-    // SeqCst store: ordered before the slot load that follows, and against
-    // the free's SeqCst swap and epoch bump.
-    p.active.store(e, SeqCst);
+    p.active.store(e, Relaxed);
+    // Orders the store before the slot load that follows, as seen by
+    // `reclaim`, which runs `fence::heavy` before reading the records.
+    fence::light();
 }
 
 fn pin() -> PinGuard {
@@ -191,7 +194,9 @@ impl Drop for PinGuard {
     fn drop(&mut self) {
         let released_epoch = match self.temporary {
             Some(p) => {
-                let e = p.active.swap(0, Release);
+                // Release stores, not swaps: a swap is a full barrier on x86.
+                let e = p.active.load(Relaxed);
+                p.active.store(0, Release);
                 p.in_use.store(0, Release);
                 Some(e)
             }
@@ -199,7 +204,11 @@ impl Drop for PinGuard {
                 .try_with(|l| {
                     let d = l.depth.get() - 1;
                     l.depth.set(d);
-                    (d == 0).then(|| l.me.active.swap(0, Release))
+                    (d == 0).then(|| {
+                        let e = l.me.active.load(Relaxed);
+                        l.me.active.store(0, Release);
+                        e
+                    })
                 })
                 .ok()
                 .flatten(),
@@ -220,6 +229,9 @@ fn reclaim() {
     if retired.is_empty() {
         return;
     }
+    // Every pin published before a thread's last light fence is visible
+    // from here on, or that thread's slot load sees the unlinking.
+    fence::heavy();
     let oldest_pinned = {
         let all = lock(&REGISTRY.participants);
         all.iter()

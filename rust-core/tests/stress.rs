@@ -349,3 +349,103 @@ fn free_while_other_threads_are_inside_calls() {
         std::mem::forget(m);
     }
 }
+
+/// Gets that skip the shard lock (read bias) racing with bursts of writes
+/// that overwrite values in place, grow and shrink tables and revoke the
+/// bias: every get must return a value its key had, never a torn one.
+#[test]
+fn lock_skipping_gets_never_see_torn_values() {
+    const HOT: u32 = 8;
+    const TRANSIENT: u32 = 4096;
+    const VLEN: usize = 2048;
+    fn value(key: u32, version: u32) -> Vec<u8> {
+        // Same length for every version: overwrites happen in place.
+        let mut v = vec![version as u8; VLEN];
+        v[..4].copy_from_slice(&key.to_le_bytes());
+        v
+    }
+    let set = |m: mc_map, key: &[u8], val: &[u8]| {
+        let st = unsafe {
+            mc_map_set(
+                m,
+                key.as_ptr(),
+                key.len(),
+                val.as_ptr(),
+                val.len(),
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(st, MC_OK);
+    };
+    let mut m = mc_map { id: 0 };
+    assert_eq!(unsafe { mc_map_new(&mut m) }, MC_OK);
+    for k in 0..HOT {
+        set(m, &stable_key(k), &value(k, 0));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut buf, mut hits) = (vec![0u8; VLEN], 0u64);
+                let keys: Vec<_> = (0..HOT).map(stable_key).collect();
+                let mut k = t as u32;
+                while !stop.load(Ordering::Relaxed) {
+                    k = (k + 1) % HOT;
+                    let mut len = 0;
+                    let key = &keys[k as usize];
+                    let st = unsafe {
+                        mc_map_get(
+                            m,
+                            key.as_ptr(),
+                            key.len(),
+                            buf.as_mut_ptr(),
+                            buf.len(),
+                            &mut len,
+                        )
+                    };
+                    assert_eq!(st, MC_OK, "a hot key went missing");
+                    assert_eq!(len, VLEN);
+                    assert_eq!(&buf[..4], &k.to_le_bytes(), "value of another key");
+                    assert!(buf[4..].iter().all(|&b| b == buf[4]), "torn value");
+                    hits += 1;
+                }
+                hits
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let (mut version, mut saw_bias) = (0u32, false);
+    while Instant::now() < deadline {
+        version += 1;
+        // Burst: rewrite the hot keys in place, then now and then add or
+        // drop a transient batch (growth and shrink re-lay whole shards).
+        for k in 0..HOT {
+            set(m, &stable_key(k), &value(k, version));
+        }
+        if version % 8 == 0 {
+            for k in HOT..HOT + TRANSIENT {
+                if version % 16 == 0 {
+                    set(m, &stable_key(k), b"t");
+                } else {
+                    let key = stable_key(k);
+                    unsafe { mc_map_delete(m, key.as_ptr(), key.len()) };
+                }
+            }
+        }
+        // A quiet spell until the readers re-bias a shard, so that the next
+        // burst starts by revoking it while they are inside.
+        let quiet = Instant::now();
+        while map_stats(m).unwrap().biased_shards == 0
+            && quiet.elapsed() < Duration::from_millis(50)
+        {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        saw_bias |= map_stats(m).unwrap().biased_shards > 0;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let hits: u64 = readers.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(saw_bias, "the readers re-biased shards between bursts");
+    assert!(hits > 10_000, "readers made progress ({hits} hits)");
+    assert_eq!(unsafe { mc_map_free(m) }, MC_OK);
+}

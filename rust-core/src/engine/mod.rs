@@ -1,4 +1,6 @@
 //! The engine: safe Rust, no knowledge of C.
+mod biased;
+pub mod fence;
 pub mod hash;
 pub mod map;
 pub mod table;
