@@ -447,5 +447,5 @@ fn lock_skipping_gets_never_see_torn_values() {
     let hits: u64 = readers.into_iter().map(|t| t.join().unwrap()).sum();
     assert!(saw_bias, "the readers re-biased shards between bursts");
     assert!(hits > 10_000, "readers made progress ({hits} hits)");
-    assert_eq!(unsafe { mc_map_free(m) }, MC_OK);
+    assert_eq!(mc_map_free(m), MC_OK);
 }
