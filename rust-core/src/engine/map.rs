@@ -649,6 +649,13 @@ pub struct ManyView<'a> {
 }
 
 impl ManyView<'_> {
+    /// Starts fetching the record `h1` most likely names (see `get`).
+    pub fn prefetch(&self, h1: u64) {
+        if let Some(g) = &self.guards[shard_of(h1)] {
+            g.prefetch_candidate(h1);
+        }
+    }
+
     /// Looks up `key` whose `h1` was among the hashes passed to `read_many`.
     pub fn get(&self, h1: u64, key: &[u8]) -> Option<&[u8]> {
         self.guards[shard_of(h1)]

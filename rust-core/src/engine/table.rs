@@ -619,6 +619,26 @@ impl ShardData {
         }
     }
 
+    /// Prefetches the record of the first slot holding `h1`: with 64-bit
+    /// hashes that is the key's record almost always. Batch lookups run this
+    /// for every key before comparing any, so the record misses overlap too.
+    #[inline]
+    pub fn prefetch_candidate(&self, h1: u64) {
+        let t = &self.table;
+        let mut i = t.home(h1);
+        while i < t.len {
+            let s = t.get(i);
+            if s.is_empty() || s.hash > h1 {
+                return;
+            }
+            if s.hash == h1 {
+                self.arena.prefetch(s.loc);
+                return;
+            }
+            i += 1;
+        }
+    }
+
     /// First occupied slot at or after `i`.
     #[inline]
     pub fn occupied_from(&self, mut i: usize) -> Option<usize> {

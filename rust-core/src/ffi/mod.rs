@@ -567,7 +567,11 @@ pub unsafe extern "C" fn mc_map_get_many(
         let hashes: Vec<u64> = ks.iter().map(|k| m.hasher().h1(k)).collect();
         let mut lens = vec![MC_ABSENT; n];
         let used = m.read_many(&hashes, |view| {
-            // One lookup per key; nothing is written unless everything fits.
+            // Records first (their slots are already on the way), then one
+            // lookup per key; nothing is written unless everything fits.
+            for &h in &hashes {
+                view.prefetch(h);
+            }
             let found: Vec<Option<&[u8]>> = ks
                 .iter()
                 .zip(&hashes)
