@@ -128,8 +128,7 @@ fn engine_direct(ks: &[[u8; 16]], order: &[usize]) {
     let t = Instant::now();
     let mut cur = mapcore::engine::Cursor::default();
     let mut cnt = 0usize;
-    while let Ok(mapcore::engine::Scan::Entries(c)) = m.scan(&mut cur, None, 4096, &mut |_, _| true)
-    {
+    while let Ok(mapcore::engine::Scan::Entries(c)) = m.scan(&mut cur, None, 4096, &mut |_| true) {
         cnt += c;
     }
     println!(

@@ -11,7 +11,7 @@ use parking_lot::RwLockReadGuard;
 use super::biased::BiasedRwLock;
 
 use super::hash::{random_seed, KeyHasher, Pos};
-use super::table::{ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS};
+use super::table::{Entry, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS};
 use crate::status::{Error, McStatus, Result};
 
 /// Map construction options.
@@ -106,30 +106,21 @@ fn scan_shard(
     after: Option<Pos>,
     max: usize,
     consumed: &mut usize,
-    f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    f: &mut dyn FnMut(&Entry<'_>) -> bool,
 ) -> (Option<usize>, bool) {
-    const LOOKAHEAD: usize = 8;
     let mut last = None;
-    let mut next = data.seek_after(hasher, after);
-    if let Some(i) = next {
-        for j in 1..LOOKAHEAD {
-            data.prefetch_at(i + j);
-        }
-    }
-    while let Some(i) = next {
-        if *consumed >= max {
-            return (last, true);
-        }
-        data.prefetch_at(i + LOOKAHEAD);
-        let (k, v) = data.entry_at(i);
-        if !f(k, v) {
-            return (last, true);
+    let Some(start) = data.seek_after(hasher, after) else {
+        return (None, false);
+    };
+    let finished = data.visit_from(start, |i, e| {
+        if *consumed >= max || !f(&e) {
+            return false;
         }
         *consumed += 1;
         last = Some(i);
-        next = data.occupied_from(i + 1);
-    }
-    (last, false)
+        true
+    });
+    (last, !finished)
 }
 
 fn pos_at(data: &ShardData, hasher: &KeyHasher, i: usize) -> Pos {
@@ -146,7 +137,7 @@ fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a>(
     hasher: &KeyHasher,
     cur: &mut Cursor,
     max: usize,
-    f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    f: &mut dyn FnMut(&Entry<'_>) -> bool,
     mut shard: impl FnMut(usize) -> Result<G>,
 ) -> Result<Scan> {
     if cur.done {
@@ -522,7 +513,7 @@ impl Map {
         cur: &mut Cursor,
         stamp: Option<u64>,
         max: usize,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+        f: &mut dyn FnMut(&Entry<'_>) -> bool,
     ) -> Result<Scan> {
         if let Some(st) = stamp {
             if cur.done {
@@ -698,7 +689,7 @@ impl SnapshotData {
         &self,
         cur: &mut Cursor,
         max: usize,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+        f: &mut dyn FnMut(&Entry<'_>) -> bool,
     ) -> Result<Scan> {
         scan_with(&self.hasher, cur, max, f, |s| Ok(&self.shards[s]))
     }

@@ -8,4 +8,5 @@ pub mod token;
 
 pub use hash::Pos;
 pub use map::{Cursor, Map, Options, Scan, SnapshotData, Stats};
+pub use table::Entry;
 pub(crate) use table::{MAX_KEY_LEN, MAX_VALUE_LEN};

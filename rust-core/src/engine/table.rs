@@ -150,6 +150,25 @@ impl Table {
     }
 }
 
+/// One stored entry, as a scan passes it on.
+#[derive(Clone, Copy)]
+pub struct Entry<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    /// `[klen u32 LE][vlen u32 LE][key][value]`, as stored.
+    record: &'a [u8],
+}
+
+impl<'a> Entry<'a> {
+    /// The entry as `[key length u32][value length u32][key][value]` with the
+    /// lengths in native byte order, when the stored bytes already have that
+    /// form (little-endian hosts): a batch can then copy it in one piece.
+    #[inline]
+    pub fn packed(&self) -> Option<&'a [u8]> {
+        cfg!(target_endian = "little").then_some(self.record)
+    }
+}
+
 /// Append-only byte chunks holding `[klen u32][vlen u32][key][value]` records.
 #[derive(Clone, Default)]
 pub struct Arena {
@@ -204,6 +223,19 @@ impl Arena {
         self.total += rec;
         self.unsorted += 1;
         Ok(((idx as u64 + 1) << 32) | off as u64)
+    }
+
+    /// The record at `loc` as an `Entry` (key, value and the stored bytes).
+    #[inline]
+    fn entry(&self, loc: u64) -> Entry<'_> {
+        let chunk = &self.chunks[(loc >> 32) as usize - 1];
+        let off = (loc & 0xFFFF_FFFF) as usize;
+        let head = &chunk[off..off + RECORD_HEADER];
+        let klen = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let vlen = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let record = &chunk[off..off + RECORD_HEADER + klen + vlen];
+        let (key, value) = record[RECORD_HEADER..].split_at(klen);
+        Entry { key, value, record }
     }
 
     #[inline]
@@ -593,6 +625,12 @@ impl ShardData {
         self.arena.record(self.table.get(i).loc)
     }
 
+    /// The entry in (occupied) slot `i`, with its stored bytes.
+    #[inline]
+    pub fn full_entry_at(&self, i: usize) -> Entry<'_> {
+        self.arena.entry(self.table.get(i).loc)
+    }
+
     #[inline]
     pub fn hash_at(&self, i: usize) -> u64 {
         self.table.get(i).hash
@@ -637,6 +675,32 @@ impl ShardData {
             }
             i += 1;
         }
+    }
+
+    /// Passes the occupied slots from `start` on, in order, to `f` until it
+    /// returns false (then returns false) or the table ends (returns true).
+    /// Records a few slots ahead are prefetched: after repacking they are
+    /// sequential, but records appended since are scattered.
+    pub fn visit_from(&self, start: usize, mut f: impl FnMut(usize, Entry<'_>) -> bool) -> bool {
+        const AHEAD: usize = 8;
+        let skip = start >> PAGE_BITS;
+        let mut from = start & PAGE_MASK;
+        for (p, page) in self.table.pages.iter().enumerate().skip(skip) {
+            let base = p << PAGE_BITS;
+            for j in from..page.len() {
+                if let Some(ahead) = page.get(j + AHEAD) {
+                    if !ahead.is_empty() {
+                        self.arena.prefetch(ahead.loc);
+                    }
+                }
+                let s = page[j];
+                if !s.is_empty() && !f(base + j, self.arena.entry(s.loc)) {
+                    return false;
+                }
+            }
+            from = 0;
+        }
+        true
     }
 
     /// First occupied slot at or after `i`.

@@ -11,7 +11,7 @@ mod support;
 use std::ffi::{c_char, c_int, c_void};
 
 use crate::engine::token::{Mode, Token, TEXT_LEN, TOKEN_WORDS};
-use crate::engine::{self, Map, Options, Scan};
+use crate::engine::{self, Entry, Map, Options, Scan};
 use crate::registry::{self, Object, Snapshot};
 use crate::status::{McStatus, Result};
 use support::*;
@@ -690,7 +690,7 @@ impl Source<'_> {
         &self,
         t: &mut Token,
         max: usize,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+        f: &mut dyn FnMut(&Entry<'_>) -> bool,
     ) -> Result<Scan> {
         match self {
             Source::Map(m) => m.scan(
@@ -760,7 +760,8 @@ unsafe fn next_impl(
     );
     let mut lens = (0, 0);
     let mut fits = true;
-    let r = src.scan(&mut t, 1, &mut |k, v| {
+    let r = src.scan(&mut t, 1, &mut |e| {
+        let (k, v) = (e.key, e.value);
         lens = (k.len(), v.len());
         fits = k.len() <= kout.len() && v.len() <= vout.len();
         if fits {
@@ -799,7 +800,8 @@ unsafe fn next_with_impl(
     let cb = cb.ok_or_else(|| null("cb"))?;
     // Snapshots take no locks, so only a map needs re-entry protection.
     let _scope = matches!(src, Source::Map(_)).then(|| CallbackScope::enter(id));
-    let r = src.scan(&mut t, 1, &mut |k, v| {
+    let r = src.scan(&mut t, 1, &mut |e| {
+        let (k, v) = (e.key, e.value);
         // SAFETY: cb is a non-NULL C function; the slices are valid during the call.
         unsafe { cb(user, k.as_ptr(), k.len(), v.as_ptr(), v.len()) };
         true
@@ -838,13 +840,19 @@ unsafe fn next_batch_impl(
     }
     let mut used = 0usize;
     let mut first_need = 0usize;
-    let r = src.scan(&mut t, max_entries, &mut |k, v| {
+    let r = src.scan(&mut t, max_entries, &mut |e| {
+        let (k, v) = (e.key, e.value);
         let rec = MC_BATCH_ENTRY_HEADER + k.len() + v.len();
-        if used + rec > out.len() {
+        let Some(dst) = out.get_mut(used..used + rec) else {
             if used == 0 {
                 first_need = rec;
             }
             return false;
+        };
+        if let Some(packed) = e.packed() {
+            dst.copy_from_slice(packed);
+            used += rec;
+            return true;
         }
         out[used..used + 4].copy_from_slice(&(k.len() as u32).to_ne_bytes());
         out[used + 4..used + 8].copy_from_slice(&(v.len() as u32).to_ne_bytes());
