@@ -100,13 +100,13 @@ pub fn shard_of(h1: u64) -> usize {
 /// Scans one shard from `after`, passing entries to `f` until `max` entries
 /// in total were consumed or `f` refuses one. Returns the last consumed slot
 /// and whether the scan stopped inside this shard.
-fn scan_shard(
+fn scan_shard<F: FnMut(&Entry<'_>) -> bool>(
     data: &ShardData,
     hasher: &KeyHasher,
     after: Option<Pos>,
     max: usize,
     consumed: &mut usize,
-    f: &mut dyn FnMut(&Entry<'_>) -> bool,
+    f: &mut F,
 ) -> (Option<usize>, bool) {
     let mut last = None;
     let Some(start) = data.seek_after(hasher, after) else {
@@ -133,11 +133,11 @@ fn pos_at(data: &ShardData, hasher: &KeyHasher, i: usize) -> Pos {
 /// Runs a scan over a sequence of shards. `shard(s)` gives access to shard `s`
 /// (locking it if needed) or an error that aborts the scan when nothing was
 /// consumed yet; with entries consumed it ends the call early instead.
-fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a>(
+fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a, F: FnMut(&Entry<'_>) -> bool>(
     hasher: &KeyHasher,
     cur: &mut Cursor,
     max: usize,
-    f: &mut dyn FnMut(&Entry<'_>) -> bool,
+    f: &mut F,
     mut shard: impl FnMut(usize) -> Result<G>,
 ) -> Result<Scan> {
     if cur.done {
@@ -508,12 +508,12 @@ impl Map {
     /// structural generation differs from the stamp before anything is read.
     /// Every shard read stays locked until the call ends, so one call observes
     /// one consistent state.
-    pub fn scan(
+    pub fn scan<F: FnMut(&Entry<'_>) -> bool>(
         &self,
         cur: &mut Cursor,
         stamp: Option<u64>,
         max: usize,
-        f: &mut dyn FnMut(&Entry<'_>) -> bool,
+        f: &mut F,
     ) -> Result<Scan> {
         if let Some(st) = stamp {
             if cur.done {
@@ -685,11 +685,11 @@ impl SnapshotData {
         self.get_with(key, |v| v.to_vec())
     }
 
-    pub fn scan(
+    pub fn scan<F: FnMut(&Entry<'_>) -> bool>(
         &self,
         cur: &mut Cursor,
         max: usize,
-        f: &mut dyn FnMut(&Entry<'_>) -> bool,
+        f: &mut F,
     ) -> Result<Scan> {
         scan_with(&self.hasher, cur, max, f, |s| Ok(&self.shards[s]))
     }

@@ -686,11 +686,11 @@ impl Source<'_> {
         }
     }
 
-    fn scan(
+    fn scan<F: FnMut(&Entry<'_>) -> bool>(
         &self,
         t: &mut Token,
         max: usize,
-        f: &mut dyn FnMut(&Entry<'_>) -> bool,
+        f: &mut F,
     ) -> Result<Scan> {
         match self {
             Source::Map(m) => m.scan(
