@@ -8,9 +8,8 @@
 //! threads finish safely and no shared counter is written per call (which
 //! would bounce a cache line between cores on every call):
 //! - a call *pins*: it publishes the current global epoch in its thread's own
-//!   participant record, then loads the slot pointer (the store and the load
-//!   are ordered by an asymmetric fence, `engine::fence`: no barrier
-//!   instruction per call; reclamation runs the heavy side);
+//!   participant record (SeqCst), then loads the slot pointer; it unpins with
+//!   a Release store (a swap would be a second full barrier on x86);
 //! - a free swaps the slot pointer to null, bumps the epoch and retires the
 //!   object tagged with the epoch it was unlinked in;
 //! - a retired object is dropped once no participant is pinned at an epoch
@@ -25,7 +24,7 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use crate::engine::{fence, Map, SnapshotData};
+use crate::engine::{Map, SnapshotData};
 
 const SEG_BITS: u32 = 10;
 const SEG_SLOTS: usize = 1 << SEG_BITS;
@@ -160,10 +159,9 @@ pub struct PinGuard {
 
 fn publish(p: &Participant) {
     let e = REGISTRY.epoch.load(SeqCst);
-    p.active.store(e, Relaxed);
-    // Orders the store before the slot load that follows, as seen by
-    // `reclaim`, which runs `fence::heavy` before reading the records.
-    fence::light();
+    // SeqCst store: ordered before the slot load that follows, and against
+    // the free's SeqCst swap and epoch bump.
+    p.active.store(e, SeqCst);
 }
 
 fn pin() -> PinGuard {
@@ -229,9 +227,6 @@ fn reclaim() {
     if retired.is_empty() {
         return;
     }
-    // Every pin published before a thread's last light fence is visible
-    // from here on, or that thread's slot load sees the unlinking.
-    fence::heavy();
     let oldest_pinned = {
         let all = lock(&REGISTRY.participants);
         all.iter()

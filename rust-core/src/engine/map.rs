@@ -6,9 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use parking_lot::RwLockReadGuard;
-
-use super::biased::BiasedRwLock;
+use parking_lot::{RwLock, RwLockReadGuard};
 
 use super::hash::{random_seed, KeyHasher, Pos};
 use super::table::{Entry, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS};
@@ -27,7 +25,7 @@ pub struct Options {
 
 #[repr(align(128))]
 struct Shard {
-    data: BiasedRwLock<ShardData>,
+    data: RwLock<ShardData>,
     /// Bumped under the write lock by every structural change to this shard.
     generation: AtomicU64,
 }
@@ -41,8 +39,6 @@ pub struct Stats {
     pub arena_chunks: usize,
     /// Slot pages copied because a snapshot shared them.
     pub cow_pages: usize,
-    /// Shards whose short reads currently skip the lock (see `biased`).
-    pub biased_shards: usize,
 }
 
 /// Where a scan stands. `pos` is the position of the last returned entry.
@@ -191,7 +187,7 @@ impl Map {
         let seed = opts.seed.unwrap_or_else(random_seed);
         let shards = (0..SHARDS)
             .map(|_| Shard {
-                data: BiasedRwLock::new(ShardData::new()),
+                data: RwLock::new(ShardData::new()),
                 generation: AtomicU64::new(0),
             })
             .collect();
@@ -249,13 +245,13 @@ impl Map {
     }
 
     /// Copies the value of `key` into `out`: `Ok(len)`, or `Err(len)` when
-    /// `out` is too short (nothing written). Usually skips the shard lock.
+    /// `out` is too short (nothing written).
     pub fn get_into(
         &self,
         key: &[u8],
         out: &mut [u8],
     ) -> Option<std::result::Result<usize, usize>> {
-        self.peek(key, |v| {
+        self.get_with(key, |v| {
             let dst = out.get_mut(..v.len()).ok_or(v.len())?;
             dst.copy_from_slice(v);
             Ok(v.len())
@@ -263,20 +259,11 @@ impl Map {
     }
 
     pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.peek(key, |v| v.to_vec())
+        self.get_with(key, |v| v.to_vec())
     }
 
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.peek(key, |_| ()).is_some()
-    }
-
-    /// `get_with` for short, non-blocking `f` that calls into no map: it may
-    /// run without the shard lock (see `biased`).
-    fn peek<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-        let h1 = self.hasher.h1(key);
-        self.shards[shard_of(h1)]
-            .data
-            .read_short(|d| d.get(&self.hasher, h1, key).map(f))
+        self.get_with(key, |_| ()).is_some()
     }
 
     /// Inserts or overwrites; returns true if the key was new.
@@ -603,7 +590,6 @@ impl Map {
             st.arena_bytes += g.arena_bytes();
             st.arena_chunks += g.chunks();
             st.cow_pages += g.cow_pages();
-            st.biased_shards += shard.data.is_biased() as usize;
         }
         st
     }

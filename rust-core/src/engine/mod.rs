@@ -1,6 +1,4 @@
 //! The engine: safe Rust, no knowledge of C.
-mod biased;
-pub mod fence;
 pub mod hash;
 pub mod map;
 pub mod table;
