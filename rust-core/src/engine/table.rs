@@ -10,7 +10,7 @@
 //!
 //! Both the slot table and the arena live in `Arc`-held pages/chunks. Cloning a
 //! `ShardData` clones pointers only (a snapshot); a later write copies just the
-//! one page it touches (`Arc::make_mut`) and never appends into a shared chunk.
+//! one page it touches (see `unique_mut`) and never appends into a shared chunk.
 
 use std::sync::Arc;
 
@@ -48,6 +48,27 @@ impl Slot {
     fn is_empty(&self) -> bool {
         self.loc == 0
     }
+}
+
+/// `Arc::get_mut` without its compare-and-swap on the weak count (a locked
+/// instruction, paid on every slot a write shifts): these `Arc`s never have
+/// `Weak` handles, so a strong count of 1 alone proves uniqueness.
+#[inline]
+fn unique_mut<T: ?Sized>(a: &mut Arc<T>) -> Option<&mut T> {
+    if Arc::strong_count(a) != 1 {
+        return None;
+    }
+    // Pairs with the Release decrement by which the last other holder (a
+    // dropped snapshot, maybe on another thread) let go: its reads of the
+    // data happen before our writes.
+    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+    debug_assert_eq!(Arc::weak_count(a), 0);
+    // SAFETY: no `Weak` is ever created from the page and chunk `Arc`s (they
+    // are private to this module, which never downgrades), so with a strong
+    // count of 1 `a` is the only handle to the allocation; we hold it by
+    // `&mut`, so no other handle can be cloned from it while the returned
+    // borrow lives. Nothing else can reach the data: this is a unique borrow.
+    Some(unsafe { &mut *Arc::as_ptr(a).cast_mut() })
 }
 
 fn oom(what: &str) -> Error {
@@ -123,7 +144,7 @@ impl Table {
     #[inline]
     fn set(&mut self, i: usize, s: Slot) {
         let page = &mut self.pages[i >> PAGE_BITS];
-        match Arc::get_mut(page) {
+        match unique_mut(page) {
             Some(p) => p[i & PAGE_MASK] = s,
             None => {
                 // A snapshot shares this page: copy just this page (one copy,
@@ -192,7 +213,7 @@ impl Arena {
             && self
                 .chunks
                 .last_mut()
-                .and_then(Arc::get_mut)
+                .and_then(unique_mut)
                 .is_some_and(|c| c.len() + rec <= CHUNK_MAX);
         if !fits_last {
             let first_cap = if rec > CHUNK_MAX / 2 {
@@ -207,7 +228,7 @@ impl Arena {
             self.chunks.push(Arc::new(v));
         }
         let idx = self.chunks.len() - 1;
-        let chunk = Arc::get_mut(&mut self.chunks[idx]).expect("last chunk is unique");
+        let chunk = unique_mut(&mut self.chunks[idx]).expect("last chunk is unique");
         if chunk.capacity() - chunk.len() < rec {
             let want = CHUNK_MAX.min((chunk.capacity() * 2).max(chunk.len() + rec));
             chunk
@@ -272,7 +293,7 @@ impl Arena {
             return false;
         }
         let start = (loc & 0xFFFF_FFFF) as usize + RECORD_HEADER + key.len();
-        let Some(chunk) = Arc::get_mut(&mut self.chunks[(loc >> 32) as usize - 1]) else {
+        let Some(chunk) = unique_mut(&mut self.chunks[(loc >> 32) as usize - 1]) else {
             return false;
         };
         chunk[start..start + val.len()].copy_from_slice(val);
