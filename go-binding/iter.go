@@ -718,12 +718,9 @@ func (it *Iterator) SetValue(val []byte) error {
 	}
 	var tok *C.mc_iter
 	if it.mode == ModeCursor {
-		t, at, err := it.seekCursor(it.cur)
+		t, err := it.seekCursor(it.cur)
 		if err != nil {
 			return err
-		}
-		if !at {
-			return goErr(op, StatusNotFound, "the current entry was removed")
 		}
 		tok = &t
 	} else {
@@ -763,7 +760,7 @@ func (it *Iterator) Token() (Token, error) {
 	tok := it.before
 	if it.cur >= 0 {
 		if it.m != nil && it.mode == ModeCursor {
-			t, _, err := it.seekCursor(it.cur)
+			t, err := it.seekCursor(it.cur)
 			if err != nil {
 				return Token{}, err
 			}
@@ -787,136 +784,23 @@ func (it *Iterator) Token() (Token, error) {
 
 const iterTextBuf = 128
 
-// seekCursor returns a cursor token positioned after batch entry i (K), and
-// whether its current entry is K. In cursor mode other goroutines may have
-// inserted or removed entries since the batch was read, so re-reading from
-// `before` may not give the batch again:
-//
-//  1. Re-read i+1 entries from before; if they are exactly the batch's
-//     first i+1 keys, the token is exactly after K (the common case).
-//  2. Otherwise check, in one consistent call, whether K or any later key
-//     of the batch (S) is still present. If none is, every key between K
-//     and the batch end was either returned or removed, so the batch end
-//     token (after) is a correct resume point.
-//  3. Else walk from before to the first entry that is K or in S: the token
-//     after K, or just before that S key, is the resume point (verified by
-//     re-reading up to it). Entries the walk skips are ones inserted during
-//     the scan, which a cursor scan may omit. Retry on concurrent change.
-func (it *Iterator) seekCursor(i int) (C.mc_iter, bool, error) {
+// seekCursor returns a cursor token positioned on batch entry i (K): the
+// library places it from K's key alone (mc_iter_seek), so it is exact even
+// when other goroutines inserted or removed entries since the batch was
+// read. Resuming it continues after K; SetValue through it acts on K (or
+// fails with ErrNotFound if K is gone).
+func (it *Iterator) seekCursor(i int) (C.mc_iter, error) {
 	const op = "Iterator"
-	n := len(it.ents)
-	if i == n-1 {
-		return it.after, true, nil
+	if i == len(it.ents)-1 {
+		return it.after, nil
 	}
-	u := it.before
-	keys, st, err := it.readAhead(&u, i+1, it.span(0, i))
-	if err != nil {
-		return u, false, err
-	}
-	if st == C.MC_OK && len(keys) == i+1 {
-		same := true
-		for j, k := range keys {
-			if !bytes.Equal(k, it.keyAt(j)) {
-				same = false
-				break
-			}
-		}
-		if same {
-			return u, true, nil
-		}
-	}
-	K := string(it.keyAt(i))
-	later := make(map[string]struct{}, n-i-1)
-	probe := [][]byte{it.keyAt(i)}
-	for j := i + 1; j < n; j++ {
-		later[string(it.keyAt(j))] = struct{}{}
-		probe = append(probe, it.keyAt(j))
-	}
-	marked := func(ks [][]byte) bool {
-		for _, k := range ks {
-			if _, ok := later[string(k)]; ok || string(k) == K {
-				return true
-			}
-		}
-		return false
-	}
-	for range 100 {
-		present, err := it.anyPresent(probe)
-		if err != nil {
-			return it.after, false, err
-		}
-		if !present {
-			return it.after, false, nil
-		}
-		t := it.before
-	walk:
-		for {
-			u := t
-			keys, st, err := it.readAhead(&u, 256, 0)
-			if err != nil {
-				return t, false, err
-			}
-			if st == C.MC_DONE {
-				break walk
-			}
-			for j, k := range keys {
-				if string(k) == K {
-					v := t
-					keys2, st2, err := it.readAhead(&v, j+1, 0)
-					if err != nil {
-						return v, false, err
-					}
-					if st2 == C.MC_OK && len(keys2) == j+1 && string(keys2[j]) == K && !marked(keys2[:j]) {
-						return v, true, nil
-					}
-					break walk
-				}
-				if _, ok := later[string(k)]; ok {
-					if j == 0 {
-						return t, false, nil
-					}
-					prev := string(keys[j-1])
-					v := t
-					keys2, st2, err := it.readAhead(&v, j, 0)
-					if err != nil {
-						return v, false, err
-					}
-					if st2 == C.MC_OK && len(keys2) == j && string(keys2[j-1]) == prev && !marked(keys2) {
-						return v, false, nil
-					}
-					break walk
-				}
-			}
-			t = u
-		}
-	}
-	return it.after, false, goErr(op, StatusInternal, "could not re-establish the cursor position under constant concurrent modification")
-}
-
-// anyPresent reports whether any of keys is present, in one consistent
-// state of the map (mc_map_get_many with no value buffer).
-func (it *Iterator) anyPresent(keys [][]byte) (bool, error) {
-	const op = "Iterator"
-	s := getScratch()
-	defer s.put()
-	if err := s.pack(op, keys); err != nil {
-		return false, err
-	}
-	n := len(keys)
-	kl := s.l[:n]
-	vlens := s.lens(n)
-	r := C.gm_get_many(C.uint64_t(it.id), C.size_t(n), bp(s.b), u32p(kl), nil, 0, u32p(vlens))
+	t := it.before
+	k := it.keyAt(i)
+	r := C.gm_iter_seek(C.uint64_t(it.id), &t, bp(k), C.size_t(len(k)))
 	runtime.KeepAlive(it.m)
-	switch r.st {
-	case C.MC_ERR_BUFFER_TOO_SMALL:
-		return true, nil // a present, non-empty value
-	case C.MC_OK:
-		for _, l := range vlens {
-			if uint32(l) != absent {
-				return true, nil
-			}
-		}
-		return false, nil
+	runtime.KeepAlive(it.buf)
+	if r.st != C.MC_OK {
+		return t, resErr(op, r)
 	}
-	return false, resErr(op, r)
+	return t, nil
 }

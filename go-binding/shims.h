@@ -201,6 +201,11 @@ static inline gm_res gm_iter_remove(uint64_t id, mc_iter *it) {
 	return gm_fin(r, mc_iter_remove((mc_map){id}, it), 0);
 }
 
+static inline gm_res gm_iter_seek(uint64_t id, mc_iter *it, const uint8_t *k, size_t kl) {
+	gm_res r = {0};
+	return gm_fin(r, mc_iter_seek((mc_map){id}, it, k, kl), 0);
+}
+
 static inline gm_res gm_iter_set_value(uint64_t id, const mc_iter *it, const uint8_t *v, size_t vl) {
 	gm_res r = {0};
 	return gm_fin(r, mc_iter_set_value((mc_map){id}, it, v, vl), 0);

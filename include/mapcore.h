@@ -360,6 +360,18 @@ mc_status mc_iter_next_batch(struct mc_map map,
                              size_t *out_count,
                              size_t *out_used);
 
+// Moves `*it` to `key`'s place in the map's iteration order, as if `key` had
+// just been returned: the next call continues with the entries after that
+// place, and mc_iter_remove / mc_iter_set_value act on `key` (failing with
+// MC_ERR_NOT_FOUND if it is absent by then). `key` need not be present: a
+// key's place depends on the key alone, so this is how a binding that reads
+// batches re-creates the token of an entry in the middle of a batch, even
+// after other threads changed the map. Mode and strict stamp are kept (a
+// stale strict token stays stale).
+// Returns MC_OK; MC_ERR_TOO_LARGE (key over MC_MAX_KEY_LEN); the token
+// errors; the common map errors.
+mc_status mc_iter_seek(struct mc_map map, struct mc_iter *it, const uint8_t *key, size_t key_len);
+
 // Deletes the entry `*it` returned last. The token stays valid and the
 // iteration still yields every other entry exactly once; other strict tokens
 // of the map are invalidated (it is a structural change).

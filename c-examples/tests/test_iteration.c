@@ -831,6 +831,81 @@ static void test_snapshot_isolation(void) {
     CHECK_OK(mc_snapshot_free(s2));
 }
 
+/* mc_iter_seek: a token placed on a key continues exactly after it, in
+ * every mode, whether or not the key is present, and remove/set_value act
+ * on that key. */
+static void test_seek(void) {
+    const size_t n = 3000;
+    mc_map m = new_map(0, 0);
+    fill(m, 'k', 0, n);
+    const uint32_t modes[2] = {MC_MODE_STRICT, MC_MODE_CURSOR};
+    for (int x = 0; x < 2; x++) {
+        /* The full order, one entry at a time. */
+        char (*order)[KEYLEN + 1] = calloc(n, sizeof *order);
+        CHECK(order != NULL);
+        mc_iter it;
+        CHECK_OK(mc_iter_init(m, modes[x], &it));
+        uint8_t k[64], v[64];
+        size_t kl, vl, got = 0;
+        while (mc_iter_next(m, &it, k, sizeof k, &kl, v, sizeof v, &vl) == MC_OK) {
+            CHECK(kl == KEYLEN && got < n);
+            memcpy(order[got++], k, kl);
+        }
+        CHECK(got == n);
+        /* Seeking to entry i yields entry i+1 next (or MC_DONE after the last). */
+        for (size_t i = 0; i < n; i += 37) {
+            mc_iter t;
+            CHECK_OK(mc_iter_init(m, modes[x], &t));
+            CHECK_OK(mc_iter_seek(m, &t, (const uint8_t *)order[i], KEYLEN));
+            mc_status st = mc_iter_next(m, &t, k, sizeof k, &kl, v, sizeof v, &vl);
+            if (i + 1 == n) {
+                CHECK_ST(st, MC_DONE);
+            } else {
+                CHECK_OK(st);
+                CHECK(kl == KEYLEN && memcmp(k, order[i + 1], KEYLEN) == 0);
+            }
+        }
+        /* An absent key: the scan continues with the first present key after
+         * its place, and the token has no entry to remove. */
+        mc_iter t;
+        CHECK_OK(mc_iter_init(m, modes[x], &t));
+        CHECK_OK(mc_iter_seek(m, &t, (const uint8_t *)"absent-key", 10));
+        CHECK_ST(mc_iter_remove(m, &t), MC_ERR_NOT_FOUND);
+        size_t after = 0;
+        while (mc_iter_next(m, &t, k, sizeof k, &kl, v, sizeof v, &vl) == MC_OK) after++;
+        CHECK(after <= n);
+        /* remove and set_value act on the sought key. */
+        CHECK_OK(mc_iter_init(m, modes[x], &t));
+        CHECK_OK(mc_iter_seek(m, &t, (const uint8_t *)order[10], KEYLEN));
+        CHECK_OK(mc_iter_set_value(m, &t, (const uint8_t *)"new", 3));
+        size_t len = 0;
+        CHECK_OK(mc_map_get(m, (const uint8_t *)order[10], KEYLEN, v, sizeof v, &len));
+        CHECK(len == 3 && memcmp(v, "new", 3) == 0);
+        CHECK_OK(mc_iter_remove(m, &t));
+        bool present = true;
+        CHECK_OK(mc_map_contains(m, (const uint8_t *)order[10], KEYLEN, &present));
+        CHECK(!present);
+        CHECK_OK(mc_iter_next(m, &t, k, sizeof k, &kl, v, sizeof v, &vl));
+        CHECK(memcmp(k, order[11], KEYLEN) == 0);
+        bool ins = false;
+        CHECK_OK(mc_map_set(m, (const uint8_t *)order[10], KEYLEN, (const uint8_t *)"v", 1, &ins));
+        CHECK(ins);
+        free(order);
+    }
+    /* A key over the size limit is refused and the token is untouched. */
+    mc_iter t, saved;
+    CHECK_OK(mc_iter_init(m, MC_MODE_CURSOR, &t));
+    saved = t;
+    size_t big = MC_MAX_KEY_LEN + 1;
+    uint8_t *huge = calloc(big, 1);
+    CHECK(huge != NULL);
+    CHECK_ST(mc_iter_seek(m, &t, huge, big), MC_ERR_TOO_LARGE);
+    CHECK(memcmp(&t, &saved, sizeof t) == 0);
+    free(huge);
+    CHECK_OK(mc_map_free(m));
+    printf("  mc_iter_seek places a token exactly after a key (present or not) in both modes\n");
+}
+
 int main(void) {
     printf("test_iteration: iteration guarantees\n");
     test_strict_exactly_once();
@@ -840,6 +915,7 @@ int main(void) {
     test_next_batch_edges();
     test_encode_decode();
     test_snapshot_isolation();
+    test_seek();
     printf("test_iteration: OK (%lu checks)\n", checks_made());
     return 0;
 }

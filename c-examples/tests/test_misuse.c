@@ -222,6 +222,7 @@ static void expect_map_bad_handle(mc_map h, const mc_iter *tok, const char *text
     CHECK_ST(mc_iter_next_with(h, &t, count_entry, NULL), MC_ERR_BAD_HANDLE);
     CHECK_ST(mc_iter_next_batch(h, &t, buf, sizeof buf, 4, &len, &len2), MC_ERR_BAD_HANDLE);
     CHECK_ST(mc_iter_remove(h, &t), MC_ERR_BAD_HANDLE);
+    CHECK_ST(mc_iter_seek(h, &t, U8("k"), 1), MC_ERR_BAD_HANDLE);
     CHECK_ST(mc_iter_set_value(h, &t, U8("v"), 1), MC_ERR_BAD_HANDLE);
     char tb[MC_ITER_TEXT_LEN + 1];
     CHECK_ST(mc_iter_encode(h, &t, tb, sizeof tb, &len), MC_ERR_BAD_HANDLE);
@@ -467,6 +468,9 @@ static void test_null_arguments(void) {
     CHECK_ST(mc_iter_next_batch(m, &it, buf, 64, 4, &a, NULL), MC_ERR_NULL_ARGUMENT);
     CHECK(a == CANARY_SIZE && b == CANARY_SIZE && memcmp(&it, &saved, sizeof it) == 0);
     CHECK_ST(mc_iter_remove(m, NULL), MC_ERR_NULL_ARGUMENT);
+    CHECK_ST(mc_iter_seek(m, NULL, U8("k"), 1), MC_ERR_NULL_ARGUMENT);
+    CHECK_ST(mc_iter_seek(m, &it, NULL, 1), MC_ERR_NULL_ARGUMENT);
+    CHECK(memcmp(&it, &saved, sizeof it) == 0);
     CHECK_OK(mc_iter_next_with(m, &it, count_entry, NULL)); /* now there is a current entry */
     saved = it;
     CHECK_ST(mc_iter_set_value(m, NULL, U8("v"), 1), MC_ERR_NULL_ARGUMENT);

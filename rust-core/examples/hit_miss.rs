@@ -1,5 +1,5 @@
 //! Get hits and misses through the C ABI on a 1M-entry map, three rounds:
-//! `cargo run --release -p mapcore --example hit_miss [miss]` (development
+//! `cargo run --release -p mapcore --example hit_miss [miss|set]` (development
 //! aid for A/B runs between commits; `make bench` is the real comparison).
 // SAFETY (every unsafe block in this file): it calls the C ABI with pointers
 // to live local buffers and their exact lengths, as the header requires.
@@ -23,6 +23,22 @@ fn main() {
         unsafe { mc_map_set(m, k.as_ptr(), 16, v.as_ptr(), 32, std::ptr::null_mut()) };
     }
     let mut buf = [0u8; 64];
+    if std::env::args().nth(1).as_deref() == Some("set") {
+        let v2 = [9u8; 32];
+        for round in 0..3 {
+            let q = 500_000u64;
+            let t = Instant::now();
+            for j in 0..q {
+                let k = key((j.wrapping_mul(0x5851F42D4C957F2D) >> 20) % n);
+                unsafe { mc_map_set(m, k.as_ptr(), 16, v2.as_ptr(), 32, std::ptr::null_mut()) };
+            }
+            println!(
+                "round {round} overwrite: {:.1} ns",
+                t.elapsed().as_nanos() as f64 / q as f64
+            );
+        }
+        return;
+    }
     for round in 0..3 {
         let only_miss = std::env::args().nth(1).as_deref() == Some("miss");
         for (name, off) in [("hit", 0u64), ("miss", n)] {

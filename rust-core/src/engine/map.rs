@@ -247,6 +247,20 @@ impl Map {
         g.get(&self.hasher, h1, key).map(f)
     }
 
+    /// A cursor standing on `key`'s position, as if `key` had just been
+    /// returned (whether or not it is present).
+    pub fn cursor_at(&self, key: &[u8]) -> Cursor {
+        Cursor {
+            started: true,
+            done: false,
+            current: true,
+            pos: Pos {
+                h1: self.hasher.h1(key),
+                h2: self.hasher.h2(key),
+            },
+        }
+    }
+
     /// Copies the value of `key` into `out`: `Ok(len)`, or `Err(len)` when
     /// `out` is too short (nothing written).
     pub fn get_into(

@@ -1032,6 +1032,34 @@ pub unsafe extern "C" fn mc_iter_next_batch(
     })
 }
 
+/// Moves `*it` to `key`'s place in the map's iteration order, as if `key` had
+/// just been returned: the next call continues with the entries after that
+/// place, and mc_iter_remove / mc_iter_set_value act on `key` (failing with
+/// MC_ERR_NOT_FOUND if it is absent by then). `key` need not be present: a
+/// key's place depends on the key alone, so this is how a binding that reads
+/// batches re-creates the token of an entry in the middle of a batch, even
+/// after other threads changed the map. Mode and strict stamp are kept (a
+/// stale strict token stays stale).
+/// Returns MC_OK; MC_ERR_TOO_LARGE (key over MC_MAX_KEY_LEN); the token
+/// errors; the common map errors.
+#[no_mangle]
+pub unsafe extern "C" fn mc_iter_seek(
+    map: mc_map,
+    it: *mut mc_iter,
+    key: *const u8,
+    key_len: usize,
+) -> mc_status {
+    on_map(map.id, |m, id| {
+        let mut t = read_token(it, id)?;
+        // SAFETY: the caller's readable key.
+        let k = unsafe { bytes_in(key, key_len, "key")? };
+        engine::map::check_key(k)?;
+        t.cursor = m.cursor_at(k);
+        write_token(it, &t);
+        Ok(McStatus::MC_OK)
+    })
+}
+
 /// Deletes the entry `*it` returned last. The token stays valid and the
 /// iteration still yields every other entry exactly once; other strict tokens
 /// of the map are invalidated (it is a structural change).
