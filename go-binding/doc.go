@@ -111,7 +111,11 @@
 //     iteration stays valid; the rest of the batch is still returned from
 //     the buffer, and the next batch starts from the re-positioned token.
 //     In cursor mode Remove deletes the current key, which a cursor scan
-//     tolerates by design. Token and SetValue re-position the same way.
+//     tolerates by design. Strict Token and SetValue re-position the same
+//     way; in cursor mode they place a token on the current key with
+//     mc_iter_seek (a key's place in the order depends on the key alone), so
+//     a token taken mid-batch is exact even while other goroutines change
+//     the map.
 //   - By default keys and values are slices of a fresh allocation per
 //     batch that the caller may keep. WithNoCopy yields slices of the
 //     iterator's reused buffer, valid only until the next Next (like
