@@ -72,7 +72,10 @@ sanitizers: stage
 	$(MAKE) --no-print-directory -C c-examples sanitizers
 
 go-test: lib
-	cd go-binding && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	@# -X stamps the test binaries with the library's checksum, so they are
+	@# relinked whenever libmapcore.a changes (see the demo target).
+	cd go-binding && $(GO) vet ./... && $(GO) test -race -count=1 \
+	    -ldflags "-X main.libID=$$(cksum < ../$(LIB_DIR)/libmapcore.a | cut -d' ' -f1)" ./...
 	./go-binding/scripts/outside-module-test.sh
 
 bench:

@@ -25,6 +25,10 @@ import (
 
 var sinkV uint64
 
+// libID is the checksum of the libmapcore.a this binary was linked with
+// (set by bench/Makefile with -ldflags -X, which also forces the relink).
+var libID = "not set"
+
 func envFlag(name string) bool {
 	v := os.Getenv(name)
 	return v != "" && v != "0"
@@ -111,7 +115,7 @@ func main() {
 			only[x] = true
 		}
 	}
-	fmt.Printf(`{"meta":true,"side":"go","go":%q,"gomaxprocs":%d,"versions":%q}`+"\n",
+	fmt.Printf(`{"meta":true,"side":"go","lib_id":%q,"go":%q,"gomaxprocs":%d,"versions":%q}`+"\n", libID,
 		runtime.Version(), runtime.GOMAXPROCS(0), depVersions())
 	t0 := time.Now()
 	for _, n := range sizes {
