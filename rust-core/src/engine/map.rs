@@ -261,20 +261,6 @@ impl Map {
         }
     }
 
-    /// Copies the value of `key` into `out`: `Ok(len)`, or `Err(len)` when
-    /// `out` is too short (nothing written).
-    pub fn get_into(
-        &self,
-        key: &[u8],
-        out: &mut [u8],
-    ) -> Option<std::result::Result<usize, usize>> {
-        self.get_with(key, |v| {
-            let dst = out.get_mut(..v.len()).ok_or(v.len())?;
-            dst.copy_from_slice(v);
-            Ok(v.len())
-        })
-    }
-
     pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         self.get_with(key, |v| v.to_vec())
     }

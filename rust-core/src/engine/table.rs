@@ -381,8 +381,14 @@ impl ShardData {
         self.arena.chunks.len()
     }
 
-    /// `Ok(i)`: the key is at slot `i`. `Err(i)`: it belongs at slot `i`.
-    fn locate(&self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> std::result::Result<usize, usize> {
+    /// `Ok((i, value))`: the key is at slot `i`. `Err(i)`: it belongs at
+    /// slot `i`. The value comes from the record read to compare the key.
+    fn find(
+        &self,
+        hasher: &KeyHasher,
+        h1: u64,
+        key: &[u8],
+    ) -> std::result::Result<(usize, &[u8]), usize> {
         let t = &self.table;
         let mut i = t.home(h1);
         let mut key_h2 = None;
@@ -395,9 +401,9 @@ impl ShardData {
                     return Err(i + off);
                 }
                 if s.hash == h1 {
-                    let (k, _) = self.arena.record(s.loc);
+                    let (k, v) = self.arena.record(s.loc);
                     if bytes_eq(k, key) {
-                        return Ok(i + off);
+                        return Ok((i + off, v));
                     }
                     if tie_order(hasher, key, &mut key_h2, k) == std::cmp::Ordering::Less {
                         return Err(i + off);
@@ -409,32 +415,13 @@ impl ShardData {
         Err(i)
     }
 
-    /// The value of `key`. The same walk as `locate`, but it returns the
-    /// value from the record it already read to compare the key.
+    /// `Ok(i)`: the key is at slot `i`. `Err(i)`: it belongs at slot `i`.
+    fn locate(&self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> std::result::Result<usize, usize> {
+        self.find(hasher, h1, key).map(|(i, _)| i)
+    }
+
     pub fn get(&self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> Option<&[u8]> {
-        let t = &self.table;
-        let mut i = t.home(h1);
-        let mut key_h2 = None;
-        while i < t.len {
-            let page = &t.pages[i >> PAGE_BITS];
-            let base = i & !PAGE_MASK;
-            for s in &page[i & PAGE_MASK..] {
-                if s.is_empty() || s.hash > h1 {
-                    return None;
-                }
-                if s.hash == h1 {
-                    let (k, v) = self.arena.record(s.loc);
-                    if bytes_eq(k, key) {
-                        return Some(v);
-                    }
-                    if tie_order(hasher, key, &mut key_h2, k) == std::cmp::Ordering::Less {
-                        return None;
-                    }
-                }
-            }
-            i = base + page.len();
-        }
-        None
+        self.find(hasher, h1, key).ok().map(|(_, v)| v)
     }
 
     /// Inserts or overwrites. Returns true if the key was new (a structural change).

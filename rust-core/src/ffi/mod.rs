@@ -329,7 +329,7 @@ pub unsafe extern "C" fn mc_map_get(
         // SAFETY: caller's readable key and writable buffer.
         let (k, out) = unsafe { (bytes_in(key, key_len, "key")?, bytes_out(buf, cap, "buf")?) };
         let out_len = out_ptr(out_len, "out_len")?;
-        copy_value(m.get_into(k, out), out_len)
+        copy_value(m.get_with(k, |v| fill(out, v)), out_len)
     })
 }
 
@@ -854,10 +854,11 @@ unsafe fn next_batch_impl(
             used += rec;
             return true;
         }
-        out[used..used + 4].copy_from_slice(&(k.len() as u32).to_ne_bytes());
-        out[used + 4..used + 8].copy_from_slice(&(v.len() as u32).to_ne_bytes());
-        out[used + 8..used + 8 + k.len()].copy_from_slice(k);
-        out[used + 8 + k.len()..used + rec].copy_from_slice(v);
+        let (head, body) = dst.split_at_mut(MC_BATCH_ENTRY_HEADER);
+        head[..4].copy_from_slice(&(k.len() as u32).to_ne_bytes());
+        head[4..].copy_from_slice(&(v.len() as u32).to_ne_bytes());
+        body[..k.len()].copy_from_slice(k);
+        body[k.len()..].copy_from_slice(v);
         used += rec;
         true
     })?;
