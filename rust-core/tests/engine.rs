@@ -420,6 +420,57 @@ fn snapshot_is_isolated_and_outlives_its_map() {
     assert_eq!(mc_snapshot_free(s), MC_OK);
 }
 
+/// get_many compares one candidate record per key and walks the run only on
+/// a 64-bit hash tie: with the 3-bit test hash every key ties, so each
+/// answer (present, deleted, never inserted) must still match a single get.
+#[test]
+fn get_many_agrees_with_get_under_hash_ties() {
+    for weak in [true, false] {
+        let m = M::with(11, weak);
+        let keys: Vec<Vec<u8>> = (0..600).map(key).collect();
+        for (i, k) in keys[..400].iter().enumerate() {
+            m.set(k, format!("v{i}").as_bytes()).unwrap();
+        }
+        for k in keys[..400].iter().step_by(3) {
+            assert_eq!(m.del(k), MC_OK);
+        }
+        let packed: Vec<u8> = keys.concat();
+        let lens: Vec<u32> = keys.iter().map(|k| k.len() as u32).collect();
+        let mut out = vec![0u8; 600 * 8];
+        let mut vlens = vec![0u32; 600];
+        let mut used = 0;
+        let s = unsafe {
+            mc_map_get_many(
+                m.0,
+                600,
+                packed.as_ptr(),
+                lens.as_ptr(),
+                out.as_mut_ptr(),
+                out.len(),
+                vlens.as_mut_ptr(),
+                &mut used,
+            )
+        };
+        assert_eq!(s, MC_OK);
+        let mut off = 0;
+        let mut hits = 0;
+        for (k, &l) in keys.iter().zip(&vlens) {
+            match m.get(k) {
+                Ok(v) => {
+                    assert_eq!(&out[off..off + l as usize], &v[..], "weak={weak}");
+                    off += l as usize;
+                    hits += 1;
+                }
+                Err(e) => {
+                    assert_eq!(e, MC_ERR_NOT_FOUND);
+                    assert_eq!(l, MC_ABSENT, "weak={weak}");
+                }
+            }
+        }
+        assert_eq!((hits, off), (266, used), "weak={weak}");
+    }
+}
+
 #[test]
 fn batches_get_set_delete_and_next_batch_limits() {
     let m = M::with(8, false);

@@ -629,18 +629,20 @@ pub struct ManyView<'a> {
 }
 
 impl ManyView<'_> {
-    /// Starts fetching the record `h1` most likely names (see `get`).
-    pub fn prefetch(&self, h1: u64) {
-        if let Some(g) = &self.guards[shard_of(h1)] {
-            g.prefetch_candidate(h1);
-        }
-    }
-
-    /// Looks up `key` whose `h1` was among the hashes passed to `read_many`.
-    pub fn get(&self, h1: u64, key: &[u8]) -> Option<&[u8]> {
+    /// The slot `h1` most likely names, whose record it starts fetching;
+    /// `None` when no slot holds `h1` (the key is absent).
+    pub fn candidate(&self, h1: u64) -> Option<usize> {
         self.guards[shard_of(h1)]
             .as_ref()
-            .and_then(|g| g.get(self.hasher, h1, key))
+            .and_then(|g| g.candidate(h1))
+    }
+
+    /// Looks up `key` whose `h1` was among the hashes passed to `read_many`,
+    /// given what `candidate(h1)` returned.
+    pub fn get(&self, h1: u64, key: &[u8], candidate: Option<usize>) -> Option<&[u8]> {
+        self.guards[shard_of(h1)]
+            .as_ref()
+            .and_then(|g| g.get_at_candidate(self.hasher, h1, key, candidate))
     }
 }
 

@@ -703,23 +703,44 @@ impl ShardData {
         }
     }
 
-    /// Prefetches the record of the first slot holding `h1`: with 64-bit
-    /// hashes that is the key's record almost always. Batch lookups run this
-    /// for every key before comparing any, so the record misses overlap too.
+    /// The first slot holding `h1`, whose record it starts fetching: with
+    /// 64-bit hashes that is the key's slot almost always. `None` proves the
+    /// key absent (`find` would stop at the same slot). Batch lookups run
+    /// this for every key before comparing any, so the record misses overlap.
     #[inline]
-    pub fn prefetch_candidate(&self, h1: u64) {
+    pub fn candidate(&self, h1: u64) -> Option<usize> {
         let t = &self.table;
         let mut i = t.home(h1);
         while i < t.len {
             let s = t.get(i);
             if s.is_empty() || s.hash > h1 {
-                return;
+                return None;
             }
             if s.hash == h1 {
                 self.arena.prefetch(s.loc);
-                return;
+                return Some(i);
             }
             i += 1;
+        }
+        None
+    }
+
+    /// `get` given the key's `candidate`: one key comparison when the
+    /// candidate holds the key, the full walk only on a 64-bit hash tie.
+    #[inline]
+    pub fn get_at_candidate(
+        &self,
+        hasher: &KeyHasher,
+        h1: u64,
+        key: &[u8],
+        candidate: Option<usize>,
+    ) -> Option<&[u8]> {
+        let i = candidate?;
+        let (k, v) = self.arena.record(self.table.get(i).loc);
+        if bytes_eq(k, key) {
+            Some(v)
+        } else {
+            self.get(hasher, h1, key)
         }
     }
 

@@ -568,14 +568,14 @@ pub unsafe extern "C" fn mc_map_get_many(
         let mut lens = vec![MC_ABSENT; n];
         let used = m.read_many(&hashes, |view| {
             // Records first (their slots are already on the way), then one
-            // lookup per key; nothing is written unless everything fits.
-            for &h in &hashes {
-                view.prefetch(h);
-            }
+            // key comparison per key; nothing is written unless everything fits.
+            let candidates: Vec<Option<usize>> =
+                hashes.iter().map(|&h| view.candidate(h)).collect();
             let found: Vec<Option<&[u8]>> = ks
                 .iter()
                 .zip(&hashes)
-                .map(|(k, &h)| view.get(h, k))
+                .zip(&candidates)
+                .map(|((k, &h), &c)| view.get(h, k, c))
                 .collect();
             let need: usize = found.iter().flatten().map(|v| v.len()).sum();
             if need > out.len() {
