@@ -23,6 +23,7 @@ func TestAllocationsHotPaths(t *testing.T) {
 	}
 	nIns, nDel := 0, 0
 	batchKeys := [][]byte{key(1), key(2), absentKey, key(3)}
+	manyBuf, manyVals := make([]byte, 0, 256), make([][]byte, len(batchKeys))
 	batchVals := [][]byte{val(1), val(2), []byte("x"), val(3)}
 	snap, err := m.Snapshot()
 	if err != nil {
@@ -53,6 +54,7 @@ func TestAllocationsHotPaths(t *testing.T) {
 		{"Map.ContainsString", 0, false, func() error { _, err := m.ContainsString(ks); return err }},
 		{"Map.Len", 0, false, func() error { _, err := m.Len(); return err }},
 		{"Map.GetMany", 2, true, func() error { _, err := m.GetMany(batchKeys); return err }},
+		{"Map.AppendMany", 0, true, func() (err error) { manyBuf, err = m.AppendMany(manyBuf[:0], manyVals, batchKeys); return }},
 		{"Map.SetMany", 0, true, func() error { _, err := m.SetMany(batchKeys[:2], batchVals[:2]); return err }},
 		{"Map.DeleteMany/absent", 0, true, func() error { _, err := m.DeleteMany(batchKeys[2:3]); return err }},
 		{"Snapshot.Get", 1, false, func() error { _, err := snap.Get(k); return err }},

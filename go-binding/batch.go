@@ -127,16 +127,74 @@ func (m *Map) GetMany(keys [][]byte) (vals [][]byte, err error) {
 	}
 	runtime.KeepAlive(m)
 	vals = make([][]byte, n)
+	sliceValues(vals, out, vlens)
+	return vals, nil
+}
+
+// sliceValues points vals[i] at value i of buf, where the library stored the
+// values back to back with their lengths in lens; absent values are nil.
+func sliceValues(vals [][]byte, buf []byte, lens []C.uint32_t) {
 	off := 0
-	for i, l := range vlens {
+	for i, l := range lens {
 		if uint32(l) == absent {
+			vals[i] = nil
 			continue
 		}
 		end := off + int(l)
-		vals[i] = out[off:end:end]
+		vals[i] = buf[off:end:end]
 		off = end
 	}
-	return vals, nil
+}
+
+// AppendMany is GetMany for loops that must not allocate: it appends the
+// values of keys back to back to dst and returns the extended slice, and
+// sets vals[i] to the value of keys[i] (a slice of the result; a present
+// empty value is non-nil and empty) or to nil when keys[i] is absent.
+// len(vals) must equal len(keys). It allocates only when dst lacks the
+// capacity, so reusing dst (as dst[:0]) and vals makes batched lookups
+// allocation-free. Like GetMany it observes one consistent state of the
+// map. On error dst is returned unchanged and vals is left as it was.
+func (m *Map) AppendMany(dst []byte, vals, keys [][]byte) ([]byte, error) {
+	const op = "Map.AppendMany"
+	if m.closed.Load() {
+		return dst, closedErr(op)
+	}
+	if len(vals) != len(keys) {
+		return dst, goErr(op, StatusInvalidArgument, "%d keys but room for %d values", len(keys), len(vals))
+	}
+	if len(keys) == 0 {
+		return dst, nil
+	}
+	s := getScratch()
+	defer s.put()
+	if err := s.pack(op, keys); err != nil {
+		return dst, err
+	}
+	n := len(keys)
+	kb, kl := s.b, s.l[:n]
+	vlens := s.lens(n)
+	out := dst
+	for {
+		p, c := spare(out)
+		r := C.gm_get_many(C.uint64_t(m.id), C.size_t(n), bp(kb), u32p(kl), p, c, u32p(vlens))
+		if r.st == C.MC_OK {
+			out = out[:len(out)+int(r.used)]
+			break
+		}
+		if r.st == C.MC_ERR_BUFFER_TOO_SMALL {
+			// Values may have grown since: loop until they fit.
+			out = slices.Grow(out, int(r.used))
+			continue
+		}
+		runtime.KeepAlive(m)
+		return dst, resErr(op, r)
+	}
+	runtime.KeepAlive(m)
+	if out == nil {
+		out = []byte{} // so that present empty values are non-nil
+	}
+	sliceValues(vals, out[len(dst):], vlens)
+	return out, nil
 }
 
 // SetMany inserts or overwrites keys[i] = vals[i] for all i, atomically:

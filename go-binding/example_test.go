@@ -264,6 +264,31 @@ func ExampleMap_GetMany() {
 	// 2
 }
 
+// AppendMany reuses one buffer and one slice of values across batches, so a
+// lookup loop allocates nothing once they have grown.
+func ExampleMap_AppendMany() {
+	m, _ := mapcore.New()
+	defer m.Close()
+	m.SetString("a", "1")
+	m.SetString("b", "22")
+	var buf []byte
+	vals := make([][]byte, 2)
+	for _, batch := range [][][]byte{
+		{[]byte("a"), []byte("b")},
+		{[]byte("zzz"), []byte("a")},
+	} {
+		var err error
+		buf, err = m.AppendMany(buf[:0], vals, batch)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("%q\n", vals)
+	}
+	// Output:
+	// ["1" "22"]
+	// ["" "1"]
+}
+
 // Deleting while iterating: a plain Go map versus mapcore's three safe ways.
 func Example_deleteWhileIterating() {
 	// A plain Go map: deleting during range is allowed, and inserting too,

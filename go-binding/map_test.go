@@ -247,6 +247,78 @@ func TestBatchOps(t *testing.T) {
 	}
 }
 
+func TestAppendMany(t *testing.T) {
+	m := newMap(t)
+	m.Set([]byte("a"), []byte("1"))
+	m.Set([]byte("b"), []byte{})
+	m.Set([]byte(""), []byte("empty key"))
+	keys := [][]byte{[]byte("a"), []byte("missing"), []byte("b"), []byte("")}
+	want := []string{"1", "", "", "empty key"}
+	check := func(vals [][]byte) {
+		t.Helper()
+		for i, v := range vals {
+			if i == 1 {
+				if v != nil {
+					t.Errorf("absent key gave %q", v)
+				}
+				continue
+			}
+			if v == nil || string(v) != want[i] {
+				t.Errorf("AppendMany[%d] = %q, want %q", i, v, want[i])
+			}
+		}
+	}
+	// From nil: grows, and the present empty value is still non-nil.
+	vals := make([][]byte, len(keys))
+	buf, err := m.AppendMany(nil, vals, keys)
+	if err != nil || string(buf) != "1empty key" {
+		t.Fatalf("AppendMany(nil) = %q, %v", buf, err)
+	}
+	check(vals)
+	// Appends after what dst holds; stale vals entries are overwritten.
+	vals[1] = []byte("stale")
+	buf, err = m.AppendMany([]byte("prefix"), vals, keys)
+	if err != nil || string(buf) != "prefix1empty key" {
+		t.Fatalf("AppendMany(prefix) = %q, %v", buf, err)
+	}
+	check(vals)
+	// All absent with a nil dst.
+	none := make([][]byte, 2)
+	if buf, err := m.AppendMany(nil, none, [][]byte{[]byte("x"), []byte("y")}); err != nil || len(buf) != 0 || none[0] != nil || none[1] != nil {
+		t.Fatalf("AppendMany(absent) = %q, %q, %v", buf, none, err)
+	}
+	// Values larger than the spare capacity: the buffer grows until they fit.
+	var ks [][]byte
+	for i := range 500 {
+		ks = append(ks, key(i))
+		m.Set(key(i), bytes.Repeat([]byte{byte(i)}, i%300))
+	}
+	vs := make([][]byte, len(ks))
+	small := make([]byte, 0, 16)
+	buf, err = m.AppendMany(small, vs, ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range vs {
+		if v == nil || !bytes.Equal(v, bytes.Repeat([]byte{byte(i)}, i%300)) {
+			t.Fatalf("AppendMany[%d] wrong", i)
+		}
+	}
+	if cap(small) != 16 || len(buf) < 500 {
+		t.Fatalf("dst not grown: len %d", len(buf))
+	}
+	// Misuse: vals of the wrong length leaves dst and vals alone.
+	vals[0] = []byte("kept")
+	got, err := m.AppendMany([]byte("d"), vals[:2], keys)
+	wantErr(t, err, ErrInvalidArgument)
+	if string(got) != "d" || string(vals[0]) != "kept" {
+		t.Fatalf("failed AppendMany changed its arguments: %q %q", got, vals[0])
+	}
+	if got, err := m.AppendMany([]byte("d"), nil, nil); err != nil || string(got) != "d" {
+		t.Fatal(got, err)
+	}
+}
+
 func TestDeleteFunc(t *testing.T) {
 	m := newMap(t)
 	fill(t, m, 1000)

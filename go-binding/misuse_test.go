@@ -34,6 +34,7 @@ func TestUseAfterClose(t *testing.T) {
 		"Reserve":        func(m *Map) error { return m.Reserve(1) },
 		"ShrinkToFit":    func(m *Map) error { return m.ShrinkToFit() },
 		"GetMany":        func(m *Map) error { _, err := m.GetMany([][]byte{k}); return err },
+		"AppendMany":     func(m *Map) error { _, err := m.AppendMany(nil, make([][]byte, 1), [][]byte{k}); return err },
 		"SetMany":        func(m *Map) error { _, err := m.SetMany([][]byte{k}, [][]byte{k}); return err },
 		"DeleteMany":     func(m *Map) error { _, err := m.DeleteMany([][]byte{k}); return err },
 		"DeleteFunc":     func(m *Map) error { _, err := m.DeleteFunc(func(_, _ []byte) bool { return true }); return err },

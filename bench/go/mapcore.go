@@ -17,6 +17,7 @@ type mcMap struct {
 	m *mapcore.Map
 	// Reused key/value views for the batch calls (the binding takes [][]byte).
 	kv, vv [][]byte
+	vals   [][]byte // AppendMany results
 }
 
 func newMapcore(capacity int) Map {
@@ -103,16 +104,21 @@ func (c *mcMap) views(keys []byte, n int) [][]byte {
 	return c.kv
 }
 
+// GetBatch reads the values straight into out through AppendMany (reused
+// buffers: no allocation).
 func (c *mcMap) GetBatch(keys []byte, n int, out []byte, lens []uint32) int {
-	vals, err := c.m.GetMany(c.views(keys, n))
+	if cap(c.vals) < n {
+		c.vals = make([][]byte, n)
+	}
+	vals := c.vals[:n]
+	_, err := c.m.AppendMany(out[:0], vals, c.views(keys, n))
 	must(err)
-	hits, off := 0, 0
+	hits := 0
 	for i, v := range vals {
 		if v == nil {
 			lens[i] = ^uint32(0)
 			continue
 		}
-		off += copy(out[off:], v)
 		lens[i] = uint32(len(v))
 		hits++
 	}
