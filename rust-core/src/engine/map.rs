@@ -631,6 +631,7 @@ pub struct ManyView<'a> {
 impl ManyView<'_> {
     /// The slot `h1` most likely names, whose record it starts fetching;
     /// `None` when no slot holds `h1` (the key is absent).
+    #[inline]
     pub fn candidate(&self, h1: u64) -> Option<usize> {
         self.guards[shard_of(h1)]
             .as_ref()
@@ -639,6 +640,7 @@ impl ManyView<'_> {
 
     /// Looks up `key` whose `h1` was among the hashes passed to `read_many`,
     /// given what `candidate(h1)` returned.
+    #[inline]
     pub fn get(&self, h1: u64, key: &[u8], candidate: Option<usize>) -> Option<&[u8]> {
         self.guards[shard_of(h1)]
             .as_ref()

@@ -564,39 +564,48 @@ pub unsafe extern "C" fn mc_map_get_many(
         if n > 0 && val_lens.is_null() {
             return Err(null("val_lens"));
         }
+        let lens: &mut [u32] = if n == 0 {
+            &mut []
+        } else {
+            // SAFETY: val_lens checked non-NULL; the caller provides n
+            // writable u32s there. Written only once everything fits.
+            unsafe { std::slice::from_raw_parts_mut(val_lens, n) }
+        };
         let hashes: Vec<u64> = ks.iter().map(|k| m.hasher().h1(k)).collect();
-        let mut lens = vec![MC_ABSENT; n];
         let used = m.read_many(&hashes, |view| {
             // Records first (their slots are already on the way), then one
             // key comparison per key; nothing is written unless everything fits.
             let candidates: Vec<Option<usize>> =
                 hashes.iter().map(|&h| view.candidate(h)).collect();
+            let mut need = 0;
             let found: Vec<Option<&[u8]>> = ks
                 .iter()
                 .zip(&hashes)
-                .zip(&candidates)
-                .map(|((k, &h), &c)| view.get(h, k, c))
+                .zip(candidates)
+                .map(|((k, &h), c)| {
+                    let v = view.get(h, k, c);
+                    need += v.map_or(0, <[u8]>::len);
+                    v
+                })
                 .collect();
-            let need: usize = found.iter().flatten().map(|v| v.len()).sum();
             if need > out.len() {
                 return Err(need);
             }
             let mut off = 0;
-            for (i, v) in found.iter().enumerate() {
-                if let Some(v) = v {
-                    out[off..off + v.len()].copy_from_slice(v);
-                    off += v.len();
-                    lens[i] = v.len() as u32;
-                }
+            for (v, len) in found.iter().zip(lens.iter_mut()) {
+                *len = match v {
+                    Some(v) => {
+                        out[off..off + v.len()].copy_from_slice(v);
+                        off += v.len();
+                        v.len() as u32
+                    }
+                    None => MC_ABSENT,
+                };
             }
             Ok(off)
         });
         match used {
             Ok(used) => {
-                if n > 0 {
-                    // SAFETY: val_lens non-NULL with n writable u32s (caller's contract).
-                    unsafe { std::ptr::copy_nonoverlapping(lens.as_ptr(), val_lens, n) };
-                }
                 // SAFETY: out_used checked non-NULL.
                 unsafe { put(out_used, used) };
                 Ok(McStatus::MC_OK)
