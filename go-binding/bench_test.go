@@ -127,6 +127,23 @@ func BenchmarkGetMany(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(lookups), "ns/key")
 		})
+		b.Run(fmt.Sprintf("mapcore/AppendMany/batch=%d", n), func(b *testing.B) {
+			d := benchSetup(b)
+			keys, vals := make([][]byte, n), make([][]byte, n)
+			var buf []byte
+			var lookups int
+			for i := 0; b.Loop(); i++ {
+				for j := range keys {
+					keys[j] = d.keys[d.order[(i*n+j)&(benchN-1)]]
+				}
+				var err error
+				if buf, err = d.m.AppendMany(buf[:0], vals, keys); err != nil {
+					b.Fatal(err)
+				}
+				lookups += n
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(lookups), "ns/key")
+		})
 	}
 }
 

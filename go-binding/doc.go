@@ -81,13 +81,16 @@
 // calls; so every call goes through a small C shim that calls the library
 // and, on failure, copies the detail within the same C call. The shims
 // return their outputs by value, so a successful call allocates only what
-// it returns: nothing for Set, Delete, Contains, Len and AppendValue into a
-// buffer with room; the value for Get; the values and the slice of them
-// for GetMany.
+// it returns: nothing for Set, Delete, Contains, Len, and for AppendValue
+// and AppendMany into buffers with room; the value for Get; the values and
+// the slice of them for GetMany.
 //
 // # Batches, and changes made while iterating
 //
-// A cgo call costs about as much as a Go map lookup, so iterators fetch
+// A cgo call costs about as much as a Go map lookup (more inside a loop of
+// cache-missing lookups, which stop overlapping across the transition: see
+// bench/README.md), so lookups of many keys belong in GetMany or, reusing
+// buffers, AppendMany, and iterators fetch
 // entries in batches (mc_iter_next_batch: by default up to 64 KiB per
 // call) and hand them out one by one; GetMany, SetMany and DeleteMany do
 // many keys in one call. Batching must not weaken the guarantees above, so:
