@@ -283,7 +283,8 @@ func floorLine(d *db, side string, n int) string {
 		if ok1 && ok2 && g > 0 {
 			s += fmt.Sprintf("\nThe cgo floor in the get loop: a Go map get plus one empty cgo call per lookup costs %.1f ns, %.2f× the Go map get alone "+
 				"(+%.0f ns, against %.1f ns for the empty call in a tight loop). A per-call cgo library cannot get below that ratio; "+
-				"the single-Get target asks for 1.3×.\n", gc, gc/g, gc-g, ec)
+				"the single-Get target asks for 1.3×. The same transition cost bounds the mixed 90/10 ratio even for a library "+
+				"whose operations took no time (the \"cgo bound\" in the targets table).\n", gc, gc/g, gc-g, ec)
 		}
 	}
 	return s
@@ -333,9 +334,10 @@ type target struct {
 	unit  string
 	// onlyLargest: judged at the largest size only (the GC target is at 10M).
 	onlyLargest bool
-	// floor, when set: the best value any library could reach by the same
-	// rule, from a floor measurement (shown next to the measured value).
-	floor func(d *db, n int) (float64, bool)
+	// bound, when set: the best value any library paying one cgo call per
+	// operation could reach by the same rule (shown next to the measured
+	// value; from the get_hit_cgo floor).
+	bound func(d *db, n int) (float64, bool)
 }
 
 func ratio(d *db, side, c1, op1 string, t1 int, c2, op2 string, t2 int) func(*db, int) (float64, bool) {
@@ -349,13 +351,29 @@ func ratio(d *db, side, c1, op1 string, t1 int, c2, op2 string, t2 int) func(*db
 	}
 }
 
+// cgoBound is the best "Go map ÷ library" ratio for op that any library
+// paying one cgo transition per operation could reach, even with free
+// lookups: the Go map's time over that time plus the transition's cost in
+// the get loop (get_hit_cgo − get_hit, both measured on the Go map).
+func cgoBound(op string) func(*db, int) (float64, bool) {
+	return func(d *db, n int) (float64, bool) {
+		m, ok1 := d.get("go", "gomap", op, n, 1)
+		withCall, ok2 := d.get("go", "gomap", "get_hit_cgo", n, 1)
+		get, ok3 := d.get("go", "gomap", "get_hit", n, 1)
+		if !ok1 || !ok2 || !ok3 || withCall <= get {
+			return 0, false
+		}
+		return m / (m + withCall - get), true
+	}
+}
+
 func ge(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }
 func le(x float64) func(float64) bool { return func(v float64) bool { return v <= x } }
 
 var targets = []target{
 	{side: "go", text: "single Get ≤ 1.3× Go map Get", rule: "mapcore get ÷ map get ≤ 1.3",
 		value: ratio(nil, "go", "mapcore", "get_hit", 1, "gomap", "get_hit", 1), met: le(1.3), unit: "×",
-		floor: ratio(nil, "go", "gomap", "get_hit_cgo", 1, "gomap", "get_hit", 1)},
+		bound: ratio(nil, "go", "gomap", "get_hit_cgo", 1, "gomap", "get_hit", 1)},
 	{side: "go", text: "batched get ≥ 2× faster per key than Go map (batch 64)", rule: "map get ÷ mapcore batch64 per key ≥ 2",
 		value: ratio(nil, "go", "gomap", "get_hit", 1, "mapcore", "get_batch64", 1), met: ge(2), unit: "×"},
 	{side: "go", text: "batched get ≥ 2× faster per key than Go map (batch 256)", rule: "map get ÷ mapcore batch256 per key ≥ 2",
@@ -365,7 +383,8 @@ var targets = []target{
 	{side: "go", text: "Set at least as fast as Go map (bulk insert, presized)", rule: "map ÷ mapcore ≥ 1",
 		value: ratio(nil, "go", "gomap", "insert_presized", 1, "mapcore", "insert_presized", 1), met: ge(1), unit: "×"},
 	{side: "go", text: "Set at least as fast as Go map (overwrite-heavy mixed 90/10)", rule: "map mixed ÷ mapcore mixed ≥ 1",
-		value: ratio(nil, "go", "gomap", "mixed", 1, "mapcore", "mixed", 1), met: ge(1), unit: "×"},
+		value: ratio(nil, "go", "gomap", "mixed", 1, "mapcore", "mixed", 1), met: ge(1), unit: "×",
+		bound: cgoBound("mixed")},
 	{side: "go", text: "full iteration at least as fast as ranging a Go map", rule: "map range ÷ mapcore iteration ≥ 1",
 		value: ratio(nil, "go", "gomap", "iterate", 1, "mapcore", "iterate", 1), met: ge(1), unit: "×"},
 	{side: "go", text: "get at least as fast as fastcache", rule: "fastcache get ÷ mapcore get ≥ 1",
@@ -437,9 +456,9 @@ func targetsTable(d *db) (string, int, int) {
 				mark = "✓"
 			}
 			fmt.Fprintf(&b, "%.2f%s %s", v, t.unit, mark)
-			if t.floor != nil {
-				if f, ok := t.floor(d, n); ok {
-					fmt.Fprintf(&b, " (floor %.2f%s)", f, t.unit)
+			if t.bound != nil {
+				if f, ok := t.bound(d, n); ok {
+					fmt.Fprintf(&b, " (cgo bound %.2f%s)", f, t.unit)
 				}
 			}
 			b.WriteString(" | ")
