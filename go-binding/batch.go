@@ -150,10 +150,13 @@ func sliceValues(vals [][]byte, buf []byte, lens []C.uint32_t) {
 // values of keys back to back to dst and returns the extended slice, and
 // sets vals[i] to the value of keys[i] (a slice of the result; a present
 // empty value is non-nil and empty) or to nil when keys[i] is absent.
-// len(vals) must equal len(keys). It allocates only when dst lacks the
-// capacity, so reusing dst (as dst[:0]) and vals makes batched lookups
-// allocation-free. Like GetMany it observes one consistent state of the
-// map. On error dst is returned unchanged and vals is left as it was.
+// len(vals) must equal len(keys). The values alias the returned slice's
+// array: reusing it (as buf[:0]) for the next call overwrites them. Reusing
+// the buffer and vals makes batched lookups allocation-free once the buffer
+// has grown to fit (the keys are packed into pooled scratch memory, which is
+// allocated only after a garbage collection emptied the pool or for batches
+// of keys above 1 MiB). Like GetMany it observes one consistent state of
+// the map. On error dst is returned unchanged and vals is left as it was.
 func (m *Map) AppendMany(dst []byte, vals, keys [][]byte) ([]byte, error) {
 	const op = "Map.AppendMany"
 	if m.closed.Load() {

@@ -87,8 +87,8 @@
 //
 // # Batches, and changes made while iterating
 //
-// A cgo call costs about as much as a Go map lookup (more inside a loop of
-// cache-missing lookups, which stop overlapping across the transition: see
+// A cgo call costs about as much as a Go map lookup (inside a loop of
+// cache-missing lookups, several times what it costs in a tight loop: see
 // bench/README.md), so lookups of many keys belong in GetMany or, reusing
 // buffers, AppendMany, and iterators fetch
 // entries in batches (mc_iter_next_batch: by default up to 64 KiB per

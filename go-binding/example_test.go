@@ -282,11 +282,21 @@ func ExampleMap_AppendMany() {
 		if err != nil {
 			panic(err)
 		}
-		fmt.Printf("%q\n", vals)
+		for i, v := range vals {
+			if i > 0 {
+				fmt.Print(" ")
+			}
+			if v == nil {
+				fmt.Print("absent")
+			} else {
+				fmt.Printf("%q", v)
+			}
+		}
+		fmt.Println()
 	}
 	// Output:
-	// ["1" "22"]
-	// ["" "1"]
+	// "1" "22"
+	// absent "1"
 }
 
 // Deleting while iterating: a plain Go map versus mapcore's three safe ways.

@@ -294,7 +294,7 @@ func TestAppendMany(t *testing.T) {
 		m.Set(key(i), bytes.Repeat([]byte{byte(i)}, i%300))
 	}
 	vs := make([][]byte, len(ks))
-	small := make([]byte, 0, 16)
+	small := make([]byte, 1, 16)
 	buf, err = m.AppendMany(small, vs, ks)
 	if err != nil {
 		t.Fatal(err)
@@ -304,8 +304,8 @@ func TestAppendMany(t *testing.T) {
 			t.Fatalf("AppendMany[%d] wrong", i)
 		}
 	}
-	if cap(small) != 16 || len(buf) < 500 {
-		t.Fatalf("dst not grown: len %d", len(buf))
+	if cap(buf) <= 16 || &buf[0] == &small[0] || small[:2][1] != 0 {
+		t.Fatalf("dst not grown into a new array, or its spare room written: cap %d", cap(buf))
 	}
 	// Misuse: vals of the wrong length leaves dst and vals alone.
 	vals[0] = []byte("kept")
@@ -316,6 +316,20 @@ func TestAppendMany(t *testing.T) {
 	}
 	if got, err := m.AppendMany([]byte("d"), nil, nil); err != nil || string(got) != "d" {
 		t.Fatal(got, err)
+	}
+	// A failure inside the library (here a handle the library never made)
+	// also leaves dst, its spare room and vals alone.
+	dst := make([]byte, 1, 64)
+	dst[0] = 'd'
+	vals[0] = []byte("kept")
+	bad := &Map{id: 12345}
+	got, err = bad.AppendMany(dst, vals, keys)
+	var e *Error
+	if !errors.As(err, &e) || e.Status != StatusBadHandle {
+		t.Fatalf("AppendMany on a bad handle: %v", err)
+	}
+	if &got[0] != &dst[0] || len(got) != 1 || dst[:2][1] != 0 || string(vals[0]) != "kept" {
+		t.Fatalf("failed AppendMany changed its arguments: %q %q", got, vals[0])
 	}
 }
 

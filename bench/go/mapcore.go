@@ -111,8 +111,9 @@ func (c *mcMap) GetBatch(keys []byte, n int, out []byte, lens []uint32) int {
 		c.vals = make([][]byte, n)
 	}
 	vals := c.vals[:n]
-	_, err := c.m.AppendMany(out[:0], vals, c.views(keys, n))
+	got, err := c.m.AppendMany(out[:0], vals, c.views(keys, n))
 	must(err)
+	check(len(got) == 0 || &got[0] == &out[0], "GetBatch: values did not fit in out")
 	hits := 0
 	for i, v := range vals {
 		if v == nil {

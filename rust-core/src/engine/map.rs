@@ -629,24 +629,31 @@ pub struct ManyView<'a> {
 }
 
 impl ManyView<'_> {
-    /// The slot `h1` most likely names, whose record it starts fetching;
-    /// `None` when no slot holds `h1` (the key is absent).
+    /// Where `h1`'s key most likely is; starts fetching its record. Pass
+    /// the result to `get`.
     #[inline]
-    pub fn candidate(&self, h1: u64) -> Option<usize> {
-        self.guards[shard_of(h1)]
-            .as_ref()
-            .and_then(|g| g.candidate(h1))
+    pub fn candidate(&self, h1: u64) -> Candidate {
+        Candidate(
+            self.guards[shard_of(h1)]
+                .as_ref()
+                .and_then(|g| g.candidate(h1)),
+        )
     }
 
     /// Looks up `key` whose `h1` was among the hashes passed to `read_many`,
-    /// given what `candidate(h1)` returned.
+    /// given `candidate(h1)` from this same view.
     #[inline]
-    pub fn get(&self, h1: u64, key: &[u8], candidate: Option<usize>) -> Option<&[u8]> {
+    pub fn get(&self, h1: u64, key: &[u8], candidate: Candidate) -> Option<&[u8]> {
         self.guards[shard_of(h1)]
             .as_ref()
-            .and_then(|g| g.get_at_candidate(self.hasher, h1, key, candidate))
+            .and_then(|g| g.get_at_candidate(self.hasher, h1, key, candidate.0))
     }
 }
+
+/// What `ManyView::candidate` found for a hash: only that function makes one,
+/// so `get` cannot be handed a made-up slot (`None` inside proves absence).
+#[derive(Clone, Copy)]
+pub struct Candidate(Option<usize>);
 
 /// An immutable point-in-time view sharing pages with the live map.
 #[derive(Clone)]

@@ -568,15 +568,16 @@ pub unsafe extern "C" fn mc_map_get_many(
             &mut []
         } else {
             // SAFETY: val_lens checked non-NULL; the caller provides n
-            // writable u32s there. Written only once everything fits.
+            // writable u32s there, aligned and overlapping no other argument
+            // (the header's general buffer rules). Written only once
+            // everything fits.
             unsafe { std::slice::from_raw_parts_mut(val_lens, n) }
         };
         let hashes: Vec<u64> = ks.iter().map(|k| m.hasher().h1(k)).collect();
         let used = m.read_many(&hashes, |view| {
             // Records first (their slots are already on the way), then one
             // key comparison per key; nothing is written unless everything fits.
-            let candidates: Vec<Option<usize>> =
-                hashes.iter().map(|&h| view.candidate(h)).collect();
+            let candidates: Vec<_> = hashes.iter().map(|&h| view.candidate(h)).collect();
             let mut need = 0;
             let found: Vec<Option<&[u8]>> = ks
                 .iter()
@@ -823,7 +824,6 @@ unsafe fn next_with_impl(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 /// `dst.copy_from_slice(src)`, inlined for the common record sizes: two
 /// overlapping fixed-size copies instead of a `memcpy` call per entry.
 #[inline]
@@ -840,6 +840,7 @@ fn copy_small(dst: &mut [u8], src: &[u8]) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 unsafe fn next_batch_impl(
     src: Source,
     id: u64,
