@@ -1,14 +1,16 @@
 //! The concurrent map: `SHARDS` shards chosen by the top bits of `h1`, each a
-//! reader-writer lock over a `ShardData` plus a structural generation counter.
+//! `ShardLock` (a reader-writer lock whose short reads skip the lock word)
+//! over a `ShardData`, plus a structural generation counter.
 //!
 //! Iteration order is global hash order (shard-major, then slot order), so a
 //! position `(h1, h2)` names "where a scan is" independently of any table.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use parking_lot::{RwLock, RwLockReadGuard};
+use parking_lot::RwLockReadGuard;
 
 use super::hash::{random_seed, KeyHasher, Pos};
+use super::shard_lock::{ShardLock, WriteGuard};
 use super::table::{Entry, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS};
 use crate::status::{Error, McStatus, Result};
 
@@ -25,7 +27,7 @@ pub struct Options {
 
 #[repr(align(128))]
 struct Shard {
-    data: RwLock<ShardData>,
+    data: ShardLock<ShardData>,
     /// Bumped under the write lock by every structural change to this shard.
     generation: AtomicU64,
 }
@@ -187,7 +189,7 @@ impl Map {
         let seed = opts.seed.unwrap_or_else(random_seed);
         let shards = (0..SHARDS)
             .map(|_| Shard {
-                data: RwLock::new(ShardData::new()),
+                data: ShardLock::new(ShardData::new()),
                 generation: AtomicU64::new(0),
             })
             .collect();
@@ -247,6 +249,17 @@ impl Map {
         g.get(&self.hasher, h1, key).map(f)
     }
 
+    /// `get_with` for a short `f` (a copy, a check): it must not block, run
+    /// user code or call into any map. Such reads skip the shard's lock word,
+    /// so threads reading the same shards do not contend on it.
+    #[inline]
+    pub fn get_short<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let h1 = self.hasher.h1(key);
+        self.shards[shard_of(h1)]
+            .data
+            .read_short(|d| d.get(&self.hasher, h1, key).map(f))
+    }
+
     /// A cursor standing on `key`'s position, as if `key` had just been
     /// returned (whether or not it is present).
     pub fn cursor_at(&self, key: &[u8]) -> Cursor {
@@ -262,11 +275,11 @@ impl Map {
     }
 
     pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.get_with(key, |v| v.to_vec())
+        self.get_short(key, |v| v.to_vec())
     }
 
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.get_with(key, |_| ()).is_some()
+        self.get_short(key, |_| ()).is_some()
     }
 
     /// Inserts or overwrites; returns true if the key was new.
@@ -467,10 +480,7 @@ impl Map {
         removed
     }
 
-    fn lock_write_many(
-        &self,
-        hashes: &[u64],
-    ) -> [Option<parking_lot::RwLockWriteGuard<'_, ShardData>>; SHARDS] {
+    fn lock_write_many(&self, hashes: &[u64]) -> [Option<WriteGuard<'_, ShardData>>; SHARDS] {
         let mut mask = 0u32;
         for &h in hashes {
             mask |= 1 << shard_of(h);

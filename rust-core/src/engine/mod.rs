@@ -1,6 +1,7 @@
 //! The engine: safe Rust, no knowledge of C.
 pub mod hash;
 pub mod map;
+mod shard_lock;
 pub mod table;
 pub mod token;
 

@@ -329,7 +329,8 @@ pub unsafe extern "C" fn mc_map_get(
         // SAFETY: caller's readable key and writable buffer.
         let (k, out) = unsafe { (bytes_in(key, key_len, "key")?, bytes_out(buf, cap, "buf")?) };
         let out_len = out_ptr(out_len, "out_len")?;
-        copy_value(m.get_with(k, |v| fill(out, v)), out_len)
+        // A short read: `fill` only copies into the caller's buffer.
+        copy_value(m.get_short(k, |v| fill(out, v)), out_len)
     })
 }
 

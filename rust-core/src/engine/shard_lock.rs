@@ -1,0 +1,286 @@
+//! The shard lock: a reader-writer lock whose short reads do not write the
+//! lock's shared word.
+//!
+//! Taking a read lock is an atomic read-modify-write of the lock word, so two
+//! cores reading the same shards bounce that cache line between them on
+//! every lookup (measured: two threads getting from a 1M map ran at 1.1–1.3×
+//! one thread with the lock, 1.6–1.9× without it). A *short* read — one that
+//! copies a value out and calls no user code — instead announces the shard it
+//! reads in its own thread's slot, checks that no writer is active, and reads
+//! without touching the lock. A writer takes the lock, raises the shard's
+//! `writing` flag, and waits until no slot announces the shard before it
+//! changes anything.
+//!
+//! The announcement and the flag follow Dekker's pattern: each side stores
+//! its own word, runs a `SeqCst` fence, then loads the other side's word, so
+//! at least one side sees the other. A reader that sees the flag raised
+//! withdraws and takes the read lock (which waits for the writer); a writer
+//! that sees an announcement waits for it to be withdrawn. The reader's
+//! fence is a full barrier, like the lock's own atomic instructions, but it
+//! writes only the reader's cache line.
+//!
+//! A thread gets a slot on its first short read and gives it back when it
+//! exits. Without a slot (all taken, or the thread's locals already torn
+//! down) a short read simply takes the read lock.
+
+use std::cell::Cell;
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::*};
+
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Threads that can hold a slot at once; others read through the lock.
+const SLOTS: usize = 256;
+
+/// One thread's announcement: the address of the shard lock it is reading
+/// without locking, or 0. Padded so that no two threads share a line.
+#[repr(align(128))]
+struct Slot {
+    reading: AtomicUsize,
+    taken: AtomicBool,
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // only used to build the array
+const FREE: Slot = Slot {
+    reading: AtomicUsize::new(0),
+    taken: AtomicBool::new(false),
+};
+
+static TABLE: [Slot; SLOTS] = [FREE; SLOTS];
+
+/// Slots ever taken: writers scan `TABLE[..IN_USE]`.
+static IN_USE: AtomicUsize = AtomicUsize::new(0);
+
+/// This thread's slot (None when all were taken); `busy` while it announces.
+struct Local {
+    slot: Option<&'static Slot>,
+    busy: Cell<bool>,
+}
+
+impl Local {
+    fn claim() -> Local {
+        let slot = TABLE.iter().enumerate().find_map(|(i, s)| {
+            s.taken
+                .compare_exchange(false, true, Acquire, Relaxed)
+                .ok()
+                .map(|_| {
+                    IN_USE.fetch_max(i + 1, AcqRel);
+                    s
+                })
+        });
+        Local {
+            slot,
+            busy: Cell::new(false),
+        }
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        if let Some(s) = self.slot {
+            s.reading.store(0, Release);
+            s.taken.store(false, Release);
+        }
+    }
+}
+
+thread_local! {
+    static LOCAL: Local = Local::claim();
+}
+
+/// An announcement in this thread's slot; withdrawn on drop (also when the
+/// read panics).
+struct Announcement {
+    slot: &'static Slot,
+}
+
+impl Announcement {
+    /// Announces `id`, or None when this thread has no slot (or is already
+    /// announcing: short reads never nest, but a caller must not rely on it).
+    fn new(id: usize) -> Option<Announcement> {
+        let slot = LOCAL
+            .try_with(|l| match l.slot {
+                Some(s) if !l.busy.replace(true) => Some(s),
+                _ => None,
+            })
+            .ok()
+            .flatten()?;
+        slot.reading.store(id, Relaxed);
+        // Pairs with the fence in `ShardLock::write`: after both, either the
+        // writer sees this announcement or this thread sees its flag.
+        fence(SeqCst);
+        Some(Announcement { slot })
+    }
+}
+
+impl Drop for Announcement {
+    fn drop(&mut self) {
+        // Release: the reads made under the announcement happen before the
+        // writes of a writer whose Acquire load sees the slot cleared.
+        self.slot.reading.store(0, Release);
+        let _ = LOCAL.try_with(|l| l.busy.set(false));
+    }
+}
+
+pub struct ShardLock<T> {
+    lock: RwLock<T>,
+    /// Raised by the write-lock holder before it waits for announced readers.
+    writing: AtomicBool,
+}
+
+/// Write access; lowers the `writing` flag when dropped.
+pub struct WriteGuard<'a, T> {
+    guard: RwLockWriteGuard<'a, T>,
+    writing: &'a AtomicBool,
+}
+
+impl<T> std::ops::Deref for WriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> std::ops::DerefMut for WriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+impl<T> Drop for WriteGuard<'_, T> {
+    fn drop(&mut self) {
+        // Release: a short reader whose Acquire load sees the flag down sees
+        // every change made under this guard. The lock itself is released
+        // after this, when `guard` drops.
+        self.writing.store(false, Release);
+    }
+}
+
+impl<T> ShardLock<T> {
+    pub fn new(value: T) -> Self {
+        ShardLock {
+            lock: RwLock::new(value),
+            writing: AtomicBool::new(false),
+        }
+    }
+
+    fn id(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// A read lock, for reads that are long, hold several shards or run
+    /// user code.
+    pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        self.lock.read()
+    }
+
+    /// Runs a short read: `f` must not block, call user code or call into
+    /// any map, since writers of this shard wait for it to return.
+    #[inline]
+    pub fn read_short<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        if let Some(announced) = Announcement::new(self.id()) {
+            // Acquire: pairs with the Release in `WriteGuard::drop`.
+            if !self.writing.load(Acquire) {
+                // SAFETY: our announcement was visible before we saw the flag
+                // down (Dekker pairing with `write`), so a writer that takes
+                // the lock from now on waits until `announced` is dropped
+                // (after `f` returns) before changing anything, and a writer
+                // that lowered the flag made its changes visible to us
+                // (Acquire above). No one mutates `T` while this shared
+                // reference lives.
+                let r = f(unsafe { &*self.lock.data_ptr() });
+                drop(announced);
+                return r;
+            }
+            // Withdraw before waiting for the lock: the writer holding it
+            // waits for this announcement to go.
+            drop(announced);
+        }
+        f(&self.lock.read())
+    }
+
+    /// The write lock; returns once no short reader is inside.
+    pub fn write(&self) -> WriteGuard<'_, T> {
+        let guard = self.lock.write();
+        self.writing.store(true, Relaxed);
+        // Pairs with the fence in `Announcement::new`.
+        fence(SeqCst);
+        let id = self.id();
+        for slot in &TABLE[..IN_USE.load(Acquire)] {
+            let mut spins = 0u32;
+            // Acquire: the reader's reads happen before our writes.
+            while slot.reading.load(Acquire) == id {
+                spins += 1;
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        WriteGuard {
+            guard,
+            writing: &self.writing,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn short_reads_never_overlap_a_writer() {
+        // A writer keeps two words equal under the lock; a short reader must
+        // never see them differ.
+        let l = Arc::new(ShardLock::new([0u64; 2]));
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (l, stop) = (l.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Relaxed) {
+                        let (a, b) = l.read_short(|v| {
+                            let a = std::hint::black_box(v)[0];
+                            for _ in 0..32 {
+                                std::hint::spin_loop();
+                            }
+                            (a, std::hint::black_box(v)[1])
+                        });
+                        assert_eq!(a, b, "torn read");
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(300);
+        let mut i = 0u64;
+        while std::time::Instant::now() < until {
+            i += 1;
+            let mut g = l.write();
+            g[0] = i;
+            for _ in 0..32 {
+                std::hint::spin_loop();
+            }
+            g[1] = i;
+        }
+        stop.store(true, Relaxed);
+        let total: u64 = readers.into_iter().map(|t| t.join().unwrap()).sum();
+        assert!(total > 0);
+        assert_eq!(l.read_short(|v| *v), [i, i]);
+    }
+
+    #[test]
+    fn a_panicking_short_read_withdraws_its_announcement() {
+        let l = ShardLock::new(1u32);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            l.read_short(|_| panic!("inside a short read"))
+        }));
+        assert!(r.is_err());
+        // Would wait forever if the announcement were still up.
+        *l.write() = 2;
+        assert_eq!(l.read_short(|v| *v), 2);
+    }
+}
