@@ -438,11 +438,11 @@ impl ShardData {
                 }
                 Ok(false)
             }
-            Err(_) => {
+            Err(mut pos) => {
                 if self.table.count + 1 > self.table.max_count() {
                     self.rebuild(self.table.nominal_bits + 1)?;
+                    pos = self.locate(hasher, h1, key).expect_err("key absent");
                 }
-                let pos = self.locate(hasher, h1, key).expect_err("key absent");
                 self.refuse_position_collision(hasher, h1, key, pos)?;
                 let loc = self.arena.alloc(key, val)?;
                 if let Err(e) = self.place(pos, Slot { hash: h1, loc }) {
