@@ -452,3 +452,82 @@ fn concurrent_gets_never_see_torn_values() {
     assert!(hits > 10_000, "readers made progress ({hits} hits)");
     assert_eq!(mc_map_free(m), MC_OK);
 }
+
+/// get_many reads its shards without their lock words while no writer is
+/// active on them: it must still never see half of a set_many. A writer
+/// keeps 32 keys (spread over the shards) equal with one set_many each
+/// round; two readers fetch all 32 with one get_many and check they agree.
+#[test]
+fn get_many_never_sees_half_a_set_many() {
+    let _serial = serial();
+    const KEYS: u32 = 32;
+    let mut m = mc_map { id: 0 };
+    assert_eq!(unsafe { mc_map_new(&mut m) }, MC_OK);
+    let keys: Vec<u8> = (0..KEYS).flat_map(|k| acct(k)).collect();
+    let lens: Vec<u32> = (0..KEYS).map(|k| acct(k).len() as u32).collect();
+    let write = move |v: u64| {
+        let vals: Vec<u8> = (0..KEYS).flat_map(|_| v.to_le_bytes()).collect();
+        let st = unsafe {
+            mc_map_set_many(
+                m,
+                KEYS as usize,
+                keys.as_ptr(),
+                lens.as_ptr(),
+                vals.as_ptr(),
+                [8u32; KEYS as usize].as_ptr(),
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(st, MC_OK);
+    };
+    write(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let keys: Vec<u8> = (0..KEYS).flat_map(|k| acct(k)).collect();
+                let lens: Vec<u32> = (0..KEYS).map(|k| acct(k).len() as u32).collect();
+                let (mut vals, mut vlens, mut used) =
+                    (vec![0u8; 8 * KEYS as usize], vec![0u32; KEYS as usize], 0);
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let st = unsafe {
+                        mc_map_get_many(
+                            m,
+                            KEYS as usize,
+                            keys.as_ptr(),
+                            lens.as_ptr(),
+                            vals.as_mut_ptr(),
+                            vals.len(),
+                            vlens.as_mut_ptr(),
+                            &mut used,
+                        )
+                    };
+                    assert_eq!(st, MC_OK);
+                    assert!(vlens.iter().all(|&l| l == 8));
+                    let first = &vals[..8];
+                    assert!(
+                        vals.chunks(8).all(|v| v == first),
+                        "get_many saw half a set_many"
+                    );
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_millis(700);
+    let mut v = 0u64;
+    while Instant::now() < deadline {
+        v += 1;
+        write(v);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads: u64 = readers.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(
+        reads > 100 && v > 100,
+        "progress: {reads} reads, {v} writes"
+    );
+    assert_eq!(mc_map_free(m), MC_OK);
+}

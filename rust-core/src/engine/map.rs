@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::RwLockReadGuard;
 
 use super::hash::{random_seed, KeyHasher, Pos};
-use super::shard_lock::{ShardLock, WriteGuard};
+use super::shard_lock::{Group, ShardLock, WriteGuard};
 use super::table::{Entry, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS};
 use crate::status::{Error, McStatus, Result};
 
@@ -64,6 +64,8 @@ pub enum Scan {
 
 pub struct Map {
     shards: Box<[Shard]>,
+    /// Names this map's shard locks for batch reads spanning several.
+    group: Group,
     hasher: KeyHasher,
     /// Secret for hiding positions in encoded tokens.
     secret: [u64; 2],
@@ -187,9 +189,10 @@ fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a, F: FnMut(&Entry<'_
 impl Map {
     pub fn new(opts: &Options) -> Result<Map> {
         let seed = opts.seed.unwrap_or_else(random_seed);
+        let group = Group::new();
         let shards = (0..SHARDS)
             .map(|_| Shard {
-                data: ShardLock::new(ShardData::new()),
+                data: ShardLock::new(ShardData::new(), group),
                 generation: AtomicU64::new(0),
             })
             .collect();
@@ -199,6 +202,7 @@ impl Map {
         };
         let map = Map {
             shards,
+            group,
             hasher: KeyHasher::new(seed, h2_key, opts.weak_hash_for_testing),
             // Never derived from the (possibly fixed, public) hash seed.
             secret: [random_seed(), random_seed()],
@@ -398,28 +402,47 @@ impl Map {
         removed
     }
 
-    /// Runs `f` with read access to every shard any of `hashes` falls in, all
-    /// locked at once (in shard order), so `f` observes one consistent state.
+    /// Runs `f` with read access to every shard any of `hashes` falls in, so
+    /// that `f` observes one consistent state: without their lock words
+    /// while no writer is active on them (a group announcement, see
+    /// `shard_lock`), else under all their read locks, taken in shard order.
+    /// `f` must be short: copy, compare, no user code and no map calls.
     pub fn read_many<R>(&self, hashes: &[u64], f: impl FnOnce(&ManyView<'_>) -> R) -> R {
         let mut mask = 0u32;
         for &h in hashes {
             mask |= 1 << shard_of(h);
         }
-        let mut guards: [Option<RwLockReadGuard<'_, ShardData>>; SHARDS] = Default::default();
-        for (s, g) in guards.iter_mut().enumerate() {
-            if mask & (1 << s) != 0 {
-                *g = Some(self.shards[s].data.read());
-            }
+        let locks: [Option<&ShardLock<ShardData>>; SHARDS] =
+            std::array::from_fn(|s| (mask & (1 << s) != 0).then(|| &self.shards[s].data));
+        // `f` runs on one of the two paths below.
+        let mut f = Some(f);
+        let unlocked = self.group.read_short(locks, |data| {
+            data.map(|d| (f.take().expect("f unused"))(&self.many_view(hashes, d)))
+        });
+        if let Some(r) = unlocked {
+            return r;
         }
+        let guards: [Option<RwLockReadGuard<'_, ShardData>>; SHARDS] =
+            std::array::from_fn(|s| locks[s].map(ShardLock::read));
+        let data = std::array::from_fn(|s| guards[s].as_deref());
+        (f.take().expect("f unused"))(&self.many_view(hashes, data))
+    }
+
+    /// The view `read_many` hands out; starts fetching every key's home slot.
+    fn many_view<'a>(
+        &'a self,
+        hashes: &[u64],
+        shards: [Option<&'a ShardData>; SHARDS],
+    ) -> ManyView<'a> {
         for &h in hashes {
-            if let Some(g) = &guards[shard_of(h)] {
-                g.prefetch_home(h);
+            if let Some(d) = shards[shard_of(h)] {
+                d.prefetch_home(h);
             }
         }
-        f(&ManyView {
-            guards,
+        ManyView {
+            shards,
             hasher: &self.hasher,
-        })
+        }
     }
 
     /// Inserts every `(key, value)` pair under all involved shard locks at
@@ -634,7 +657,7 @@ fn gone() -> Error {
 
 /// Read access to several locked shards at once (see `Map::read_many`).
 pub struct ManyView<'a> {
-    guards: [Option<RwLockReadGuard<'a, ShardData>>; SHARDS],
+    shards: [Option<&'a ShardData>; SHARDS],
     hasher: &'a KeyHasher,
 }
 
@@ -643,20 +666,15 @@ impl ManyView<'_> {
     /// the result to `get`.
     #[inline]
     pub fn candidate(&self, h1: u64) -> Candidate {
-        Candidate(
-            self.guards[shard_of(h1)]
-                .as_ref()
-                .and_then(|g| g.candidate(h1)),
-        )
+        Candidate(self.shards[shard_of(h1)].and_then(|d| d.candidate(h1)))
     }
 
     /// Looks up `key` whose `h1` was among the hashes passed to `read_many`,
     /// given `candidate(h1)` from this same view.
     #[inline]
     pub fn get(&self, h1: u64, key: &[u8], candidate: Candidate) -> Option<&[u8]> {
-        self.guards[shard_of(h1)]
-            .as_ref()
-            .and_then(|g| g.get_at_candidate(self.hasher, h1, key, candidate.0))
+        self.shards[shard_of(h1)]
+            .and_then(|d| d.get_at_candidate(self.hasher, h1, key, candidate.0))
     }
 }
 

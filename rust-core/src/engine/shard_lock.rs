@@ -19,6 +19,10 @@
 //! fence is a full barrier, like the lock's own atomic instructions, but it
 //! writes only the reader's cache line.
 //!
+//! A read that spans several shards of one map (a batch lookup) announces
+//! the map's *group* instead, checks the flag of every shard it reads, and
+//! writers of any shard in the group wait for it the same way.
+//!
 //! A thread gets a slot on its first short read and gives it back when it
 //! exits. Without a slot (all taken, or the thread's locals already torn
 //! down) a short read simply takes the read lock.
@@ -125,6 +129,51 @@ pub struct ShardLock<T> {
     lock: RwLock<T>,
     /// Raised by the write-lock holder before it waits for announced readers.
     writing: AtomicBool,
+    /// The group id of the map this shard belongs to (see `Group`).
+    group: usize,
+}
+
+/// Names the shards of one map for reads spanning several of them. Group
+/// ids are odd, so they never equal a lock's address (the announcement of a
+/// single-shard read).
+#[derive(Clone, Copy)]
+pub struct Group(usize);
+
+impl Group {
+    pub fn new() -> Group {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        Group(NEXT.fetch_add(1, Relaxed) * 2 + 1)
+    }
+
+    /// Runs a short read over several shards of this group without their
+    /// lock words: `f` gets a shared reference to the data of every lock in
+    /// `locks` (which must all belong to this group), or `None` when a
+    /// writer is active on any of them or this thread has no slot; then the
+    /// caller takes their read locks instead. `f` must be short, as for
+    /// `ShardLock::read_short`, whichever it gets.
+    pub fn read_short<'a, T, R, const N: usize>(
+        &self,
+        locks: [Option<&'a ShardLock<T>>; N],
+        f: impl FnOnce(Option<[Option<&T>; N]>) -> R,
+    ) -> R {
+        let Some(announced) = Announcement::new(self.0) else {
+            return f(None);
+        };
+        debug_assert!(locks.iter().flatten().all(|l| l.group == self.0));
+        // Acquire: pairs with the Release in `WriteGuard::drop`.
+        if locks.iter().flatten().any(|l| l.writing.load(Acquire)) {
+            drop(announced);
+            return f(None);
+        }
+        // SAFETY: as in `ShardLock::read_short`: the group announcement was
+        // visible before we saw each lock's flag down, so any writer of these
+        // locks waits (it compares announcements with its group too) until
+        // `announced` is dropped, after `f` returns.
+        let data = locks.map(|l| l.map(|l| unsafe { &*l.lock.data_ptr() }));
+        let r = f(Some(data));
+        drop(announced);
+        r
+    }
 }
 
 /// Write access; lowers the `writing` flag when dropped.
@@ -156,10 +205,11 @@ impl<T> Drop for WriteGuard<'_, T> {
 }
 
 impl<T> ShardLock<T> {
-    pub fn new(value: T) -> Self {
+    pub fn new(value: T, group: Group) -> Self {
         ShardLock {
             lock: RwLock::new(value),
             writing: AtomicBool::new(false),
+            group: group.0,
         }
     }
 
@@ -204,11 +254,15 @@ impl<T> ShardLock<T> {
         self.writing.store(true, Relaxed);
         // Pairs with the fence in `Announcement::new`.
         fence(SeqCst);
-        let id = self.id();
+        let (id, group) = (self.id(), self.group);
         for slot in &TABLE[..IN_USE.load(Acquire)] {
             let mut spins = 0u32;
-            // Acquire: the reader's reads happen before our writes.
-            while slot.reading.load(Acquire) == id {
+            loop {
+                // Acquire: the reader's reads happen before our writes.
+                let announced = slot.reading.load(Acquire);
+                if announced != id && announced != group {
+                    break;
+                }
                 spins += 1;
                 if spins < 64 {
                     std::hint::spin_loop();
@@ -233,7 +287,7 @@ mod tests {
     fn short_reads_never_overlap_a_writer() {
         // A writer keeps two words equal under the lock; a short reader must
         // never see them differ.
-        let l = Arc::new(ShardLock::new([0u64; 2]));
+        let l = Arc::new(ShardLock::new([0u64; 2], Group::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let readers: Vec<_> = (0..2)
             .map(|_| {
@@ -274,7 +328,7 @@ mod tests {
 
     #[test]
     fn a_panicking_short_read_withdraws_its_announcement() {
-        let l = ShardLock::new(1u32);
+        let l = ShardLock::new(1u32, Group::new());
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             l.read_short(|_| panic!("inside a short read"))
         }));
