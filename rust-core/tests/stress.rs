@@ -463,7 +463,7 @@ fn get_many_never_sees_half_a_set_many() {
     const KEYS: u32 = 32;
     let mut m = mc_map { id: 0 };
     assert_eq!(unsafe { mc_map_new(&mut m) }, MC_OK);
-    let keys: Vec<u8> = (0..KEYS).flat_map(|k| acct(k)).collect();
+    let keys: Vec<u8> = (0..KEYS).flat_map(acct).collect();
     let lens: Vec<u32> = (0..KEYS).map(|k| acct(k).len() as u32).collect();
     let write = move |v: u64| {
         let vals: Vec<u8> = (0..KEYS).flat_map(|_| v.to_le_bytes()).collect();
@@ -486,7 +486,7 @@ fn get_many_never_sees_half_a_set_many() {
         .map(|_| {
             let stop = stop.clone();
             std::thread::spawn(move || {
-                let keys: Vec<u8> = (0..KEYS).flat_map(|k| acct(k)).collect();
+                let keys: Vec<u8> = (0..KEYS).flat_map(acct).collect();
                 let lens: Vec<u32> = (0..KEYS).map(|k| acct(k).len() as u32).collect();
                 let (mut vals, mut vlens, mut used) =
                     (vec![0u8; 8 * KEYS as usize], vec![0u32; KEYS as usize], 0);

@@ -151,9 +151,9 @@ impl Group {
     /// writer is active on any of them or this thread has no slot; then the
     /// caller takes their read locks instead. `f` must be short, as for
     /// `ShardLock::read_short`, whichever it gets.
-    pub fn read_short<'a, T, R, const N: usize>(
+    pub fn read_short<T, R, const N: usize>(
         &self,
-        locks: [Option<&'a ShardLock<T>>; N],
+        locks: [Option<&ShardLock<T>>; N],
         f: impl FnOnce(Option<[Option<&T>; N]>) -> R,
     ) -> R {
         let Some(announced) = Announcement::new(self.0) else {
