@@ -21,14 +21,17 @@
 //!
 //! A read that spans several shards of one map (a batch lookup) announces
 //! the map's *group* instead, checks the flag of every shard it reads, and
-//! writers of any shard in the group wait for it the same way.
+//! writers of any shard in the group wait for it the same way (also writers
+//! of shards it does not read: the price of one word per announcement).
 //!
 //! A thread gets a slot on its first short read and gives it back when it
-//! exits. Without a slot (all taken, or the thread's locals already torn
-//! down) a short read simply takes the read lock.
+//! exits (from a pthread-key destructor, so also when that first read came
+//! from another destructor during the thread's exit). Without a slot (all
+//! taken) a short read simply takes the read lock.
 
 use std::cell::Cell;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::OnceLock;
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -54,41 +57,80 @@ static TABLE: [Slot; SLOTS] = [FREE; SLOTS];
 /// Slots ever taken: writers scan `TABLE[..IN_USE]`.
 static IN_USE: AtomicUsize = AtomicUsize::new(0);
 
-/// This thread's slot (None when all were taken); `busy` while it announces.
+/// This thread's slot, if it has one, and `busy` while it announces. No
+/// destructor: `const` thread-locals without one stay usable while the
+/// thread exits (C code may call the library from pthread-key destructors),
+/// and the slot is given back by the pthread-key destructor of `release_key`,
+/// which glibc also runs for a slot first claimed during thread exit.
 struct Local {
-    slot: Option<&'static Slot>,
+    slot: Cell<Option<&'static Slot>>,
+    /// Whether this thread looked for a slot and found none (all taken, or
+    /// no pthread key): it then reads through the lock, without scanning the
+    /// table again on every read.
+    none_free: Cell<bool>,
     busy: Cell<bool>,
 }
 
-impl Local {
-    fn claim() -> Local {
-        let slot = TABLE.iter().enumerate().find_map(|(i, s)| {
-            s.taken
-                .compare_exchange(false, true, Acquire, Relaxed)
-                .ok()
-                .map(|_| {
-                    IN_USE.fetch_max(i + 1, AcqRel);
-                    s
-                })
-        });
+thread_local! {
+    static LOCAL: Local = const {
         Local {
-            slot,
+            slot: Cell::new(None),
+            none_free: Cell::new(false),
             busy: Cell::new(false),
         }
-    }
+    };
 }
 
-impl Drop for Local {
-    fn drop(&mut self) {
-        if let Some(s) = self.slot {
-            s.reading.store(0, Release);
-            s.taken.store(false, Release);
-        }
-    }
+/// Gives a thread's slot back when the thread exits.
+extern "C" fn release_slot(slot: *mut libc::c_void) {
+    // SAFETY: the value was set by `claim` to a `&'static Slot` of `TABLE`.
+    let slot = unsafe { &*(slot as *const Slot) };
+    slot.reading.store(0, Release);
+    slot.taken.store(false, Release);
+    // A later read from another destructor of this thread claims again.
+    LOCAL.with(|l| l.slot.set(None));
 }
 
-thread_local! {
-    static LOCAL: Local = Local::claim();
+/// The pthread key whose destructor gives slots back (None if it could not
+/// be created: then no thread takes a slot).
+fn release_key() -> Option<libc::pthread_key_t> {
+    static KEY: OnceLock<Option<libc::pthread_key_t>> = OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: `key` is a valid out-pointer; `release_slot` has the
+        // destructor signature pthread expects.
+        (unsafe { libc::pthread_key_create(&mut key, Some(release_slot)) } == 0).then_some(key)
+    })
+}
+
+/// This thread's slot, claiming a free one on first use.
+fn my_slot(l: &Local) -> Option<&'static Slot> {
+    if let Some(s) = l.slot.get() {
+        return Some(s);
+    }
+    if l.none_free.get() {
+        return None;
+    }
+    let slot = release_key().and_then(|key| {
+        TABLE.iter().enumerate().find_map(|(i, s)| {
+            s.taken
+                .compare_exchange(false, true, Acquire, Relaxed)
+                .ok()?;
+            // SAFETY: `key` was created by `release_key`; the value is a
+            // pointer to a static, valid for as long as the key needs it.
+            if unsafe { libc::pthread_setspecific(key, s as *const Slot as *const libc::c_void) }
+                != 0
+            {
+                s.taken.store(false, Release);
+                return None;
+            }
+            IN_USE.fetch_max(i + 1, AcqRel);
+            Some(s)
+        })
+    });
+    l.slot.set(slot);
+    l.none_free.set(slot.is_none());
+    slot
 }
 
 /// An announcement in this thread's slot; withdrawn on drop (also when the
@@ -101,14 +143,18 @@ impl Announcement {
     /// Announces `id`, or None when this thread has no slot (or is already
     /// announcing: short reads never nest, but a caller must not rely on it).
     fn new(id: usize) -> Option<Announcement> {
-        let slot = LOCAL
-            .try_with(|l| match l.slot {
-                Some(s) if !l.busy.replace(true) => Some(s),
-                _ => None,
-            })
-            .ok()
-            .flatten()?;
-        slot.reading.store(id, Relaxed);
+        let slot = LOCAL.with(|l| {
+            if l.busy.get() {
+                return None;
+            }
+            let s = my_slot(l)?;
+            l.busy.set(true);
+            Some(s)
+        })?;
+        // Release: a writer whose Acquire load sees this value also sees
+        // what this thread did before (its earlier reads under a withdrawn
+        // announcement, or a previous owner's, through `taken`).
+        slot.reading.store(id, Release);
         // Pairs with the fence in `ShardLock::write`: after both, either the
         // writer sees this announcement or this thread sees its flag.
         fence(SeqCst);
@@ -121,7 +167,7 @@ impl Drop for Announcement {
         // Release: the reads made under the announcement happen before the
         // writes of a writer whose Acquire load sees the slot cleared.
         self.slot.reading.store(0, Release);
-        let _ = LOCAL.try_with(|l| l.busy.set(false));
+        LOCAL.with(|l| l.busy.set(false));
     }
 }
 
@@ -326,6 +372,39 @@ mod tests {
         assert_eq!(l.read_short(|v| *v), [i, i]);
     }
 
+    /// A thread whose first short read comes from a pthread-key destructor,
+    /// while it exits, still gives its slot back (else 300 such threads would
+    /// leave every slot taken).
+    #[test]
+    fn slots_claimed_during_thread_exit_are_given_back() {
+        static LOCK: OnceLock<ShardLock<u32>> = OnceLock::new();
+        extern "C" fn read_at_exit(_: *mut libc::c_void) {
+            let l = LOCK.get_or_init(|| ShardLock::new(7, Group::new()));
+            assert_eq!(l.read_short(|v| *v), 7);
+        }
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: valid out-pointer and destructor.
+        assert_eq!(
+            unsafe { libc::pthread_key_create(&mut key, Some(read_at_exit)) },
+            0
+        );
+        for _ in 0..300 {
+            std::thread::spawn(move || {
+                // SAFETY: any non-NULL value makes the destructor run.
+                unsafe { libc::pthread_setspecific(key, 1 as *const libc::c_void) };
+            })
+            .join()
+            .unwrap();
+        }
+        let taken = TABLE.iter().filter(|s| s.taken.load(Acquire)).count();
+        assert!(
+            taken < 64,
+            "{taken} slots still taken after the threads exited"
+        );
+        // SAFETY: the key is no longer used.
+        unsafe { libc::pthread_key_delete(key) };
+    }
+
     #[test]
     fn a_panicking_short_read_withdraws_its_announcement() {
         let l = ShardLock::new(1u32, Group::new());
@@ -333,8 +412,17 @@ mod tests {
             l.read_short(|_| panic!("inside a short read"))
         }));
         assert!(r.is_err());
-        // Would wait forever if the announcement were still up.
-        *l.write() = 2;
+        // A writer would wait forever if the announcement were still up:
+        // give it a second, on another thread, rather than hang the test.
+        let l = std::sync::Arc::new(l);
+        let (done, wait) = std::sync::mpsc::channel();
+        let writer = l.clone();
+        std::thread::spawn(move || {
+            *writer.write() = 2;
+            done.send(()).unwrap();
+        });
+        wait.recv_timeout(std::time::Duration::from_secs(1))
+            .expect("the writer still waits for the panicked read");
         assert_eq!(l.read_short(|v| *v), 2);
     }
 }
