@@ -25,9 +25,10 @@
 //! of shards it does not read: the price of one word per announcement).
 //!
 //! A thread gets a slot on its first short read and gives it back when it
-//! exits (from a pthread-key destructor, so also when that first read came
-//! from another destructor during the thread's exit). Without a slot (all
-//! taken) a short read simply takes the read lock.
+//! exits (from its thread-local's destructor, or from a pthread-key
+//! destructor when the first read came during the thread's exit and Rust
+//! will not run the former). Without a slot (all taken, or the thread's
+//! locals already torn down) a short read simply takes the read lock.
 
 use std::cell::Cell;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::*};
@@ -57,38 +58,72 @@ static TABLE: [Slot; SLOTS] = [FREE; SLOTS];
 /// Slots ever taken: writers scan `TABLE[..IN_USE]`.
 static IN_USE: AtomicUsize = AtomicUsize::new(0);
 
-/// This thread's slot, if it has one, and `busy` while it announces. No
-/// destructor: `const` thread-locals without one stay usable while the
-/// thread exits (C code may call the library from pthread-key destructors),
-/// and the slot is given back by the pthread-key destructor of `release_key`,
-/// which glibc also runs for a slot first claimed during thread exit.
+/// This thread's slot (None when all were taken); `busy` while it announces.
 struct Local {
     slot: Cell<Option<&'static Slot>>,
-    /// Whether this thread looked for a slot and found none (all taken, or
-    /// no pthread key): it then reads through the lock, without scanning the
-    /// table again on every read.
-    none_free: Cell<bool>,
     busy: Cell<bool>,
 }
 
-thread_local! {
-    static LOCAL: Local = const {
+impl Local {
+    fn claim() -> Local {
+        let slot = TABLE.iter().enumerate().find_map(|(i, s)| {
+            s.taken
+                .compare_exchange(false, true, Acquire, Relaxed)
+                .ok()?;
+            // Also give the slot back from a pthread-key destructor: Rust
+            // does not run the destructor of a thread-local first touched
+            // while the thread exits (from another pthread-key destructor),
+            // but glibc runs the destructors of keys set then.
+            let armed = release_key().is_some_and(|key| {
+                // SAFETY: a key made by `release_key`; the value points to a
+                // static.
+                unsafe {
+                    libc::pthread_setspecific(key, s as *const Slot as *const libc::c_void) == 0
+                }
+            });
+            if !armed {
+                s.taken.store(false, Release);
+                return None;
+            }
+            IN_USE.fetch_max(i + 1, AcqRel);
+            Some(s)
+        });
         Local {
-            slot: Cell::new(None),
-            none_free: Cell::new(false),
+            slot: Cell::new(slot),
             busy: Cell::new(false),
         }
-    };
+    }
 }
 
-/// Gives a thread's slot back when the thread exits.
-extern "C" fn release_slot(slot: *mut libc::c_void) {
-    // SAFETY: the value was set by `claim` to a `&'static Slot` of `TABLE`.
-    let slot = unsafe { &*(slot as *const Slot) };
+impl Drop for Local {
+    fn drop(&mut self) {
+        if let Some(s) = self.slot.take() {
+            if let Some(key) = release_key() {
+                // SAFETY: a key made by `release_key`. Disarms its destructor,
+                // which would otherwise give the slot back a second time.
+                unsafe { libc::pthread_setspecific(key, std::ptr::null()) };
+            }
+            release(s);
+        }
+    }
+}
+
+thread_local! {
+    static LOCAL: Local = Local::claim();
+}
+
+fn release(slot: &Slot) {
     slot.reading.store(0, Release);
     slot.taken.store(false, Release);
-    // A later read from another destructor of this thread claims again.
-    LOCAL.with(|l| l.slot.set(None));
+}
+
+/// The destructor of `release_key`: gives the thread's slot back when
+/// `Local`'s own destructor did not run.
+extern "C" fn release_slot(slot: *mut libc::c_void) {
+    // Forget it first, so this thread cannot announce in it any more.
+    let _ = LOCAL.try_with(|l| l.slot.set(None));
+    // SAFETY: `claim` set the value to a pointer to a `Slot` of `TABLE`.
+    release(unsafe { &*(slot as *const Slot) });
 }
 
 /// The pthread key whose destructor gives slots back (None if it could not
@@ -103,36 +138,6 @@ fn release_key() -> Option<libc::pthread_key_t> {
     })
 }
 
-/// This thread's slot, claiming a free one on first use.
-fn my_slot(l: &Local) -> Option<&'static Slot> {
-    if let Some(s) = l.slot.get() {
-        return Some(s);
-    }
-    if l.none_free.get() {
-        return None;
-    }
-    let slot = release_key().and_then(|key| {
-        TABLE.iter().enumerate().find_map(|(i, s)| {
-            s.taken
-                .compare_exchange(false, true, Acquire, Relaxed)
-                .ok()?;
-            // SAFETY: `key` was created by `release_key`; the value is a
-            // pointer to a static, valid for as long as the key needs it.
-            if unsafe { libc::pthread_setspecific(key, s as *const Slot as *const libc::c_void) }
-                != 0
-            {
-                s.taken.store(false, Release);
-                return None;
-            }
-            IN_USE.fetch_max(i + 1, AcqRel);
-            Some(s)
-        })
-    });
-    l.slot.set(slot);
-    l.none_free.set(slot.is_none());
-    slot
-}
-
 /// An announcement in this thread's slot; withdrawn on drop (also when the
 /// read panics).
 struct Announcement {
@@ -143,14 +148,13 @@ impl Announcement {
     /// Announces `id`, or None when this thread has no slot (or is already
     /// announcing: short reads never nest, but a caller must not rely on it).
     fn new(id: usize) -> Option<Announcement> {
-        let slot = LOCAL.with(|l| {
-            if l.busy.get() {
-                return None;
-            }
-            let s = my_slot(l)?;
-            l.busy.set(true);
-            Some(s)
-        })?;
+        let slot = LOCAL
+            .try_with(|l| match l.slot.get() {
+                Some(s) if !l.busy.replace(true) => Some(s),
+                _ => None,
+            })
+            .ok()
+            .flatten()?;
         // Release: a writer whose Acquire load sees this value also sees
         // what this thread did before (its earlier reads under a withdrawn
         // announcement, or a previous owner's, through `taken`).
@@ -167,7 +171,7 @@ impl Drop for Announcement {
         // Release: the reads made under the announcement happen before the
         // writes of a writer whose Acquire load sees the slot cleared.
         self.slot.reading.store(0, Release);
-        LOCAL.with(|l| l.busy.set(false));
+        let _ = LOCAL.try_with(|l| l.busy.set(false));
     }
 }
 
