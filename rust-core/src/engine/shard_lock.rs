@@ -25,10 +25,9 @@
 //! of shards it does not read: the price of one word per announcement).
 //!
 //! A thread gets a slot on its first short read and gives it back when it
-//! exits (from its thread-local's destructor, or from a pthread-key
-//! destructor when the first read came during the thread's exit and Rust
-//! will not run the former). Without a slot (all taken, or the thread's
-//! locals already torn down) a short read simply takes the read lock.
+//! exits (from a pthread-key destructor, which glibc runs also when that
+//! first read came from another destructor during the thread's exit).
+//! Without a slot (all taken) a short read simply takes the read lock.
 
 use std::cell::Cell;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::*};
@@ -58,58 +57,52 @@ static TABLE: [Slot; SLOTS] = [FREE; SLOTS];
 /// Slots ever taken: writers scan `TABLE[..IN_USE]`.
 static IN_USE: AtomicUsize = AtomicUsize::new(0);
 
-/// This thread's slot (None when all were taken); `busy` while it announces.
+/// This thread's slot and whether it is announcing. No destructor: a
+/// thread-local with one, first touched while the thread exits (C code may
+/// call the library from pthread-key destructors), would never be torn down
+/// and its registration would leak; the slot is given back by the
+/// destructor of `release_key` instead, which glibc runs in that case too.
 struct Local {
     slot: Cell<Option<&'static Slot>>,
+    /// Set once this thread found no slot (all taken): it then reads
+    /// through the lock without scanning the table on every read.
+    no_slot: Cell<bool>,
     busy: Cell<bool>,
 }
 
-impl Local {
-    fn claim() -> Local {
-        let slot = TABLE.iter().enumerate().find_map(|(i, s)| {
-            s.taken
-                .compare_exchange(false, true, Acquire, Relaxed)
-                .ok()?;
-            // Also give the slot back from a pthread-key destructor: Rust
-            // does not run the destructor of a thread-local first touched
-            // while the thread exits (from another pthread-key destructor),
-            // but glibc runs the destructors of keys set then.
-            let armed = release_key().is_some_and(|key| {
-                // SAFETY: a key made by `release_key`; the value points to a
-                // static.
-                unsafe {
-                    libc::pthread_setspecific(key, s as *const Slot as *const libc::c_void) == 0
-                }
-            });
-            if !armed {
-                s.taken.store(false, Release);
-                return None;
-            }
-            IN_USE.fetch_max(i + 1, AcqRel);
-            Some(s)
-        });
+thread_local! {
+    static LOCAL: Local = const {
         Local {
-            slot: Cell::new(slot),
+            slot: Cell::new(None),
+            no_slot: Cell::new(false),
             busy: Cell::new(false),
         }
-    }
+    };
 }
 
-impl Drop for Local {
-    fn drop(&mut self) {
-        if let Some(s) = self.slot.take() {
-            if let Some(key) = release_key() {
-                // SAFETY: a key made by `release_key`. Disarms its destructor,
-                // which would otherwise give the slot back a second time.
-                unsafe { libc::pthread_setspecific(key, std::ptr::null()) };
-            }
-            release(s);
+/// Takes a free slot for this thread and arms `release_key` to give it back.
+#[cold]
+#[inline(never)]
+fn claim(l: &Local) -> Option<&'static Slot> {
+    let slot = TABLE.iter().enumerate().find_map(|(i, s)| {
+        s.taken
+            .compare_exchange(false, true, Acquire, Relaxed)
+            .ok()?;
+        let armed = release_key().is_some_and(|key| {
+            // SAFETY: a key made by `release_key`; the value points to a
+            // static.
+            unsafe { libc::pthread_setspecific(key, s as *const Slot as *const libc::c_void) == 0 }
+        });
+        if !armed {
+            s.taken.store(false, Release);
+            return None;
         }
-    }
-}
-
-thread_local! {
-    static LOCAL: Local = Local::claim();
+        IN_USE.fetch_max(i + 1, AcqRel);
+        Some(s)
+    });
+    l.slot.set(slot);
+    l.no_slot.set(slot.is_none());
+    slot
 }
 
 fn release(slot: &Slot) {
@@ -117,11 +110,10 @@ fn release(slot: &Slot) {
     slot.taken.store(false, Release);
 }
 
-/// The destructor of `release_key`: gives the thread's slot back when
-/// `Local`'s own destructor did not run.
+/// The destructor of `release_key`: gives the thread's slot back.
 extern "C" fn release_slot(slot: *mut libc::c_void) {
-    // Forget it first, so this thread cannot announce in it any more.
-    let _ = LOCAL.try_with(|l| l.slot.set(None));
+    // Forget it first: a later read from another destructor claims anew.
+    LOCAL.with(|l| l.slot.set(None));
     // SAFETY: `claim` set the value to a pointer to a `Slot` of `TABLE`.
     release(unsafe { &*(slot as *const Slot) });
 }
@@ -148,13 +140,18 @@ impl Announcement {
     /// Announces `id`, or None when this thread has no slot (or is already
     /// announcing: short reads never nest, but a caller must not rely on it).
     fn new(id: usize) -> Option<Announcement> {
-        let slot = LOCAL
-            .try_with(|l| match l.slot.get() {
-                Some(s) if !l.busy.replace(true) => Some(s),
-                _ => None,
-            })
-            .ok()
-            .flatten()?;
+        let slot = LOCAL.with(|l| {
+            if l.busy.get() {
+                return None;
+            }
+            let s = match l.slot.get() {
+                Some(s) => s,
+                None if l.no_slot.get() => return None,
+                None => claim(l)?,
+            };
+            l.busy.set(true);
+            Some(s)
+        })?;
         // Release: a writer whose Acquire load sees this value also sees
         // what this thread did before (its earlier reads under a withdrawn
         // announcement, or a previous owner's, through `taken`).
@@ -171,7 +168,7 @@ impl Drop for Announcement {
         // Release: the reads made under the announcement happen before the
         // writes of a writer whose Acquire load sees the slot cleared.
         self.slot.reading.store(0, Release);
-        let _ = LOCAL.try_with(|l| l.busy.set(false));
+        LOCAL.with(|l| l.busy.set(false));
     }
 }
 
