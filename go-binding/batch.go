@@ -91,44 +91,52 @@ func (m *Map) GetMany(keys [][]byte) (vals [][]byte, err error) {
 	}
 	s := getScratch()
 	defer s.put()
-	if err := s.pack(op, keys); err != nil {
+	// Read into the pooled buffer (first guess: 64 bytes a value) and copy
+	// out exactly what was used; values that do not fit are read straight
+	// into the larger buffer readMany grows, which is handed out as is.
+	if want := min(max(64*len(keys), 256), maxPooled); cap(s.v) < want {
+		s.v = make([]byte, want)
+	}
+	pooled := s.v[:0]
+	buf, lens, err := m.readMany(op, s, pooled, keys)
+	if err != nil {
 		return nil, err
+	}
+	out := buf[:len(buf):len(buf)]
+	if len(buf) > 0 && &buf[0] == &pooled[:1][0] {
+		out = make([]byte, len(buf)) // make+copy of len(buf): not zeroed first
+		copy(out, buf)
+	}
+	vals = make([][]byte, len(keys))
+	sliceValues(vals, out, lens)
+	return vals, nil
+}
+
+// readMany packs keys into s and reads their values back to back after
+// dst's length, growing dst as the library asks (values may grow between
+// two calls, so it loops). It returns the extended slice and the value
+// lengths (MC_ABSENT for an absent key), which live in s.
+func (m *Map) readMany(op string, s *scratch, dst []byte, keys [][]byte) ([]byte, []C.uint32_t, error) {
+	if err := s.pack(op, keys); err != nil {
+		return nil, nil, err
 	}
 	n := len(keys)
 	kb, kl := s.b, s.l[:n]
-	vlens := s.lens(n)
-	// Read into the pooled buffer (first guess: 64 bytes a value) and copy
-	// out exactly what was used; values that do not fit are read again
-	// straight into a buffer of the size the library asked for.
-	if want := min(max(64*n, 256), maxPooled); cap(s.v) < want {
-		s.v = make([]byte, want)
-	}
-	vb := s.v[:cap(s.v)]
-	var out []byte
+	lens := s.lens(n)
 	for {
-		r := C.gm_get_many(C.uint64_t(m.id), C.size_t(n), bp(kb), u32p(kl), bp(vb), C.size_t(len(vb)), u32p(vlens))
-		if r.st == C.MC_OK {
-			if out == nil {
-				v := vb[:r.used]
-				out = make([]byte, len(v)) // make+copy of len(v): not zeroed first
-				copy(out, v)
-			} else {
-				out = out[:r.used]
-			}
-			break
-		}
-		if r.st == C.MC_ERR_BUFFER_TOO_SMALL {
-			out = make([]byte, int(r.used))
-			vb = out
+		p, c := spare(dst)
+		r := C.gm_get_many(C.uint64_t(m.id), C.size_t(n), bp(kb), u32p(kl), p, c, u32p(lens))
+		switch r.st {
+		case C.MC_OK:
+			runtime.KeepAlive(m)
+			return dst[:len(dst)+int(r.used)], lens, nil
+		case C.MC_ERR_BUFFER_TOO_SMALL:
+			dst = slices.Grow(dst, int(r.used))
 			continue
 		}
 		runtime.KeepAlive(m)
-		return nil, resErr(op, r)
+		return nil, nil, resErr(op, r)
 	}
-	runtime.KeepAlive(m)
-	vals = make([][]byte, n)
-	sliceValues(vals, out, vlens)
-	return vals, nil
 }
 
 // sliceValues points vals[i] at value i of buf, where the library stored the
@@ -170,33 +178,14 @@ func (m *Map) AppendMany(dst []byte, vals, keys [][]byte) ([]byte, error) {
 	}
 	s := getScratch()
 	defer s.put()
-	if err := s.pack(op, keys); err != nil {
+	out, lens, err := m.readMany(op, s, dst, keys)
+	if err != nil {
 		return dst, err
 	}
-	n := len(keys)
-	kb, kl := s.b, s.l[:n]
-	vlens := s.lens(n)
-	out := dst
-	for {
-		p, c := spare(out)
-		r := C.gm_get_many(C.uint64_t(m.id), C.size_t(n), bp(kb), u32p(kl), p, c, u32p(vlens))
-		if r.st == C.MC_OK {
-			out = out[:len(out)+int(r.used)]
-			break
-		}
-		if r.st == C.MC_ERR_BUFFER_TOO_SMALL {
-			// Values may have grown since: loop until they fit.
-			out = slices.Grow(out, int(r.used))
-			continue
-		}
-		runtime.KeepAlive(m)
-		return dst, resErr(op, r)
-	}
-	runtime.KeepAlive(m)
 	if out == nil {
 		out = []byte{} // so that present empty values are non-nil
 	}
-	sliceValues(vals, out[len(dst):], vlens)
+	sliceValues(vals, out[len(dst):], lens)
 	return out, nil
 }
 
