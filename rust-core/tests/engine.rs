@@ -438,19 +438,7 @@ fn get_many_agrees_with_get_under_hash_ties() {
         let lens: Vec<u32> = keys.iter().map(|k| k.len() as u32).collect();
         let mut out = vec![0u8; 600 * 8];
         let mut vlens = vec![0u32; 600];
-        let mut used = 0;
-        let s = unsafe {
-            mc_map_get_many(
-                m.0,
-                600,
-                packed.as_ptr(),
-                lens.as_ptr(),
-                out.as_mut_ptr(),
-                out.len(),
-                vlens.as_mut_ptr(),
-                &mut used,
-            )
-        };
+        let (s, used) = get_many(m.0, &packed, &lens, &mut out, &mut vlens);
         assert_eq!(s, MC_OK);
         let mut off = 0;
         let mut hits = 0;
@@ -496,36 +484,16 @@ fn batches_get_set_delete_and_next_batch_limits() {
     assert_eq!(ins, 300);
     let mut out = vec![0u8; vals.len()];
     let mut vlens = vec![0u32; 300];
-    let mut used = 0;
-    unsafe {
-        let s = mc_map_get_many(
-            m.0,
-            300,
-            packed.as_ptr(),
-            lens.as_ptr(),
-            out.as_mut_ptr(),
-            out.len() - 1,
-            vlens.as_mut_ptr(),
-            &mut used,
-        );
-        assert_eq!(s, MC_ERR_BUFFER_TOO_SMALL);
-        assert_eq!(used, vals.len());
-        assert!(
-            vlens.iter().all(|&l| l == 0),
-            "val_lens untouched on failure"
-        );
-        let s = mc_map_get_many(
-            m.0,
-            300,
-            packed.as_ptr(),
-            lens.as_ptr(),
-            out.as_mut_ptr(),
-            out.len(),
-            vlens.as_mut_ptr(),
-            &mut used,
-        );
-        assert_eq!(s, MC_OK);
-    }
+    let short = out.len() - 1;
+    let (s, used) = get_many(m.0, &packed, &lens, &mut out[..short], &mut vlens);
+    assert_eq!(s, MC_ERR_BUFFER_TOO_SMALL);
+    assert_eq!(used, vals.len());
+    assert!(
+        vlens.iter().all(|&l| l == 0),
+        "val_lens untouched on failure"
+    );
+    let (s, _) = get_many(m.0, &packed, &lens, &mut out, &mut vlens);
+    assert_eq!(s, MC_OK);
     assert_eq!(out, vals);
     let mut removed = 0;
     unsafe {
@@ -534,17 +502,8 @@ fn batches_get_set_delete_and_next_batch_limits() {
             MC_OK
         );
         assert_eq!(removed, 150);
-        mc_map_get_many(
-            m.0,
-            300,
-            packed.as_ptr(),
-            lens.as_ptr(),
-            out.as_mut_ptr(),
-            out.len(),
-            vlens.as_mut_ptr(),
-            &mut used,
-        );
     }
+    assert_eq!(get_many(m.0, &packed, &lens, &mut out, &mut vlens).0, MC_OK);
     assert!(vlens[..150].iter().all(|&l| l == MC_ABSENT));
     assert!(vlens[150..].iter().all(|&l| l == 10));
     // next-batch: exact fit of one entry, one byte short, and the max limit.

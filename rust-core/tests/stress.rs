@@ -129,19 +129,7 @@ fn run_stress(duration: Duration) {
                 let lens = [acct(a).len() as u32, acct(b).len() as u32];
                 let mut vals = [0u8; 16];
                 let mut vlens = [0u32; 2];
-                let mut used = 0;
-                let s = unsafe {
-                    mc_map_get_many(
-                        m.0,
-                        2,
-                        keys.as_ptr(),
-                        lens.as_ptr(),
-                        vals.as_mut_ptr(),
-                        16,
-                        vlens.as_mut_ptr(),
-                        &mut used,
-                    )
-                };
+                let (s, _) = get_many(m.0, &keys, &lens, &mut vals, &mut vlens);
                 assert_eq!(s, MC_OK);
                 let va = u64::from_le_bytes(vals[..8].try_into().unwrap());
                 let vb = u64::from_le_bytes(vals[8..].try_into().unwrap());
@@ -488,22 +476,11 @@ fn get_many_never_sees_half_a_set_many() {
             std::thread::spawn(move || {
                 let keys: Vec<u8> = (0..KEYS).flat_map(acct).collect();
                 let lens: Vec<u32> = (0..KEYS).map(|k| acct(k).len() as u32).collect();
-                let (mut vals, mut vlens, mut used) =
-                    (vec![0u8; 8 * KEYS as usize], vec![0u32; KEYS as usize], 0);
+                let (mut vals, mut vlens) =
+                    (vec![0u8; 8 * KEYS as usize], vec![0u32; KEYS as usize]);
                 let mut reads = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let st = unsafe {
-                        mc_map_get_many(
-                            m,
-                            KEYS as usize,
-                            keys.as_ptr(),
-                            lens.as_ptr(),
-                            vals.as_mut_ptr(),
-                            vals.len(),
-                            vlens.as_mut_ptr(),
-                            &mut used,
-                        )
-                    };
+                    let (st, _) = get_many(m, &keys, &lens, &mut vals, &mut vlens);
                     assert_eq!(st, MC_OK);
                     assert!(vlens.iter().all(|&l| l == 8));
                     let first = &vals[..8];

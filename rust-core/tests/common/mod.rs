@@ -26,6 +26,33 @@ pub fn opts(seed: u64, weak: bool) -> mc_options {
     }
 }
 
+/// `mc_map_get_many` of the keys packed in `keys` (lengths in `lens`):
+/// values into `out`, their lengths into `vlens`. Returns the status and
+/// `*out_used`.
+pub fn get_many(
+    m: mc_map,
+    keys: &[u8],
+    lens: &[u32],
+    out: &mut [u8],
+    vlens: &mut [u32],
+) -> (McStatus, usize) {
+    assert_eq!(lens.len(), vlens.len());
+    let mut used = 0;
+    let s = unsafe {
+        mc_map_get_many(
+            m,
+            lens.len(),
+            keys.as_ptr(),
+            lens.as_ptr(),
+            out.as_mut_ptr(),
+            out.len(),
+            vlens.as_mut_ptr(),
+            &mut used,
+        )
+    };
+    (s, used)
+}
+
 impl M {
     pub fn new() -> M {
         let mut h = mc_map { id: 0 };
