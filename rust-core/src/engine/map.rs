@@ -414,18 +414,13 @@ impl Map {
         }
         let locks: [Option<&ShardLock<ShardData>>; SHARDS] =
             std::array::from_fn(|s| (mask & (1 << s) != 0).then(|| &self.shards[s].data));
-        // `f` runs on one of the two paths below.
-        let mut f = Some(f);
-        let unlocked = self.group.read_short(locks, |data| {
-            data.map(|d| (f.take().expect("f unused"))(&self.many_view(hashes, d)))
-        });
-        if let Some(r) = unlocked {
-            return r;
+        if let Some(unlocked) = self.group.read_unlocked(locks) {
+            return f(&self.many_view(hashes, unlocked.data()));
         }
         let guards: [Option<RwLockReadGuard<'_, ShardData>>; SHARDS] =
             std::array::from_fn(|s| locks[s].map(ShardLock::read));
         let data = std::array::from_fn(|s| guards[s].as_deref());
-        (f.take().expect("f unused"))(&self.many_view(hashes, data))
+        f(&self.many_view(hashes, data))
     }
 
     /// The view `read_many` hands out; starts fetching every key's home slot.

@@ -134,6 +134,9 @@ fn release_key() -> Option<libc::pthread_key_t> {
 /// read panics).
 struct Announcement {
     slot: &'static Slot,
+    /// Withdrawn on the thread that made it (its drop clears that thread's
+    /// `busy` flag): neither `Send` nor `Sync`.
+    _this_thread: std::marker::PhantomData<*const ()>,
 }
 
 impl Announcement {
@@ -159,7 +162,10 @@ impl Announcement {
         // Pairs with the fence in `ShardLock::write`: after both, either the
         // writer sees this announcement or this thread sees its flag.
         fence(SeqCst);
-        Some(Announcement { slot })
+        Some(Announcement {
+            slot,
+            _this_thread: std::marker::PhantomData,
+        })
     }
 }
 
@@ -192,34 +198,44 @@ impl Group {
         Group(NEXT.fetch_add(1, Relaxed) * 2 + 1)
     }
 
-    /// Runs a short read over several shards of this group without their
-    /// lock words: `f` gets a shared reference to the data of every lock in
-    /// `locks` (which must all belong to this group), or `None` when a
-    /// writer is active on any of them or this thread has no slot; then the
-    /// caller takes their read locks instead. `f` must be short, as for
-    /// `ShardLock::read_short`, whichever it gets.
-    pub fn read_short<T, R, const N: usize>(
+    /// Reads several shards of this group without their lock words: the
+    /// data of every lock in `locks` (all of this group), or `None` when a
+    /// writer is active on any of them or this thread has no slot (then take
+    /// their read locks). Writers of the group wait while the result lives,
+    /// so hold it only for a short read, as for `ShardLock::read_short`.
+    pub fn read_unlocked<'a, T, const N: usize>(
         &self,
-        locks: [Option<&ShardLock<T>>; N],
-        f: impl FnOnce(Option<[Option<&T>; N]>) -> R,
-    ) -> R {
-        let Some(announced) = Announcement::new(self.0) else {
-            return f(None);
-        };
+        locks: [Option<&'a ShardLock<T>>; N],
+    ) -> Option<GroupRead<'a, T, N>> {
+        let announced = Announcement::new(self.0)?;
         debug_assert!(locks.iter().flatten().all(|l| l.group == self.0));
         // Acquire: pairs with the Release in `WriteGuard::drop`.
         if locks.iter().flatten().any(|l| l.writing.load(Acquire)) {
-            drop(announced);
-            return f(None);
+            return None;
         }
         // SAFETY: as in `ShardLock::read_short`: the group announcement was
         // visible before we saw each lock's flag down, so any writer of these
         // locks waits (it compares announcements with its group too) until
-        // `announced` is dropped, after `f` returns.
+        // the returned guard, which owns `announced`, is dropped; `data`
+        // only lends the references for as long as the guard is borrowed.
         let data = locks.map(|l| l.map(|l| unsafe { &*l.lock.data_ptr() }));
-        let r = f(Some(data));
-        drop(announced);
-        r
+        Some(GroupRead {
+            data,
+            _announced: announced,
+        })
+    }
+}
+
+/// Shared access to several shards of one group without their lock words.
+pub struct GroupRead<'a, T, const N: usize> {
+    data: [Option<&'a T>; N],
+    _announced: Announcement,
+}
+
+impl<T, const N: usize> GroupRead<'_, T, N> {
+    /// The data of each lock passed to `Group::read_unlocked`.
+    pub fn data(&self) -> [Option<&T>; N] {
+        self.data
     }
 }
 
