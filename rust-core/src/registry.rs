@@ -75,7 +75,11 @@ struct Retired {
 unsafe impl Send for Retired {}
 
 struct Registry {
-    segments: [OnceLock<Box<[Slot]>>; MAX_SEGS],
+    /// Slot segments, allocated on demand under the free-list lock and never
+    /// freed (null: not yet allocated). Plain pointers rather than `OnceLock`s:
+    /// every call looks its handle up here, and each check on that path
+    /// costs (see `get`).
+    segments: [AtomicPtr<[Slot; SEG_SLOTS]>; MAX_SEGS],
     free: Mutex<FreeList>,
     epoch: AtomicU64,
     participants: Mutex<Vec<&'static Participant>>,
@@ -88,7 +92,7 @@ struct Registry {
 }
 
 static REGISTRY: Registry = Registry {
-    segments: [const { OnceLock::new() }; MAX_SEGS],
+    segments: [const { AtomicPtr::new(ptr::null_mut()) }; MAX_SEGS],
     free: Mutex::new(FreeList {
         free: std::collections::VecDeque::new(),
         next: 0,
@@ -108,25 +112,72 @@ struct Participant {
     in_use: AtomicU32,
 }
 
+/// This thread's participant record and call depth. No destructor: a
+/// thread-local with one, first touched while the thread exits (C code may
+/// call the library from pthread-key destructors), is never torn down and
+/// its registration leaks; `release_key`'s destructor gives the record back
+/// instead, which glibc runs in that case too.
 struct Local {
-    me: &'static Participant,
+    me: Cell<Option<&'static Participant>>,
     depth: Cell<u32>,
 }
 
-impl Drop for Local {
-    fn drop(&mut self) {
-        if self.depth.get() > 0 {
-            // Torn down while pinned (a Handle kept in another thread-local):
-            // stay pinned and leak the record rather than free under a reader.
-            return;
+thread_local! {
+    static LOCAL: Local = const {
+        Local {
+            me: Cell::new(None),
+            depth: Cell::new(0),
         }
-        self.me.active.store(0, Release);
-        self.me.in_use.store(0, Release);
+    };
+}
+
+/// Claims a participant for this thread and arms `release_key` to give it
+/// back when the thread exits. Out of line: it runs once per thread, and
+/// inlined into every call it made the hot path measurably slower.
+#[cold]
+#[inline(never)]
+fn claim_for_thread(l: &Local) -> &'static Participant {
+    let p = claim_participant();
+    let armed = release_key().is_some_and(|key| {
+        // SAFETY: a key made by `release_key`; the value points to a leaked,
+        // never-freed participant.
+        unsafe {
+            libc::pthread_setspecific(key, p as *const Participant as *const libc::c_void) == 0
+        }
+    });
+    // Unarmed (no key), the record stays claimed after the thread exits:
+    // a leak of one record, never a use after free.
+    let _ = armed;
+    l.me.set(Some(p));
+    p
+}
+
+/// The destructor of `release_key`: gives the exiting thread's participant
+/// back, unless a call is still pinned (a handle kept by another
+/// destructor), in which case the record stays claimed and pinned.
+extern "C" fn release_participant(p: *mut libc::c_void) {
+    // SAFETY: `claim_for_thread` set the value to a leaked `Participant`.
+    let p = unsafe { &*(p as *const Participant) };
+    let pinned = LOCAL.with(|l| {
+        // Forget it first: a later call from another destructor claims anew.
+        l.me.set(None);
+        l.depth.get() > 0
+    });
+    if !pinned {
+        p.active.store(0, Release);
+        p.in_use.store(0, Release);
     }
 }
 
-thread_local! {
-    static LOCAL: Local = Local { me: claim_participant(), depth: Cell::new(0) };
+fn release_key() -> Option<libc::pthread_key_t> {
+    static KEY: OnceLock<Option<libc::pthread_key_t>> = OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: `key` is a valid out-pointer; `release_participant` has the
+        // destructor signature pthread expects.
+        (unsafe { libc::pthread_key_create(&mut key, Some(release_participant)) } == 0)
+            .then_some(key)
+    })
 }
 
 fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
@@ -151,72 +202,52 @@ fn claim_participant() -> &'static Participant {
 
 /// Keeps the calling thread pinned; objects it loads stay allocated until drop.
 pub struct PinGuard {
-    /// A participant claimed for this call alone, when the thread's own
-    /// record was unavailable (thread-local storage being torn down).
-    temporary: Option<&'static Participant>,
+    me: &'static Participant,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
-fn publish(p: &Participant) {
-    let e = REGISTRY.epoch.load(SeqCst);
-    // SeqCst store: ordered before the slot load that follows, and against
-    // the free's SeqCst swap and epoch bump.
-    p.active.store(e, SeqCst);
-}
-
+#[inline]
 fn pin() -> PinGuard {
-    let pinned = LOCAL.try_with(|l| {
+    let me = LOCAL.with(|l| {
+        let me = match l.me.get() {
+            Some(p) => p,
+            None => claim_for_thread(l),
+        };
         let d = l.depth.get();
         if d == 0 {
-            publish(l.me);
+            let e = REGISTRY.epoch.load(SeqCst);
+            // SeqCst store: ordered before the slot load that follows, and
+            // against the free's SeqCst swap and epoch bump.
+            me.active.store(e, Release);
+            std::sync::atomic::compiler_fence(SeqCst);
         }
         l.depth.set(d + 1);
+        me
     });
-    let temporary = match pinned {
-        Ok(()) => None,
-        // A call from a thread-local destructor (e.g. a pthread key
-        // destructor in C) after ours is gone: pin with a borrowed record.
-        Err(_) => {
-            let p = claim_participant();
-            publish(p);
-            Some(p)
-        }
-    };
     PinGuard {
-        temporary,
+        me,
         _not_send: std::marker::PhantomData,
     }
 }
 
 impl Drop for PinGuard {
+    #[inline]
     fn drop(&mut self) {
-        let released_epoch = match self.temporary {
-            Some(p) => {
-                // Release stores, not swaps: a swap is a full barrier on x86.
-                let e = p.active.load(Relaxed);
-                p.active.store(0, Release);
-                p.in_use.store(0, Release);
-                Some(e)
-            }
-            None => LOCAL
-                .try_with(|l| {
-                    let d = l.depth.get() - 1;
-                    l.depth.set(d);
-                    (d == 0).then(|| {
-                        let e = l.me.active.load(Relaxed);
-                        l.me.active.store(0, Release);
-                        e
-                    })
-                })
-                .ok()
-                .flatten(),
-        };
+        let outermost = LOCAL.with(|l| {
+            let d = l.depth.get() - 1;
+            l.depth.set(d);
+            d == 0
+        });
+        if !outermost {
+            return;
+        }
+        let e = self.me.active.load(Relaxed);
+        // A Release store, not a swap: a swap is a full barrier on x86.
+        self.me.active.store(0, Release);
         // Only the thread that held reclamation back retries it, so a
         // waiting retired object does not send every call to the locks.
-        if let Some(e) = released_epoch {
-            if REGISTRY.pending.load(Relaxed) > 0 && e <= REGISTRY.blocked_at.load(Relaxed) {
-                reclaim();
-            }
+        if REGISTRY.pending.load(Relaxed) > 0 && e <= REGISTRY.blocked_at.load(Relaxed) {
+            reclaim();
         }
     }
 }
@@ -270,9 +301,14 @@ impl std::ops::Deref for Handle {
     }
 }
 
+#[inline]
 fn slot(index: usize) -> Option<&'static Slot> {
-    let seg = REGISTRY.segments.get(index >> SEG_BITS)?.get()?;
-    seg.get(index & (SEG_SLOTS - 1))
+    let seg = REGISTRY.segments.get(index >> SEG_BITS)?.load(Acquire);
+    // SAFETY: a non-null segment pointer comes from a leaked Box (see
+    // `insert`), published with Release after its slots were initialised,
+    // and is never freed.
+    let seg: &'static [Slot; SEG_SLOTS] = unsafe { seg.as_ref() }?;
+    Some(&seg[index & (SEG_SLOTS - 1)])
 }
 
 /// Registers an object; returns its handle, or None when the registry is full.
@@ -288,8 +324,12 @@ pub fn insert(object: Object) -> Option<u64> {
             if i >= MAX_LIVE {
                 return None;
             }
-            REGISTRY.segments[i >> SEG_BITS]
-                .get_or_init(|| (0..SEG_SLOTS).map(|_| Slot::default()).collect());
+            let seg = &REGISTRY.segments[i >> SEG_BITS];
+            if seg.load(Relaxed).is_null() {
+                let slots: Box<[Slot]> = (0..SEG_SLOTS).map(|_| Slot::default()).collect();
+                let slots: Box<[Slot; SEG_SLOTS]> = slots.try_into().ok()?;
+                seg.store(Box::into_raw(slots), Release);
+            }
             fl.next += 1;
             i
         }
@@ -312,6 +352,7 @@ pub fn insert(object: Object) -> Option<u64> {
 }
 
 /// Finds the live object behind `id`. Any garbage id yields None.
+#[inline]
 pub fn get(id: u64) -> Option<Handle> {
     let low = (id & 0xFFFF_FFFF) as usize;
     if low == 0 {
@@ -398,6 +439,45 @@ mod tests {
         }
         assert!(!retired_contains(id), "reclaimed once no reader is pinned");
         assert!(!remove(id), "double free is refused");
+    }
+
+    /// A thread whose first call comes from a pthread-key destructor, while
+    /// it exits, still gives its participant record back (else each such
+    /// thread would leave one more record claimed for good).
+    #[test]
+    fn participants_claimed_during_thread_exit_are_given_back() {
+        static ID: OnceLock<u64> = OnceLock::new();
+        extern "C" fn call_at_exit(_: *mut libc::c_void) {
+            let id = *ID.get_or_init(|| {
+                insert(Object::Map(Map::new(&Options::default()).unwrap())).unwrap()
+            });
+            assert!(get(id).is_some());
+        }
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: valid out-pointer and destructor.
+        assert_eq!(
+            unsafe { libc::pthread_key_create(&mut key, Some(call_at_exit)) },
+            0
+        );
+        for _ in 0..300 {
+            std::thread::spawn(move || {
+                // SAFETY: any non-NULL value makes the destructor run.
+                unsafe { libc::pthread_setspecific(key, 1 as *const libc::c_void) };
+            })
+            .join()
+            .unwrap();
+        }
+        let claimed = lock(&REGISTRY.participants)
+            .iter()
+            .filter(|p| p.in_use.load(Acquire) != 0)
+            .count();
+        assert!(
+            claimed < 64,
+            "{claimed} participant records still claimed after the threads exited"
+        );
+        // SAFETY: the key is no longer used.
+        unsafe { libc::pthread_key_delete(key) };
+        assert!(remove(*ID.get().unwrap()));
     }
 
     #[test]

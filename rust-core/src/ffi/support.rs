@@ -8,11 +8,70 @@ use crate::engine::Map;
 use crate::registry::{self, Object, Snapshot};
 use crate::status::{Error, McStatus, Result};
 
+/// Bytes of a formatted detail kept for `mc_last_error`; longer details are
+/// cut at a character boundary and end in "...".
+const DETAIL_CAP: usize = 320;
+
+/// A failure's detail, kept without owning heap memory: static for the
+/// common errors, else copied inline (the size is the point: no heap).
+#[derive(Clone, Copy)]
+#[allow(clippy::large_enum_variant)]
+enum Detail {
+    Static(&'static str),
+    Inline { len: usize, bytes: [u8; DETAIL_CAP] },
+}
+
+#[derive(Clone, Copy)]
+struct LastError {
+    status: McStatus,
+    detail: Detail,
+}
+
+impl LastError {
+    fn new(e: Error) -> LastError {
+        let detail = match e.detail {
+            std::borrow::Cow::Borrowed(s) => Detail::Static(s),
+            std::borrow::Cow::Owned(s) => {
+                let mut bytes = [0u8; DETAIL_CAP];
+                let mut len = s.len();
+                if len > DETAIL_CAP {
+                    const CUT: &str = "...";
+                    len = DETAIL_CAP - CUT.len();
+                    while !s.is_char_boundary(len) {
+                        len -= 1;
+                    }
+                    bytes[len..len + CUT.len()].copy_from_slice(CUT.as_bytes());
+                    bytes[..len].copy_from_slice(&s.as_bytes()[..len]);
+                    len += CUT.len();
+                } else {
+                    bytes[..len].copy_from_slice(s.as_bytes());
+                }
+                Detail::Inline { len, bytes }
+            }
+        };
+        LastError {
+            status: e.status,
+            detail,
+        }
+    }
+
+    fn detail(&self) -> &str {
+        match &self.detail {
+            Detail::Static(s) => s,
+            // Cut at a character boundary above, so always valid UTF-8.
+            Detail::Inline { len, bytes } => std::str::from_utf8(&bytes[..*len]).unwrap_or(""),
+        }
+    }
+}
+
 thread_local! {
     /// The last failure on this thread, kept unformatted: a failing call (a
     /// miss, say) only moves a status and a usually static detail here;
-    /// the text is built when `mc_last_error` asks for it.
-    static LAST_ERROR: RefCell<Option<Error>> = const { RefCell::new(None) };
+    /// the text is built when `mc_last_error` asks for it. Nothing in it
+    /// needs dropping, so the thread-local has no destructor: one with a
+    /// destructor, first set while the thread exits (a C program may call
+    /// the library from pthread-key destructors), leaks its registration.
+    static LAST_ERROR: Cell<Option<LastError>> = const { Cell::new(None) };
     /// Maps whose callbacks are running on this thread (re-entry is refused).
     static IN_CALLBACK: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
     /// Length of IN_CALLBACK, so the common no-callback case is one load.
@@ -23,7 +82,7 @@ thread_local! {
 // thread-local destructor after ours are gone, and that must not panic.
 
 pub fn set_last_error(e: Error) {
-    let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = Some(e));
+    let _ = LAST_ERROR.try_with(|l| l.set(Some(LastError::new(e))));
 }
 
 /// Runs `f` on the text of this thread's last failure ("" if none).
@@ -31,8 +90,8 @@ pub fn with_last_error<R>(f: impl FnOnce(&str) -> R) -> R {
     use std::fmt::Write;
     let mut text = String::new();
     let _ = LAST_ERROR.try_with(|l| {
-        if let Some(e) = &*l.borrow() {
-            let _ = write!(text, "{e}");
+        if let Some(e) = l.get() {
+            let _ = write!(text, "{}: {}", e.status.trimmed_name(), e.detail());
         }
     });
     f(&text)
@@ -271,5 +330,25 @@ mod tests {
         }
         assert_eq!(on_map(a, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_OK);
         assert!(registry::remove(a) && registry::remove(b));
+    }
+
+    #[test]
+    fn long_details_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(DETAIL_CAP); // two bytes each
+        set_last_error(err(McStatus::MC_ERR_INVALID_ARGUMENT, long));
+        with_last_error(|m| {
+            assert!(m.starts_with("MC_ERR_INVALID_ARGUMENT: éé"), "{m}");
+            assert!(m.ends_with("é..."), "{m}");
+            assert!(
+                m.len() <= "MC_ERR_INVALID_ARGUMENT: ".len() + DETAIL_CAP,
+                "{}",
+                m.len()
+            );
+        });
+        set_last_error(err(
+            McStatus::MC_ERR_NOT_FOUND,
+            format!("key of {} bytes", 3),
+        ));
+        with_last_error(|m| assert_eq!(m, "MC_ERR_NOT_FOUND: key of 3 bytes"));
     }
 }
