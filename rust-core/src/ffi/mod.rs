@@ -142,7 +142,9 @@ pub extern "C" fn mc_status_describe(code: i32) -> *const c_char {
 
 /// Copies the detail message of the last failure on the calling thread into
 /// `buf` as a NUL-terminated string, and its length (without NUL) into
-/// `*out_len`. Does not change the stored message.
+/// `*out_len`. Does not change the stored message. The message is the
+/// status name, ": " and a detail of at most 320 bytes (longer details end
+/// in "...").
 /// Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (only `*out_len` written, need
 /// `cap >= *out_len + 1`); MC_ERR_NULL_ARGUMENT if `out_len` is NULL, or
 /// `buf` is NULL with `cap > 0`.
