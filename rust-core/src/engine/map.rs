@@ -674,9 +674,9 @@ impl ManyView<'_> {
 }
 
 /// What `ManyView::candidate` found for a hash: only that function makes one,
-/// so `get` cannot be handed a made-up slot (`None` inside proves absence).
+/// so `get` cannot be handed a made-up record (`None` inside proves absence).
 #[derive(Clone, Copy)]
-pub struct Candidate(Option<usize>);
+pub struct Candidate(Option<super::table::Candidate>);
 
 /// An immutable point-in-time view sharing pages with the live map.
 #[derive(Clone)]

@@ -171,6 +171,11 @@ impl Table {
     }
 }
 
+/// Where a batch lookup expects a key's record (see `ShardData::candidate`);
+/// valid only under the read access it was found with.
+#[derive(Clone, Copy)]
+pub struct Candidate(u64);
+
 /// One stored entry, as a scan passes it on.
 #[derive(Clone, Copy)]
 pub struct Entry<'a> {
@@ -703,24 +708,27 @@ impl ShardData {
         }
     }
 
-    /// The first slot holding `h1`, whose record it starts fetching: with
-    /// 64-bit hashes that is the key's slot almost always. `None` proves the
-    /// key absent (`find` would stop at the same slot). Batch lookups run
-    /// this for every key before comparing any, so the record misses overlap.
+    /// The record of the first slot holding `h1`, which it starts fetching:
+    /// with 64-bit hashes that is the key's record almost always. `None`
+    /// proves the key absent (`find` would stop at the same slot). Batch
+    /// lookups run this for every key before comparing any, so the record
+    /// misses overlap. Walks page slices rather than indexing slot by slot:
+    /// this loop runs once per key of every batch.
     #[inline]
-    pub fn candidate(&self, h1: u64) -> Option<usize> {
+    pub fn candidate(&self, h1: u64) -> Option<Candidate> {
         let t = &self.table;
         let mut i = t.home(h1);
-        while i < t.len {
-            let s = t.get(i);
-            if s.is_empty() || s.hash > h1 {
-                return None;
+        while let Some(page) = t.pages.get(i >> PAGE_BITS) {
+            for s in page.get(i & PAGE_MASK..)? {
+                if s.is_empty() || s.hash > h1 {
+                    return None;
+                }
+                if s.hash == h1 {
+                    self.arena.prefetch(s.loc);
+                    return Some(Candidate(s.loc));
+                }
             }
-            if s.hash == h1 {
-                self.arena.prefetch(s.loc);
-                return Some(i);
-            }
-            i += 1;
+            i = (i | PAGE_MASK) + 1;
         }
         None
     }
@@ -733,10 +741,9 @@ impl ShardData {
         hasher: &KeyHasher,
         h1: u64,
         key: &[u8],
-        candidate: Option<usize>,
+        candidate: Option<Candidate>,
     ) -> Option<&[u8]> {
-        let i = candidate?;
-        let (k, v) = self.arena.record(self.table.get(i).loc);
+        let (k, v) = self.arena.record(candidate?.0);
         if bytes_eq(k, key) {
             Some(v)
         } else {

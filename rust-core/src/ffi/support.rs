@@ -12,56 +12,29 @@ use crate::status::{Error, McStatus, Result};
 /// cut at a character boundary and end in "...".
 const DETAIL_CAP: usize = 320;
 
-/// A failure's detail, kept without owning heap memory: static for the
-/// common errors, else copied inline (the size is the point: no heap).
+/// Where the last failure's detail is: static for the common errors, else
+/// the first `len` bytes of `LAST_DETAIL` (no heap memory either way).
 #[derive(Clone, Copy)]
-#[allow(clippy::large_enum_variant)]
 enum Detail {
     Static(&'static str),
-    Inline { len: usize, bytes: [u8; DETAIL_CAP] },
+    Inline(usize),
 }
 
-#[derive(Clone, Copy)]
-struct LastError {
-    status: McStatus,
-    detail: Detail,
-}
-
-impl LastError {
-    fn new(e: Error) -> LastError {
-        let detail = match e.detail {
-            std::borrow::Cow::Borrowed(s) => Detail::Static(s),
-            std::borrow::Cow::Owned(s) => {
-                let mut bytes = [0u8; DETAIL_CAP];
-                let mut len = s.len();
-                if len > DETAIL_CAP {
-                    const CUT: &str = "...";
-                    len = DETAIL_CAP - CUT.len();
-                    while !s.is_char_boundary(len) {
-                        len -= 1;
-                    }
-                    bytes[len..len + CUT.len()].copy_from_slice(CUT.as_bytes());
-                    bytes[..len].copy_from_slice(&s.as_bytes()[..len]);
-                    len += CUT.len();
-                } else {
-                    bytes[..len].copy_from_slice(s.as_bytes());
-                }
-                Detail::Inline { len, bytes }
-            }
-        };
-        LastError {
-            status: e.status,
-            detail,
-        }
+/// Copies `text` into `buf`, cut at a character boundary and ending in
+/// "..." when it does not fit; returns the length used.
+fn keep_detail(buf: &mut [u8; DETAIL_CAP], text: &str) -> usize {
+    if text.len() <= DETAIL_CAP {
+        buf[..text.len()].copy_from_slice(text.as_bytes());
+        return text.len();
     }
-
-    fn detail(&self) -> &str {
-        match &self.detail {
-            Detail::Static(s) => s,
-            // Cut at a character boundary above, so always valid UTF-8.
-            Detail::Inline { len, bytes } => std::str::from_utf8(&bytes[..*len]).unwrap_or(""),
-        }
+    const CUT: &str = "...";
+    let mut len = DETAIL_CAP - CUT.len();
+    while !text.is_char_boundary(len) {
+        len -= 1;
     }
+    buf[..len].copy_from_slice(&text.as_bytes()[..len]);
+    buf[len..len + CUT.len()].copy_from_slice(CUT.as_bytes());
+    len + CUT.len()
 }
 
 thread_local! {
@@ -71,7 +44,9 @@ thread_local! {
     /// needs dropping, so the thread-local has no destructor: one with a
     /// destructor, first set while the thread exits (a C program may call
     /// the library from pthread-key destructors), leaks its registration.
-    static LAST_ERROR: Cell<Option<LastError>> = const { Cell::new(None) };
+    static LAST_ERROR: Cell<Option<(McStatus, Detail)>> = const { Cell::new(None) };
+    /// The text of a detail that is not static (see `Detail::Inline`).
+    static LAST_DETAIL: RefCell<[u8; DETAIL_CAP]> = const { RefCell::new([0; DETAIL_CAP]) };
     /// Maps whose callbacks are running on this thread (re-entry is refused).
     static IN_CALLBACK: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
     /// Length of IN_CALLBACK, so the common no-callback case is one load.
@@ -82,18 +57,32 @@ thread_local! {
 // thread-local destructor after ours are gone, and that must not panic.
 
 pub fn set_last_error(e: Error) {
-    let _ = LAST_ERROR.try_with(|l| l.set(Some(LastError::new(e))));
+    let detail = match e.detail {
+        std::borrow::Cow::Borrowed(text) => Detail::Static(text),
+        std::borrow::Cow::Owned(text) => {
+            let kept = LAST_DETAIL.try_with(|buf| keep_detail(&mut buf.borrow_mut(), &text));
+            Detail::Inline(kept.unwrap_or(0))
+        }
+    };
+    let _ = LAST_ERROR.try_with(|l| l.set(Some((e.status, detail))));
 }
 
 /// Runs `f` on the text of this thread's last failure ("" if none).
 pub fn with_last_error<R>(f: impl FnOnce(&str) -> R) -> R {
     use std::fmt::Write;
     let mut text = String::new();
-    let _ = LAST_ERROR.try_with(|l| {
-        if let Some(e) = l.get() {
-            let _ = write!(text, "{}: {}", e.status.trimmed_name(), e.detail());
+    if let Ok(Some((status, detail))) = LAST_ERROR.try_with(Cell::get) {
+        let _ = write!(text, "{}: ", status.trimmed_name());
+        match detail {
+            Detail::Static(s) => text.push_str(s),
+            Detail::Inline(len) => {
+                let _ = LAST_DETAIL.try_with(|buf| {
+                    // Cut at a character boundary, so always valid UTF-8.
+                    text.push_str(std::str::from_utf8(&buf.borrow()[..len]).unwrap_or(""))
+                });
+            }
         }
-    });
+    }
     f(&text)
 }
 
