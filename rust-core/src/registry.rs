@@ -138,16 +138,13 @@ thread_local! {
 #[inline(never)]
 fn claim_for_thread(l: &Local) -> &'static Participant {
     let p = claim_participant();
-    let armed = release_key().is_some_and(|key| {
+    // Without the key (or if arming it fails) the record stays claimed
+    // after the thread exits: one record leaked, never a use after free.
+    if let Some(key) = release_key() {
         // SAFETY: a key made by `release_key`; the value points to a leaked,
         // never-freed participant.
-        unsafe {
-            libc::pthread_setspecific(key, p as *const Participant as *const libc::c_void) == 0
-        }
-    });
-    // Unarmed (no key), the record stays claimed after the thread exits:
-    // a leak of one record, never a use after free.
-    let _ = armed;
+        unsafe { libc::pthread_setspecific(key, p as *const Participant as *const libc::c_void) };
+    }
     l.me.set(Some(p));
     p
 }
@@ -218,8 +215,7 @@ fn pin() -> PinGuard {
             let e = REGISTRY.epoch.load(SeqCst);
             // SeqCst store: ordered before the slot load that follows, and
             // against the free's SeqCst swap and epoch bump.
-            me.active.store(e, Release);
-            std::sync::atomic::compiler_fence(SeqCst);
+            me.active.store(e, SeqCst);
         }
         l.depth.set(d + 1);
         me

@@ -25,7 +25,9 @@ pub struct KeyHasher {
     shared: SharedSeed,
     per_map: u64,
     h2_key: [u64; 2],
-    weak: bool,
+    /// Applied to every `h1`: all ones, or `WEAK_MASK` in tie tests (a mask
+    /// rather than a flag: no branch on every hash).
+    h1_mask: u64,
 }
 
 /// A key's place in iteration order: ordered by `h1`, then `h2`.
@@ -43,7 +45,7 @@ impl KeyHasher {
             shared: SharedSeed::from_u64(mix(seed, 1)),
             per_map: mix(seed, 5),
             h2_key,
-            weak,
+            h1_mask: if weak { WEAK_MASK } else { u64::MAX },
         }
     }
 
@@ -51,12 +53,7 @@ impl KeyHasher {
     pub fn h1(&self, key: &[u8]) -> u64 {
         let mut h = FoldHasher::with_seed(self.per_map, &self.shared);
         key.hash(&mut h);
-        let h = h.finish();
-        if self.weak {
-            h & WEAK_MASK
-        } else {
-            h
-        }
+        h.finish() & self.h1_mask
     }
 
     #[inline]

@@ -340,7 +340,7 @@ fn fill(out: &mut [u8], v: &[u8]) -> std::result::Result<usize, usize> {
     if v.len() > out.len() {
         return Err(v.len());
     }
-    out[..v.len()].copy_from_slice(v);
+    copy_small(&mut out[..v.len()], v);
     Ok(v.len())
 }
 
@@ -599,7 +599,7 @@ pub unsafe extern "C" fn mc_map_get_many(
             for (v, len) in found.iter().zip(lens.iter_mut()) {
                 *len = match v {
                     Some(v) => {
-                        out[off..off + v.len()].copy_from_slice(v);
+                        copy_small(&mut out[off..off + v.len()], v);
                         off += v.len();
                         v.len() as u32
                     }
