@@ -1,6 +1,7 @@
-/* Calls into mapcore from a pthread key destructor, which glibc runs after
- * the library's own thread-locals are destroyed: every call must still work
- * (or fail with a status), never abort the process. */
+/* Calls into mapcore from a pthread key destructor, which glibc runs while
+ * the thread exits, in no particular order with the library's own per-thread
+ * clean-up: every call must still work (or fail with a status), never abort
+ * the process, and leave nothing behind. */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>

@@ -116,7 +116,10 @@ struct Participant {
 /// thread-local with one, first touched while the thread exits (C code may
 /// call the library from pthread-key destructors), is never torn down and
 /// its registration leaks; `release_key`'s destructor gives the record back
-/// instead, which glibc runs in that case too.
+/// instead, which glibc also runs for keys armed by an earlier destructor,
+/// for up to `PTHREAD_DESTRUCTOR_ITERATIONS` (4) rounds. A record first
+/// claimed in the last round stays claimed (a leak of one record, bounded
+/// by the threads that do that).
 struct Local {
     me: Cell<Option<&'static Participant>>,
     depth: Cell<u32>,
@@ -138,32 +141,47 @@ thread_local! {
 #[inline(never)]
 fn claim_for_thread(l: &Local) -> &'static Participant {
     let p = claim_participant();
-    // Without the key (or if arming it fails) the record stays claimed
-    // after the thread exits: one record leaked, never a use after free.
+    // Without the key (or if arming it fails: ENOMEM) the record stays
+    // claimed after the thread exits: one record leaked, never a use after
+    // free. The thread keeps using it either way.
     if let Some(key) = release_key() {
         // SAFETY: a key made by `release_key`; the value points to a leaked,
         // never-freed participant.
-        unsafe { libc::pthread_setspecific(key, p as *const Participant as *const libc::c_void) };
+        let armed = unsafe {
+            libc::pthread_setspecific(key, p as *const Participant as *const libc::c_void)
+        };
+        debug_assert_eq!(armed, 0, "pthread_setspecific failed");
     }
     l.me.set(Some(p));
     p
 }
 
 /// The destructor of `release_key`: gives the exiting thread's participant
-/// back, unless a call is still pinned (a handle kept by another
-/// destructor), in which case the record stays claimed and pinned.
+/// back. While a call of this thread is still pinned (only possible if the
+/// thread exits in the middle of one, e.g. `pthread_exit` from a callback)
+/// the record stays this thread's and the key is re-armed, so that a later
+/// destructor round releases it once the call is over.
 extern "C" fn release_participant(p: *mut libc::c_void) {
     // SAFETY: `claim_for_thread` set the value to a leaked `Participant`.
     let p = unsafe { &*(p as *const Participant) };
     let pinned = LOCAL.with(|l| {
-        // Forget it first: a later call from another destructor claims anew.
-        l.me.set(None);
-        l.depth.get() > 0
+        let pinned = l.depth.get() > 0;
+        // Forget it unless pinned: a later call from another destructor
+        // claims anew (and arms the key again).
+        if !pinned {
+            l.me.set(None);
+        }
+        pinned
     });
-    if !pinned {
-        p.active.store(0, Release);
-        p.in_use.store(0, Release);
+    if pinned {
+        if let Some(key) = release_key() {
+            // SAFETY: as in `claim_for_thread`.
+            unsafe { libc::pthread_setspecific(key, p as *const Participant as *const libc::c_void) };
+        }
+        return;
     }
+    p.active.store(0, Release);
+    p.in_use.store(0, Release);
 }
 
 fn release_key() -> Option<libc::pthread_key_t> {

@@ -656,27 +656,28 @@ pub struct ManyView<'a> {
     hasher: &'a KeyHasher,
 }
 
-impl ManyView<'_> {
+impl<'a> ManyView<'a> {
     /// Where `h1`'s key most likely is; starts fetching its record. Pass
     /// the result to `get`.
     #[inline]
-    pub fn candidate(&self, h1: u64) -> Candidate {
+    pub fn candidate(&self, h1: u64) -> Candidate<'a> {
         Candidate(self.shards[shard_of(h1)].and_then(|d| d.candidate(h1)))
     }
 
     /// Looks up `key` whose `h1` was among the hashes passed to `read_many`,
     /// given `candidate(h1)` from this same view.
     #[inline]
-    pub fn get(&self, h1: u64, key: &[u8], candidate: Candidate) -> Option<&[u8]> {
+    pub fn get(&self, h1: u64, key: &[u8], candidate: Candidate<'a>) -> Option<&[u8]> {
         self.shards[shard_of(h1)]
             .and_then(|d| d.get_at_candidate(self.hasher, h1, key, candidate.0))
     }
 }
 
 /// What `ManyView::candidate` found for a hash: only that function makes one,
-/// so `get` cannot be handed a made-up record (`None` inside proves absence).
+/// so `get` cannot be handed a made-up record (`None` inside proves absence),
+/// and it borrows the view's shards, so it cannot outlive the read access.
 #[derive(Clone, Copy)]
-pub struct Candidate(Option<super::table::Candidate>);
+pub struct Candidate<'a>(Option<super::table::Candidate<'a>>);
 
 /// An immutable point-in-time view sharing pages with the live map.
 #[derive(Clone)]

@@ -172,9 +172,10 @@ impl Table {
 }
 
 /// Where a batch lookup expects a key's record (see `ShardData::candidate`);
-/// valid only under the read access it was found with.
+/// borrows the shard data it was found in, so it cannot outlive the read
+/// access it was found under.
 #[derive(Clone, Copy)]
-pub struct Candidate(u64);
+pub struct Candidate<'a>(u64, std::marker::PhantomData<&'a ShardData>);
 
 /// One stored entry, as a scan passes it on.
 #[derive(Clone, Copy)]
@@ -715,7 +716,7 @@ impl ShardData {
     /// misses overlap. Walks page slices rather than indexing slot by slot:
     /// this loop runs once per key of every batch.
     #[inline]
-    pub fn candidate(&self, h1: u64) -> Option<Candidate> {
+    pub fn candidate(&self, h1: u64) -> Option<Candidate<'_>> {
         let t = &self.table;
         let mut i = t.home(h1);
         while let Some(page) = t.pages.get(i >> PAGE_BITS) {
@@ -725,7 +726,7 @@ impl ShardData {
                 }
                 if s.hash == h1 {
                     self.arena.prefetch(s.loc);
-                    return Some(Candidate(s.loc));
+                    return Some(Candidate(s.loc, std::marker::PhantomData));
                 }
             }
             i = (i | PAGE_MASK) + 1;
@@ -741,7 +742,7 @@ impl ShardData {
         hasher: &KeyHasher,
         h1: u64,
         key: &[u8],
-        candidate: Option<Candidate>,
+        candidate: Option<Candidate<'_>>,
     ) -> Option<&[u8]> {
         let (k, v) = self.arena.record(candidate?.0);
         if bytes_eq(k, key) {

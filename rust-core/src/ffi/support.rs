@@ -54,7 +54,8 @@ thread_local! {
 }
 
 // Thread-locals are reached with `try_with`: a C program may call us from a
-// thread-local destructor after ours are gone, and that must not panic.
+// thread-local destructor after one with a destructor of its own
+// (`IN_CALLBACK`) is gone, and that must not panic.
 
 pub fn set_last_error(e: Error) {
     let detail = match e.detail {
