@@ -12,6 +12,11 @@ static pthread_key_t key;
 static mc_map map;
 static int destructor_ran;
 
+static void count_value(void *user, const uint8_t *val, size_t len) {
+    (void)val;
+    *(size_t *)user += len;
+}
+
 static void at_thread_exit(void *unused) {
     (void)unused;
     uint8_t buf[16];
@@ -20,6 +25,9 @@ static void at_thread_exit(void *unused) {
     CHECK_OK(mc_map_set(map, (const uint8_t *)"late", 4, (const uint8_t *)"v", 1, NULL));
     CHECK_OK(mc_map_get(map, (const uint8_t *)"late", 4, buf, sizeof buf, &n));
     CHECK(n == 1 && buf[0] == 'v');
+    size_t seen = 0; /* a callback scope, entered and left during thread exit */
+    CHECK_OK(mc_map_get_with(map, (const uint8_t *)"late", 4, count_value, &seen));
+    CHECK(seen == 1);
     char msg[128];
     size_t len = 0;
     mc_status s = mc_last_error(msg, sizeof msg, &len);

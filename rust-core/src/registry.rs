@@ -176,7 +176,9 @@ extern "C" fn release_participant(p: *mut libc::c_void) {
     if pinned {
         if let Some(key) = release_key() {
             // SAFETY: as in `claim_for_thread`.
-            unsafe { libc::pthread_setspecific(key, p as *const Participant as *const libc::c_void) };
+            unsafe {
+                libc::pthread_setspecific(key, p as *const Participant as *const libc::c_void)
+            };
         }
         return;
     }

@@ -382,11 +382,12 @@ pub unsafe extern "C" fn mc_map_get_with(
         // SAFETY: caller's readable key.
         let k = unsafe { bytes_in(key, key_len, "key")? };
         let cb = cb.ok_or_else(|| null("cb"))?;
-        let _scope = CallbackScope::enter(id);
         // SAFETY: cb is a non-NULL C function; the value slice is valid for the call.
-        m.get_with(k, |v| unsafe { cb(user, v.as_ptr(), v.len()) })
-            .map(|_| McStatus::MC_OK)
-            .ok_or_else(|| err(McStatus::MC_ERR_NOT_FOUND, "key not found"))
+        in_callback_scope(id, || {
+            m.get_with(k, |v| unsafe { cb(user, v.as_ptr(), v.len()) })
+        })
+        .map(|_| McStatus::MC_OK)
+        .ok_or_else(|| err(McStatus::MC_ERR_NOT_FOUND, "key not found"))
     })
 }
 
@@ -487,10 +488,10 @@ pub unsafe extern "C" fn mc_map_retain(
 ) -> mc_status {
     on_map(map.id, |m, id| {
         let pred = pred.ok_or_else(|| null("pred"))?;
-        let _scope = CallbackScope::enter(id);
         // SAFETY: pred is a non-NULL C function; slices are valid for the call.
-        let removed =
-            m.retain(|k, v| unsafe { pred(user, k.as_ptr(), k.len(), v.as_ptr(), v.len()) } != 0);
+        let removed = in_callback_scope(id, || {
+            m.retain(|k, v| unsafe { pred(user, k.as_ptr(), k.len(), v.as_ptr(), v.len()) } != 0)
+        });
         // SAFETY: optional out-pointer.
         unsafe { put_opt(out_removed, removed) };
         Ok(McStatus::MC_OK)
@@ -811,14 +812,19 @@ unsafe fn next_with_impl(
 ) -> Result<McStatus> {
     let mut t = read_token(it, id)?;
     let cb = cb.ok_or_else(|| null("cb"))?;
+    let mut scan = || {
+        src.scan(&mut t, 1, &mut |e| {
+            let (k, v) = (e.key, e.value);
+            // SAFETY: cb is a non-NULL C function; the slices are valid during the call.
+            unsafe { cb(user, k.as_ptr(), k.len(), v.as_ptr(), v.len()) };
+            true
+        })
+    };
     // Snapshots take no locks, so only a map needs re-entry protection.
-    let _scope = matches!(src, Source::Map(_)).then(|| CallbackScope::enter(id));
-    let r = src.scan(&mut t, 1, &mut |e| {
-        let (k, v) = (e.key, e.value);
-        // SAFETY: cb is a non-NULL C function; the slices are valid during the call.
-        unsafe { cb(user, k.as_ptr(), k.len(), v.as_ptr(), v.len()) };
-        true
-    })?;
+    let r = match src {
+        Source::Map(_) => in_callback_scope(id, scan)?,
+        _ => scan()?,
+    };
     write_token(it, &t);
     Ok(if r == Scan::Done {
         McStatus::MC_DONE

@@ -47,15 +47,15 @@ thread_local! {
     static LAST_ERROR: Cell<Option<(McStatus, Detail)>> = const { Cell::new(None) };
     /// The text of a detail that is not static (see `Detail::Inline`).
     static LAST_DETAIL: RefCell<[u8; DETAIL_CAP]> = const { RefCell::new([0; DETAIL_CAP]) };
-    /// Maps whose callbacks are running on this thread (re-entry is refused).
-    static IN_CALLBACK: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
-    /// Length of IN_CALLBACK, so the common no-callback case is one load.
-    static CALLBACK_DEPTH: Cell<usize> = const { Cell::new(0) };
+    /// The innermost running callback scope on this thread (null: none), a
+    /// list linked through the scopes on the stack (see `in_callback_scope`).
+    static CALLBACK_TOP: Cell<*const CallbackScope> = const { Cell::new(std::ptr::null()) };
 }
 
-// Thread-locals are reached with `try_with`: a C program may call us from a
-// thread-local destructor after one with a destructor of its own
-// (`IN_CALLBACK`) is gone, and that must not panic.
+// None of these thread-locals has a destructor (a C program may call us from
+// a pthread-key destructor while the thread exits: a thread-local with one,
+// first touched then, would leak its registration). `try_with` is kept so
+// that no access can panic.
 
 pub fn set_last_error(e: Error) {
     let detail = match e.detail {
@@ -176,37 +176,46 @@ pub fn on_snapshot(id: u64, f: impl FnOnce(&Snapshot, u64) -> Result<McStatus>) 
 }
 
 /// True if a callback of `map_id` is running on this thread.
+#[inline]
 pub fn in_callback_of(map_id: u64) -> bool {
-    CALLBACK_DEPTH.try_with(|d| d.get() > 0).unwrap_or(false)
-        && IN_CALLBACK
-            .try_with(|c| c.borrow().contains(&map_id))
-            .unwrap_or(false)
+    let mut scope = CALLBACK_TOP.try_with(Cell::get).unwrap_or(std::ptr::null());
+    // SAFETY: every pointer in the list is a `CallbackScope` on the stack of
+    // an `in_callback_scope` call of this thread that has not returned yet
+    // (it unlinks itself before returning, also when unwinding), so each is
+    // alive while code running inside it walks the list.
+    while let Some(s) = unsafe { scope.as_ref() } {
+        if s.map_id == map_id {
+            return true;
+        }
+        scope = s.outer;
+    }
+    false
 }
 
-/// Marks `map_id` as running a callback on this thread for the guard's life.
-pub struct CallbackScope(u64);
-
-impl CallbackScope {
-    pub fn enter(map_id: u64) -> CallbackScope {
-        let _ = IN_CALLBACK.try_with(|c| {
-            let mut c = c.borrow_mut();
-            c.push(map_id);
-            let _ = CALLBACK_DEPTH.try_with(|d| d.set(c.len()));
-        });
-        CallbackScope(map_id)
-    }
+/// One running callback scope: which map's callbacks run inside it, and
+/// the scope it is nested in.
+pub struct CallbackScope {
+    map_id: u64,
+    outer: *const CallbackScope,
 }
 
-impl Drop for CallbackScope {
-    fn drop(&mut self) {
-        let _ = IN_CALLBACK.try_with(|c| {
-            let mut c = c.borrow_mut();
-            if let Some(i) = c.iter().rposition(|x| *x == self.0) {
-                c.remove(i);
-            }
-            let _ = CALLBACK_DEPTH.try_with(|d| d.set(c.len()));
-        });
+/// Runs `f` (which calls user callbacks) with `map_id` marked as running a
+/// callback on this thread, so that calls back into that map are refused.
+/// The mark lives on this function's stack, linked into a thread-local
+/// list: no heap, nothing to clean up at thread exit.
+pub fn in_callback_scope<R>(map_id: u64, f: impl FnOnce() -> R) -> R {
+    let outer = CALLBACK_TOP.try_with(Cell::get).unwrap_or(std::ptr::null());
+    let scope = CallbackScope { map_id, outer };
+    let _ = CALLBACK_TOP.try_with(|t| t.set(&scope));
+    /// Unlinks the scope when `f` returns or unwinds.
+    struct Unlink(*const CallbackScope);
+    impl Drop for Unlink {
+        fn drop(&mut self) {
+            let _ = CALLBACK_TOP.try_with(|t| t.set(self.0));
+        }
     }
+    let _unlink = Unlink(outer);
+    f()
 }
 
 pub fn null(what: &str) -> Error {
@@ -310,14 +319,26 @@ mod tests {
     fn callback_scope_marks_only_its_map() {
         let a = registry::insert(Object::Map(Map::new(&Options::default()).unwrap())).unwrap();
         let b = registry::insert(Object::Map(Map::new(&Options::default()).unwrap())).unwrap();
-        {
-            let _s = CallbackScope::enter(a);
+        in_callback_scope(a, || {
             assert_eq!(
                 on_map(a, |_, _| Ok(McStatus::MC_OK)),
                 McStatus::MC_ERR_REENTRANT
             );
             assert_eq!(on_map(b, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_OK);
-        }
+            // Nested: both marked inside, only `a` once the inner one ends.
+            in_callback_scope(b, || {
+                assert_eq!(
+                    on_map(b, |_, _| Ok(McStatus::MC_OK)),
+                    McStatus::MC_ERR_REENTRANT
+                );
+                assert!(in_callback_of(a));
+            });
+            assert!(!in_callback_of(b));
+            // A panicking callback unlinks its scope too.
+            let r = std::panic::catch_unwind(|| in_callback_scope(b, || panic!("in a callback")));
+            assert!(r.is_err());
+            assert!(!in_callback_of(b) && in_callback_of(a));
+        });
         assert_eq!(on_map(a, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_OK);
         assert!(registry::remove(a) && registry::remove(b));
     }
