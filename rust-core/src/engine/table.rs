@@ -86,6 +86,8 @@ pub struct Table {
     /// Total slots: the nominal capacity plus the overflow slack at the end.
     len: usize,
     nominal_bits: u32,
+    /// `64 - nominal_bits`: `home` runs for every lookup.
+    home_shift: u32,
     count: usize,
     /// Pages copied because a snapshot shared them (statistics).
     cow_pages: usize,
@@ -99,6 +101,7 @@ impl Table {
             pages: Vec::new(),
             len: 0,
             nominal_bits: bits,
+            home_shift: 64 - bits,
             count: 0,
             cow_pages: 0,
         };
@@ -159,7 +162,7 @@ impl Table {
 
     #[inline]
     fn home(&self, h1: u64) -> usize {
-        ((h1 << SHARD_BITS) >> (64 - self.nominal_bits)) as usize
+        ((h1 << SHARD_BITS) >> self.home_shift) as usize
     }
 
     fn nominal(&self) -> usize {
@@ -175,7 +178,10 @@ impl Table {
 /// borrows the shard data it was found in, so it cannot outlive the read
 /// access it was found under.
 #[derive(Clone, Copy)]
-pub struct Candidate<'a>(u64, std::marker::PhantomData<&'a ShardData>);
+pub struct Candidate<'a>(
+    std::num::NonZeroU64,
+    std::marker::PhantomData<&'a ShardData>,
+);
 
 /// One stored entry, as a scan passes it on.
 #[derive(Clone, Copy)]
@@ -703,8 +709,7 @@ impl ShardData {
     #[inline]
     pub fn prefetch_home(&self, h1: u64) {
         let i = self.table.home(h1);
-        if i < self.table.len {
-            let page = &self.table.pages[i >> PAGE_BITS];
+        if let Some(page) = self.table.pages.get(i >> PAGE_BITS) {
             prefetch_read(page.as_ptr().wrapping_add(i & PAGE_MASK).cast());
         }
     }
@@ -726,7 +731,9 @@ impl ShardData {
                 }
                 if s.hash == h1 {
                     self.arena.prefetch(s.loc);
-                    return Some(Candidate(s.loc, std::marker::PhantomData));
+                    // An occupied slot's location is never 0.
+                    let loc = std::num::NonZeroU64::new(s.loc)?;
+                    return Some(Candidate(loc, std::marker::PhantomData));
                 }
             }
             i = (i | PAGE_MASK) + 1;
@@ -744,7 +751,7 @@ impl ShardData {
         key: &[u8],
         candidate: Option<Candidate<'_>>,
     ) -> Option<&[u8]> {
-        let (k, v) = self.arena.record(candidate?.0);
+        let (k, v) = self.arena.record(candidate?.0.get());
         if bytes_eq(k, key) {
             Some(v)
         } else {

@@ -503,16 +503,17 @@ pub unsafe extern "C" fn mc_map_retain(
 // `key_lens[i]` is the length of key i. n may be 0. At most MC_MAX_BATCH keys.
 // ---------------------------------------------------------------------------
 
-/// Splits a packed key (or value) buffer.
+/// Checks a packed key (or value) buffer: `n` lengths at `lens` and their
+/// sum of bytes at `data`. Returns the bytes and the lengths.
 ///
 /// # Safety
 /// `data` must hold the sum of `lens[..n]` readable bytes and `lens` n u32s.
-unsafe fn unpack<'a>(
+unsafe fn packed<'a>(
     n: usize,
     data: *const u8,
     lens: *const u32,
     what: &str,
-) -> Result<Vec<&'a [u8]>> {
+) -> Result<(&'a [u8], &'a [u32])> {
     if n > MC_MAX_BATCH {
         return Err(err(
             McStatus::MC_ERR_TOO_LARGE,
@@ -520,7 +521,7 @@ unsafe fn unpack<'a>(
         ));
     }
     if n == 0 {
-        return Ok(Vec::new());
+        return Ok((&[], &[]));
     }
     if lens.is_null() {
         return Err(null(&format!("{what}_lens")));
@@ -530,13 +531,32 @@ unsafe fn unpack<'a>(
     let total: usize = lens.iter().map(|&l| l as usize).sum();
     // SAFETY: caller provides `total` readable bytes at data.
     let all = unsafe { bytes_in(data, total, what)? };
-    let mut out = Vec::with_capacity(n);
-    let mut off = 0;
-    for &l in lens {
-        out.push(&all[off..off + l as usize]);
-        off += l as usize;
-    }
-    Ok(out)
+    Ok((all, lens))
+}
+
+/// The items of a checked packed buffer, in order.
+fn items<'a>(all: &'a [u8], lens: &'a [u32]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let mut rest = all;
+    lens.iter().map(move |&l| {
+        let (item, tail) = rest.split_at(l as usize);
+        rest = tail;
+        item
+    })
+}
+
+/// Splits a packed key (or value) buffer.
+///
+/// # Safety
+/// As for `packed`.
+unsafe fn unpack<'a>(
+    n: usize,
+    data: *const u8,
+    lens: *const u32,
+    what: &str,
+) -> Result<Vec<&'a [u8]>> {
+    // SAFETY: forwarded.
+    let (all, lens) = unsafe { packed(n, data, lens, what)? };
+    Ok(items(all, lens).collect())
 }
 
 /// Looks up n keys in one consistent state of the map (all involved shards
@@ -558,9 +578,9 @@ pub unsafe extern "C" fn mc_map_get_many(
 ) -> mc_status {
     on_map(map.id, |m, _| {
         // SAFETY: caller's packed keys and writable outputs.
-        let (ks, out) = unsafe {
+        let ((key_bytes, key_lens), out) = unsafe {
             (
-                unpack(n, keys, key_lens, "keys")?,
+                packed(n, keys, key_lens, "keys")?,
                 bytes_out(vals, vals_cap, "vals")?,
             )
         };
@@ -577,14 +597,15 @@ pub unsafe extern "C" fn mc_map_get_many(
             // everything fits.
             unsafe { std::slice::from_raw_parts_mut(val_lens, n) }
         };
-        let hashes: Vec<u64> = ks.iter().map(|k| m.hasher().h1(k)).collect();
+        let hashes: Vec<u64> = items(key_bytes, key_lens)
+            .map(|k| m.hasher().h1(k))
+            .collect();
         let used = m.read_many(&hashes, |view| {
             // Records first (their slots are already on the way), then one
             // key comparison per key; nothing is written unless everything fits.
             let candidates: Vec<_> = hashes.iter().map(|&h| view.candidate(h)).collect();
             let mut need = 0;
-            let found: Vec<Option<&[u8]>> = ks
-                .iter()
+            let found: Vec<Option<&[u8]>> = items(key_bytes, key_lens)
                 .zip(&hashes)
                 .zip(candidates)
                 .map(|((k, &h), c)| {
