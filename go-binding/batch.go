@@ -270,8 +270,13 @@ type retainState struct {
 // the map stays open). It must not wait for other goroutines that use this
 // map either (that would deadlock). Calls into other maps and snapshots
 // work, but two goroutines whose DeleteFunc callbacks call into each
-// other's maps can deadlock, like two locks taken in opposite orders. If del panics, no further entries are deleted and
-// the panic is re-raised after the library call has returned.
+// other's maps can deadlock, like two locks taken in opposite orders. If
+// del panics, no further entries are deleted and the panic is re-raised
+// after the library call has returned. del must return or panic:
+// runtime.Goexit inside it (t.Fatal, t.FailNow, t.Skip in a test) skips
+// the library's frames, which leaves the shard being processed locked for
+// good, so later calls that need that shard block. Record failures in del
+// and assert after DeleteFunc returns.
 func (m *Map) DeleteFunc(del func(key, val []byte) bool) (removed int, err error) {
 	const op = "Map.DeleteFunc"
 	if m.closed.Load() {

@@ -47,9 +47,10 @@ thread_local! {
     static LAST_ERROR: Cell<Option<(McStatus, Detail)>> = const { Cell::new(None) };
     /// The text of a detail that is not static (see `Detail::Inline`).
     static LAST_DETAIL: RefCell<[u8; DETAIL_CAP]> = const { RefCell::new([0; DETAIL_CAP]) };
-    /// The innermost running callback scope on this thread (null: none), a
-    /// list linked through the scopes on the stack (see `in_callback_scope`).
-    static CALLBACK_TOP: Cell<*const CallbackScope> = const { Cell::new(std::ptr::null()) };
+    /// Maps whose callbacks are running on this thread (re-entry is refused).
+    static IN_CALLBACK: RefCell<CallbackMarks> = const {
+        RefCell::new(CallbackMarks { ids: [0; MAX_NESTED_CALLBACKS], depth: 0 })
+    };
 }
 
 // None of these thread-locals has a destructor (a C program may call us from
@@ -175,46 +176,54 @@ pub fn on_snapshot(id: u64, f: impl FnOnce(&Snapshot, u64) -> Result<McStatus>) 
     })
 }
 
+/// Callback scopes of different maps nested on one thread that are
+/// recorded; deeper ones run unrecorded (re-entry into them is not refused).
+const MAX_NESTED_CALLBACKS: usize = 32;
+
+/// The maps whose callbacks run on a thread, innermost last; `depth` may
+/// exceed the recorded ids (see `MAX_NESTED_CALLBACKS`). A fixed array,
+/// not a list through the scopes' stack frames: a caller that leaves a
+/// callback without returning (a Go callback calling `runtime.Goexit`
+/// skips the library's frames) leaves a stale mark here, never a pointer
+/// into a dead frame.
+struct CallbackMarks {
+    ids: [u64; MAX_NESTED_CALLBACKS],
+    depth: usize,
+}
+
 /// True if a callback of `map_id` is running on this thread.
 #[inline]
 pub fn in_callback_of(map_id: u64) -> bool {
-    let mut scope = CALLBACK_TOP.try_with(Cell::get).unwrap_or(std::ptr::null());
-    // SAFETY: every pointer in the list is a `CallbackScope` on the stack of
-    // an `in_callback_scope` call of this thread that has not returned yet
-    // (it unlinks itself before returning, also when unwinding), so each is
-    // alive while code running inside it walks the list.
-    while let Some(s) = unsafe { scope.as_ref() } {
-        if s.map_id == map_id {
-            return true;
-        }
-        scope = s.outer;
-    }
-    false
-}
-
-/// One running callback scope: which map's callbacks run inside it, and
-/// the scope it is nested in.
-pub struct CallbackScope {
-    map_id: u64,
-    outer: *const CallbackScope,
+    IN_CALLBACK
+        .try_with(|m| {
+            let m = m.borrow();
+            m.depth > 0 && m.ids[..m.depth.min(MAX_NESTED_CALLBACKS)].contains(&map_id)
+        })
+        .unwrap_or(false)
 }
 
 /// Runs `f` (which calls user callbacks) with `map_id` marked as running a
 /// callback on this thread, so that calls back into that map are refused.
-/// The mark lives on this function's stack, linked into a thread-local
-/// list: no heap, nothing to clean up at thread exit.
 pub fn in_callback_scope<R>(map_id: u64, f: impl FnOnce() -> R) -> R {
-    let outer = CALLBACK_TOP.try_with(Cell::get).unwrap_or(std::ptr::null());
-    let scope = CallbackScope { map_id, outer };
-    let _ = CALLBACK_TOP.try_with(|t| t.set(&scope));
-    /// Unlinks the scope when `f` returns or unwinds.
-    struct Unlink(*const CallbackScope);
-    impl Drop for Unlink {
+    let outer = IN_CALLBACK
+        .try_with(|m| {
+            let mut m = m.borrow_mut();
+            let d = m.depth;
+            if let Some(slot) = m.ids.get_mut(d) {
+                *slot = map_id;
+            }
+            m.depth = d + 1;
+            d
+        })
+        .unwrap_or(0);
+    /// Removes the mark when `f` returns or unwinds.
+    struct Unmark(usize);
+    impl Drop for Unmark {
         fn drop(&mut self) {
-            let _ = CALLBACK_TOP.try_with(|t| t.set(self.0));
+            let _ = IN_CALLBACK.try_with(|m| m.borrow_mut().depth = self.0);
         }
     }
-    let _unlink = Unlink(outer);
+    let _unmark = Unmark(outer);
     f()
 }
 
@@ -334,11 +343,25 @@ mod tests {
                 assert!(in_callback_of(a));
             });
             assert!(!in_callback_of(b));
-            // A panicking callback unlinks its scope too.
+            // A panicking callback removes its mark too.
             let r = std::panic::catch_unwind(|| in_callback_scope(b, || panic!("in a callback")));
             assert!(r.is_err());
             assert!(!in_callback_of(b) && in_callback_of(a));
         });
+        assert!(!in_callback_of(a));
+        // Deeper than the recorded marks: the outer ones still count, the
+        // unrecorded ones do not, and every level is removed on the way out.
+        fn nest(level: u64, outermost: u64) {
+            if level == MAX_NESTED_CALLBACKS as u64 + 8 {
+                assert!(in_callback_of(outermost));
+                assert!(!in_callback_of(MAX_NESTED_CALLBACKS as u64 + 4));
+                return;
+            }
+            in_callback_scope(level, || nest(level + 1, outermost));
+            assert!(!in_callback_of(level));
+        }
+        nest(0, 0);
+        assert!(!in_callback_of(0));
         assert_eq!(on_map(a, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_OK);
         assert!(registry::remove(a) && registry::remove(b));
     }
