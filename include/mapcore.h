@@ -13,6 +13,14 @@
  *    size_t, uint32_t, bool and the structs must be naturally aligned.
  *  - Handles are opaque ids: 0, freed and garbage handles give
  *    MC_ERR_BAD_HANDLE, never undefined behaviour.
+ *  - "The common map errors", which every function taking a map handle can
+ *    return besides those it lists: MC_ERR_BAD_HANDLE (zero, freed, garbage
+ *    or snapshot handle), MC_ERR_POISONED (an earlier internal error broke the
+ *    map; free it), MC_ERR_REENTRANT (called from a callback of the same map)
+ *    and MC_ERR_INTERNAL (a caught panic; the map is then poisoned). Functions
+ *    taking a snapshot handle can return MC_ERR_BAD_HANDLE and
+ *    MC_ERR_INTERNAL the same way. A buffer capacity above PTRDIFF_MAX gives
+ *    MC_ERR_TOO_LARGE.
  *  - mc_last_error() gives a detail message for the calling thread's last failure.
  *  - Callbacks run while the entry is guaranteed valid, under the map's
  *    lock; they must return normally (no longjmp, no C++ exception). A call
@@ -146,6 +154,9 @@ typedef int (*mc_entry_pred)(void *user,
 // An iterator token: plain data owned by the caller. Copy it, store it,
 // pass it to another thread; no allocation, nothing to free. Its contents are
 // private and integrity-checked: a modified token gets MC_ERR_BAD_TOKEN.
+// The raw bytes include the iteration position in the clear: keep them in
+// the process, and hand untrusted holders (a paginated API's clients) the
+// text of `mc_iter_encode`, which hides it and detects tampering.
 // One token must not be advanced by two threads at the same time (copies may).
 typedef struct mc_iter {
   uint64_t opaque[6];
@@ -441,23 +452,26 @@ mc_status mc_snapshot_get(struct mc_snapshot snap,
                           size_t *out_len);
 
 // `mc_map_get_with` on the snapshot (the callback may call anything).
+// Returns MC_OK, MC_ERR_NOT_FOUND, MC_ERR_NULL_ARGUMENT (key or cb).
 mc_status mc_snapshot_get_with(struct mc_snapshot snap,
                                const uint8_t *key,
                                size_t key_len,
                                mc_value_fn cb,
                                void *user);
 
-// `mc_map_contains` on the snapshot.
+// `mc_map_contains` on the snapshot. Returns MC_OK, MC_ERR_NULL_ARGUMENT.
 mc_status mc_snapshot_contains(struct mc_snapshot snap,
                                const uint8_t *key,
                                size_t key_len,
                                bool *out);
 
-// Number of entries in the snapshot.
+// Writes the number of entries in the snapshot to `*out`.
+// Returns MC_OK, MC_ERR_NULL_ARGUMENT.
 mc_status mc_snapshot_len(struct mc_snapshot snap, size_t *out);
 
 // Starts an iteration over the snapshot. Both modes behave the same (a
 // snapshot never changes, so nothing is ever invalidated).
+// Returns MC_OK, MC_ERR_INVALID_ARGUMENT (unknown mode), MC_ERR_NULL_ARGUMENT.
 mc_status mc_snapshot_iter_init(struct mc_snapshot snap, uint32_t mode, struct mc_iter *out);
 
 // `mc_iter_next` on the snapshot. Same statuses (never ITER_INVALIDATED).
@@ -470,13 +484,15 @@ mc_status mc_snapshot_iter_next(struct mc_snapshot snap,
                                 size_t val_cap,
                                 size_t *out_val_len);
 
-// `mc_iter_next_with` on the snapshot.
+// `mc_iter_next_with` on the snapshot. Same statuses (never
+// ITER_INVALIDATED).
 mc_status mc_snapshot_iter_next_with(struct mc_snapshot snap,
                                      struct mc_iter *it,
                                      mc_entry_fn cb,
                                      void *user);
 
-// `mc_iter_next_batch` on the snapshot.
+// `mc_iter_next_batch` on the snapshot. Same statuses (never
+// ITER_INVALIDATED).
 mc_status mc_snapshot_iter_next_batch(struct mc_snapshot snap,
                                       struct mc_iter *it,
                                       uint8_t *buf,

@@ -99,7 +99,7 @@ impl McStatus {
             MC_ERR_TOO_LARGE => "argument exceeds a documented size limit\0",
             MC_ERR_OUT_OF_MEMORY => "out of memory\0",
             MC_ERR_INTERNAL => "internal error (caught panic)\0",
-            MC_ERR_INVALID_ARGUMENT => "unknown mode, flag or option value\0",
+            MC_ERR_INVALID_ARGUMENT => "invalid argument (unknown mode, flag or option; zero max_entries; malformed batch; refused key)\0",
             MC_ERR_REENTRANT => "callback re-entered the map that is running it\0",
             MC_ERR_POISONED => "map poisoned by an earlier internal error\0",
             MC_DONE => "iteration complete; no more entries\0",

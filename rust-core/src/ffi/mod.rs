@@ -66,6 +66,9 @@ pub struct mc_snapshot {
 /// An iterator token: plain data owned by the caller. Copy it, store it,
 /// pass it to another thread; no allocation, nothing to free. Its contents are
 /// private and integrity-checked: a modified token gets MC_ERR_BAD_TOKEN.
+/// The raw bytes include the iteration position in the clear: keep them in
+/// the process, and hand untrusted holders (a paginated API's clients) the
+/// text of `mc_iter_encode`, which hides it and detects tampering.
 /// One token must not be advanced by two threads at the same time (copies may).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,8 +168,10 @@ pub unsafe extern "C" fn mc_last_error(
             if cap < msg.len() + 1 {
                 return McStatus::MC_ERR_BUFFER_TOO_SMALL;
             }
-            // SAFETY: buf is non-NULL (cap > msg.len() >= 0) with `cap` writable bytes.
-            let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), cap) };
+            // SAFETY: buf is non-NULL (cap > msg.len() >= 0) with `cap` writable
+            // bytes, of which only the message and its NUL are borrowed (so an
+            // absurd `cap` never makes an oversized slice).
+            let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), msg.len() + 1) };
             out[..msg.len()].copy_from_slice(msg.as_bytes());
             out[msg.len()] = 0;
             McStatus::MC_OK
@@ -1313,6 +1318,7 @@ pub unsafe extern "C" fn mc_snapshot_get(
 }
 
 /// `mc_map_get_with` on the snapshot (the callback may call anything).
+/// Returns MC_OK, MC_ERR_NOT_FOUND, MC_ERR_NULL_ARGUMENT (key or cb).
 #[no_mangle]
 pub unsafe extern "C" fn mc_snapshot_get_with(
     snap: mc_snapshot,
@@ -1333,7 +1339,7 @@ pub unsafe extern "C" fn mc_snapshot_get_with(
     })
 }
 
-/// `mc_map_contains` on the snapshot.
+/// `mc_map_contains` on the snapshot. Returns MC_OK, MC_ERR_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn mc_snapshot_contains(
     snap: mc_snapshot,
@@ -1351,7 +1357,8 @@ pub unsafe extern "C" fn mc_snapshot_contains(
     })
 }
 
-/// Number of entries in the snapshot.
+/// Writes the number of entries in the snapshot to `*out`.
+/// Returns MC_OK, MC_ERR_NULL_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn mc_snapshot_len(snap: mc_snapshot, out: *mut usize) -> mc_status {
     on_snapshot(snap.id, |s, _| {
@@ -1364,6 +1371,7 @@ pub unsafe extern "C" fn mc_snapshot_len(snap: mc_snapshot, out: *mut usize) -> 
 
 /// Starts an iteration over the snapshot. Both modes behave the same (a
 /// snapshot never changes, so nothing is ever invalidated).
+/// Returns MC_OK, MC_ERR_INVALID_ARGUMENT (unknown mode), MC_ERR_NULL_ARGUMENT.
 #[no_mangle]
 pub extern "C" fn mc_snapshot_iter_init(
     snap: mc_snapshot,
@@ -1405,7 +1413,8 @@ pub unsafe extern "C" fn mc_snapshot_iter_next(
     })
 }
 
-/// `mc_iter_next_with` on the snapshot.
+/// `mc_iter_next_with` on the snapshot. Same statuses (never
+/// ITER_INVALIDATED).
 #[no_mangle]
 pub unsafe extern "C" fn mc_snapshot_iter_next_with(
     snap: mc_snapshot,
@@ -1419,7 +1428,8 @@ pub unsafe extern "C" fn mc_snapshot_iter_next_with(
     })
 }
 
-/// `mc_iter_next_batch` on the snapshot.
+/// `mc_iter_next_batch` on the snapshot. Same statuses (never
+/// ITER_INVALIDATED).
 #[no_mangle]
 pub unsafe extern "C" fn mc_snapshot_iter_next_batch(
     snap: mc_snapshot,
