@@ -432,8 +432,19 @@ impl ShardData {
         self.find(hasher, h1, key).map(|(i, _)| i)
     }
 
+    /// The value of `key`: compares it with the record of the first slot
+    /// holding its `h1` (almost always the key's own), and walks the run in
+    /// full only on a 64-bit hash tie. Single-key gets run this, so it is
+    /// kept short: every instruction between one get's cache misses and the
+    /// next one's costs latency (bench/README.md, "What limits it").
+    #[inline]
     pub fn get(&self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> Option<&[u8]> {
-        self.find(hasher, h1, key).ok().map(|(_, v)| v)
+        let (k, v) = self.arena.record(self.first_with_hash(h1)?.get());
+        if bytes_eq(k, key) {
+            Some(v)
+        } else {
+            self.get_past_tie(hasher, h1, key)
+        }
     }
 
     /// Inserts or overwrites. Returns true if the key was new (a structural change).
@@ -714,14 +725,11 @@ impl ShardData {
         }
     }
 
-    /// The record of the first slot holding `h1`, which it starts fetching:
-    /// with 64-bit hashes that is the key's record almost always. `None`
-    /// proves the key absent (`find` would stop at the same slot). Batch
-    /// lookups run this for every key before comparing any, so the record
-    /// misses overlap. Walks page slices rather than indexing slot by slot:
-    /// this loop runs once per key of every batch.
+    /// The record location of the first slot holding `h1`; `None` proves
+    /// the key absent (`find` would stop at the same slot). Walks page
+    /// slices rather than indexing slot by slot: every get runs this loop.
     #[inline]
-    pub fn candidate(&self, h1: u64) -> Option<Candidate<'_>> {
+    fn first_with_hash(&self, h1: u64) -> Option<std::num::NonZeroU64> {
         let t = &self.table;
         let mut i = t.home(h1);
         while let Some(page) = t.pages.get(i >> PAGE_BITS) {
@@ -730,15 +738,31 @@ impl ShardData {
                     return None;
                 }
                 if s.hash == h1 {
-                    self.arena.prefetch(s.loc);
                     // An occupied slot's location is never 0.
-                    let loc = std::num::NonZeroU64::new(s.loc)?;
-                    return Some(Candidate(loc, std::marker::PhantomData));
+                    return std::num::NonZeroU64::new(s.loc);
                 }
             }
             i = (i | PAGE_MASK) + 1;
         }
         None
+    }
+
+    /// `first_with_hash`, starting to fetch that record: with 64-bit hashes
+    /// it is the key's record almost always. Batch lookups run this for every
+    /// key before comparing any, so the record misses overlap.
+    #[inline]
+    pub fn candidate(&self, h1: u64) -> Option<Candidate<'_>> {
+        let loc = self.first_with_hash(h1)?;
+        self.arena.prefetch(loc.get());
+        Some(Candidate(loc, std::marker::PhantomData))
+    }
+
+    /// `get` when the first record with the key's `h1` holds another key:
+    /// the full walk, rare enough (a 64-bit hash tie) to stay out of line.
+    #[cold]
+    #[inline(never)]
+    fn get_past_tie(&self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> Option<&[u8]> {
+        self.find(hasher, h1, key).ok().map(|(_, v)| v)
     }
 
     /// `get` given the key's `candidate`: one key comparison when the
@@ -755,7 +779,7 @@ impl ShardData {
         if bytes_eq(k, key) {
             Some(v)
         } else {
-            self.get(hasher, h1, key)
+            self.get_past_tie(hasher, h1, key)
         }
     }
 

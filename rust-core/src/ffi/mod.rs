@@ -861,15 +861,28 @@ unsafe fn next_with_impl(
 
 /// `dst.copy_from_slice(src)`, inlined for the common record sizes: two
 /// overlapping fixed-size copies instead of a `memcpy` call per entry.
-#[inline]
+/// Written as array loads and stores: as `memcpy`s of constant length, LLVM
+/// merged the branches' tails into one `memcpy` call.
+#[inline(always)]
 fn copy_small(dst: &mut [u8], src: &[u8]) {
+    #[inline(always)]
+    fn load<const N: usize>(src: &[u8], at: usize) -> [u8; N] {
+        src[at..at + N].try_into().expect("N bytes")
+    }
+    #[inline(always)]
+    fn store<const N: usize>(dst: &mut [u8], at: usize, bytes: [u8; N]) {
+        let d: &mut [u8; N] = (&mut dst[at..at + N]).try_into().expect("N bytes");
+        *d = bytes;
+    }
     let n = src.len();
     if (16..=32).contains(&n) {
-        dst[..16].copy_from_slice(&src[..16]);
-        dst[n - 16..n].copy_from_slice(&src[n - 16..]);
+        let (head, tail) = (load::<16>(src, 0), load::<16>(src, n - 16));
+        store(dst, 0, head);
+        store(dst, n - 16, tail);
     } else if (32..=64).contains(&n) {
-        dst[..32].copy_from_slice(&src[..32]);
-        dst[n - 32..n].copy_from_slice(&src[n - 32..]);
+        let (head, tail) = (load::<32>(src, 0), load::<32>(src, n - 32));
+        store(dst, 0, head);
+        store(dst, n - 32, tail);
     } else {
         dst.copy_from_slice(src);
     }
