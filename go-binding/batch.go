@@ -274,9 +274,12 @@ type retainState struct {
 // del panics, no further entries are deleted and the panic is re-raised
 // after the library call has returned. del must return or panic:
 // runtime.Goexit inside it (t.Fatal, t.FailNow, t.Skip in a test) skips
-// the library's frames, which leaves the shard being processed locked for
-// good, so later calls that need that shard block. Record failures in del
-// and assert after DeleteFunc returns.
+// the library's frames without letting them clean up. Treat that as fatal
+// to the process's use of the library: the shard being processed stays
+// locked (later calls that need it block), the map refuses further calls
+// from that OS thread with ErrReentrant, and memory freed afterwards by
+// any map is no longer reclaimed. Record failures in del and assert after
+// DeleteFunc returns.
 func (m *Map) DeleteFunc(del func(key, val []byte) bool) (removed int, err error) {
 	const op = "Map.DeleteFunc"
 	if m.closed.Load() {

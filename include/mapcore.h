@@ -28,7 +28,9 @@
  *    (never a deadlock). Calls into other maps and snapshots are allowed, but
  *    two threads whose callbacks call into each other's maps can deadlock,
  *    like any two locks taken in opposite orders; so can a callback that
- *    waits for another thread which is calling the same map.
+ *    waits for another thread which is calling the same map. Callbacks of at
+ *    most 32 maps can be nested on one thread; a call that would run a 33rd
+ *    inside them gets MC_ERR_REENTRANT without running it.
  *  - Structural changes (they invalidate strict iterators): inserting a new
  *    key, deleting, clearing, mc_map_reserve, mc_map_shrink_to_fit and any
  *    re-layout of a table (growth, shrink). Overwriting a value is not; nor is

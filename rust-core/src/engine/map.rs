@@ -676,6 +676,7 @@ impl<'a> ManyView<'a> {
 /// What `ManyView::candidate` found for a hash: only that function makes one,
 /// so `get` cannot be handed a made-up record (`None` inside proves absence),
 /// and it borrows the view's shards, so it cannot outlive the read access.
+/// Pass it to `get` with the same `h1` it was found for.
 #[derive(Clone, Copy)]
 pub struct Candidate<'a>(Option<super::table::Candidate<'a>>);
 

@@ -390,7 +390,7 @@ pub unsafe extern "C" fn mc_map_get_with(
         // SAFETY: cb is a non-NULL C function; the value slice is valid for the call.
         in_callback_scope(id, || {
             m.get_with(k, |v| unsafe { cb(user, v.as_ptr(), v.len()) })
-        })
+        })?
         .map(|_| McStatus::MC_OK)
         .ok_or_else(|| err(McStatus::MC_ERR_NOT_FOUND, "key not found"))
     })
@@ -496,7 +496,7 @@ pub unsafe extern "C" fn mc_map_retain(
         // SAFETY: pred is a non-NULL C function; slices are valid for the call.
         let removed = in_callback_scope(id, || {
             m.retain(|k, v| unsafe { pred(user, k.as_ptr(), k.len(), v.as_ptr(), v.len()) } != 0)
-        });
+        })?;
         // SAFETY: optional out-pointer.
         unsafe { put_opt(out_removed, removed) };
         Ok(McStatus::MC_OK)
@@ -848,7 +848,7 @@ unsafe fn next_with_impl(
     };
     // Snapshots take no locks, so only a map needs re-entry protection.
     let r = match src {
-        Source::Map(_) => in_callback_scope(id, scan)?,
+        Source::Map(_) => in_callback_scope(id, scan)??,
         _ => scan()?,
     };
     write_token(it, &t);

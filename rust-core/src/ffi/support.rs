@@ -51,6 +51,8 @@ thread_local! {
     static IN_CALLBACK: RefCell<CallbackMarks> = const {
         RefCell::new(CallbackMarks { ids: [0; MAX_NESTED_CALLBACKS], depth: 0 })
     };
+    /// `IN_CALLBACK`'s depth, so that the common no-callback case is one load.
+    static CALLBACK_DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
 // None of these thread-locals has a destructor (a C program may call us from
@@ -63,7 +65,10 @@ pub fn set_last_error(e: Error) {
         std::borrow::Cow::Borrowed(text) => Detail::Static(text),
         std::borrow::Cow::Owned(text) => {
             let kept = LAST_DETAIL.try_with(|buf| keep_detail(&mut buf.borrow_mut(), &text));
-            Detail::Inline(kept.unwrap_or(0))
+            match kept {
+                Ok(len) => Detail::Inline(len),
+                Err(_) => Detail::Static("(detail unavailable)"),
+            }
         }
     };
     let _ = LAST_ERROR.try_with(|l| l.set(Some((e.status, detail))));
@@ -176,12 +181,11 @@ pub fn on_snapshot(id: u64, f: impl FnOnce(&Snapshot, u64) -> Result<McStatus>) 
     })
 }
 
-/// Callback scopes of different maps nested on one thread that are
-/// recorded; deeper ones run unrecorded (re-entry into them is not refused).
+/// Callback scopes (of different maps) one thread can have open at once;
+/// opening one more is refused, before anything is locked.
 const MAX_NESTED_CALLBACKS: usize = 32;
 
-/// The maps whose callbacks run on a thread, innermost last; `depth` may
-/// exceed the recorded ids (see `MAX_NESTED_CALLBACKS`). A fixed array,
+/// The maps whose callbacks run on a thread, innermost last. A fixed array,
 /// not a list through the scopes' stack frames: a caller that leaves a
 /// callback without returning (a Go callback calling `runtime.Goexit`
 /// skips the library's frames) leaves a stale mark here, never a pointer
@@ -194,37 +198,53 @@ struct CallbackMarks {
 /// True if a callback of `map_id` is running on this thread.
 #[inline]
 pub fn in_callback_of(map_id: u64) -> bool {
-    IN_CALLBACK
-        .try_with(|m| {
-            let m = m.borrow();
-            m.depth > 0 && m.ids[..m.depth.min(MAX_NESTED_CALLBACKS)].contains(&map_id)
-        })
-        .unwrap_or(false)
+    // The common case, no callback running, is one load.
+    CALLBACK_DEPTH.try_with(Cell::get).unwrap_or(0) > 0
+        && IN_CALLBACK
+            .try_with(|m| {
+                let m = m.borrow();
+                m.ids[..m.depth].contains(&map_id)
+            })
+            .unwrap_or(false)
 }
 
 /// Runs `f` (which calls user callbacks) with `map_id` marked as running a
 /// callback on this thread, so that calls back into that map are refused.
-pub fn in_callback_scope<R>(map_id: u64, f: impl FnOnce() -> R) -> R {
-    let outer = IN_CALLBACK
-        .try_with(|m| {
-            let mut m = m.borrow_mut();
-            let d = m.depth;
-            if let Some(slot) = m.ids.get_mut(d) {
-                *slot = map_id;
-            }
-            m.depth = d + 1;
-            d
-        })
-        .unwrap_or(0);
+/// Fails with MC_ERR_REENTRANT, without running `f`, when this thread
+/// already has `MAX_NESTED_CALLBACKS` scopes open.
+pub fn in_callback_scope<R>(map_id: u64, f: impl FnOnce() -> R) -> Result<R> {
+    let set_depth = |m: &mut CallbackMarks, d: usize| {
+        m.depth = d;
+        let _ = CALLBACK_DEPTH.try_with(|c| c.set(d));
+    };
+    let opened = IN_CALLBACK.try_with(|m| {
+        let mut m = m.borrow_mut();
+        let d = m.depth;
+        let slot = m.ids.get_mut(d)?;
+        *slot = map_id;
+        set_depth(&mut m, d + 1);
+        Some(d)
+    });
+    let outer = match opened {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            return Err(err(
+                McStatus::MC_ERR_REENTRANT,
+                "too many callbacks nested on this thread (32 maps' callbacks calling into further maps)",
+            ))
+        }
+        // Thread-locals without destructors are never gone; unreachable.
+        Err(_) => return Ok(f()),
+    };
     /// Removes the mark when `f` returns or unwinds.
-    struct Unmark(usize);
-    impl Drop for Unmark {
+    struct Unmark<F: Fn(&mut CallbackMarks, usize)>(usize, F);
+    impl<F: Fn(&mut CallbackMarks, usize)> Drop for Unmark<F> {
         fn drop(&mut self) {
-            let _ = IN_CALLBACK.try_with(|m| m.borrow_mut().depth = self.0);
+            let _ = IN_CALLBACK.try_with(|m| (self.1)(&mut m.borrow_mut(), self.0));
         }
     }
-    let _unmark = Unmark(outer);
-    f()
+    let _unmark = Unmark(outer, set_depth);
+    Ok(f())
 }
 
 pub fn null(what: &str) -> Error {
@@ -341,26 +361,29 @@ mod tests {
                     McStatus::MC_ERR_REENTRANT
                 );
                 assert!(in_callback_of(a));
-            });
+            })
+            .unwrap();
             assert!(!in_callback_of(b));
             // A panicking callback removes its mark too.
             let r = std::panic::catch_unwind(|| in_callback_scope(b, || panic!("in a callback")));
             assert!(r.is_err());
             assert!(!in_callback_of(b) && in_callback_of(a));
-        });
+        })
+        .unwrap();
         assert!(!in_callback_of(a));
-        // Deeper than the recorded marks: the outer ones still count, the
-        // unrecorded ones do not, and every level is removed on the way out.
-        fn nest(level: u64, outermost: u64) {
-            if level == MAX_NESTED_CALLBACKS as u64 + 8 {
-                assert!(in_callback_of(outermost));
-                assert!(!in_callback_of(MAX_NESTED_CALLBACKS as u64 + 4));
+        // Scopes nest up to the limit, all marked; one more is refused
+        // without running its callback, and every level is removed after.
+        fn nest(level: u64) {
+            if level == MAX_NESTED_CALLBACKS as u64 {
+                assert!((0..level).all(in_callback_of));
+                let refused = in_callback_scope(level, || panic!("must not run"));
+                assert_eq!(refused.unwrap_err().status, McStatus::MC_ERR_REENTRANT);
                 return;
             }
-            in_callback_scope(level, || nest(level + 1, outermost));
+            in_callback_scope(level, || nest(level + 1)).unwrap();
             assert!(!in_callback_of(level));
         }
-        nest(0, 0);
+        nest(0);
         assert!(!in_callback_of(0));
         assert_eq!(on_map(a, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_OK);
         assert!(registry::remove(a) && registry::remove(b));
