@@ -164,7 +164,8 @@ impl Table {
     /// First empty slot at or after `i`, if any.
     fn empty_from(&self, mut i: usize) -> Option<usize> {
         while let Some(page) = self.pages.get(i >> PAGE_BITS) {
-            // `i` may be the table's length, inside the last page's block.
+            // `i` may be the table's length, inside the last page's block:
+            // only the last page can be partial, so nothing follows it.
             let rest = page.get(i & PAGE_MASK..).filter(|r| !r.is_empty())?;
             if let Some(k) = rest.iter().position(Slot::is_empty) {
                 return Some(i + k);
@@ -178,6 +179,7 @@ impl Table {
     /// must be empty. Moves whole stretches within each page (one `memmove`
     /// per page instead of a checked read and write per slot).
     fn insert_shifting(&mut self, pos: usize, end: usize, s: Slot) {
+        debug_assert!(pos <= end && end < self.len && self.get(end).is_empty());
         let first = pos >> PAGE_BITS;
         for p in (first..=end >> PAGE_BITS).rev() {
             let base = p << PAGE_BITS;
@@ -186,7 +188,7 @@ impl Table {
             let lo = (pos + 1).max(base) - base;
             // The slot entering this page's first position comes from the
             // previous page's last one (read before that page is moved).
-            let carried = (base > pos && lo == 0).then(|| self.get(base - 1));
+            let carried = (base > pos).then(|| self.get(base - 1));
             let page = self.page_mut(p);
             if lo.max(1) <= hi {
                 page.copy_within(lo.max(1) - 1..hi, lo.max(1));
