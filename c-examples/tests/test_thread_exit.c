@@ -55,23 +55,23 @@ static void *idle_worker(void *unused) {
     return NULL;
 }
 
+/* Runs `rounds` threads of `body` one after another; each must have run
+ * the exit destructor. */
+static void run_threads(int rounds, void *(*body)(void *)) {
+    for (int round = 0; round < rounds; round++) {
+        destructor_ran = 0;
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, body, NULL) == 0);
+        CHECK(pthread_join(t, NULL) == 0);
+        CHECK(destructor_ran);
+    }
+}
+
 int main(void) {
     CHECK(pthread_key_create(&key, at_thread_exit) == 0);
     CHECK_OK(mc_map_new(&map));
-    for (int round = 0; round < 300; round++) {
-        destructor_ran = 0;
-        pthread_t t;
-        CHECK(pthread_create(&t, NULL, idle_worker, NULL) == 0);
-        CHECK(pthread_join(t, NULL) == 0);
-        CHECK(destructor_ran);
-    }
-    for (int round = 0; round < 4; round++) {
-        destructor_ran = 0;
-        pthread_t t;
-        CHECK(pthread_create(&t, NULL, worker, NULL) == 0);
-        CHECK(pthread_join(t, NULL) == 0);
-        CHECK(destructor_ran);
-    }
+    run_threads(300, idle_worker);
+    run_threads(4, worker);
     size_t len = 0;
     CHECK_OK(mc_map_len(map, &len));
     CHECK(len == 1);

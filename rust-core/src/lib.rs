@@ -10,5 +10,7 @@ pub mod engine;
 pub mod ffi;
 pub(crate) mod registry;
 pub mod status;
+#[cfg(test)]
+mod test_support;
 
 pub use status::{Error, McStatus, Result};

@@ -469,20 +469,7 @@ mod tests {
             });
             assert!(get(id).is_some());
         }
-        let mut key: libc::pthread_key_t = 0;
-        // SAFETY: valid out-pointer and destructor.
-        assert_eq!(
-            unsafe { libc::pthread_key_create(&mut key, Some(call_at_exit)) },
-            0
-        );
-        for _ in 0..300 {
-            std::thread::spawn(move || {
-                // SAFETY: any non-NULL value makes the destructor run.
-                unsafe { libc::pthread_setspecific(key, 1 as *const libc::c_void) };
-            })
-            .join()
-            .unwrap();
-        }
+        crate::test_support::call_only_during_thread_exit(300, call_at_exit);
         let claimed = lock(&REGISTRY.participants)
             .iter()
             .filter(|p| p.in_use.load(Acquire) != 0)
@@ -491,8 +478,6 @@ mod tests {
             claimed < 64,
             "{claimed} participant records still claimed after the threads exited"
         );
-        // SAFETY: the key is no longer used.
-        unsafe { libc::pthread_key_delete(key) };
         assert!(remove(*ID.get().unwrap()));
     }
 

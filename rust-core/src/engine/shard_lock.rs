@@ -405,27 +405,12 @@ mod tests {
             let l = LOCK.get_or_init(|| ShardLock::new(7, Group::new()));
             assert_eq!(l.read_short(|v| *v), 7);
         }
-        let mut key: libc::pthread_key_t = 0;
-        // SAFETY: valid out-pointer and destructor.
-        assert_eq!(
-            unsafe { libc::pthread_key_create(&mut key, Some(read_at_exit)) },
-            0
-        );
-        for _ in 0..300 {
-            std::thread::spawn(move || {
-                // SAFETY: any non-NULL value makes the destructor run.
-                unsafe { libc::pthread_setspecific(key, 1 as *const libc::c_void) };
-            })
-            .join()
-            .unwrap();
-        }
+        crate::test_support::call_only_during_thread_exit(300, read_at_exit);
         let taken = TABLE.iter().filter(|s| s.taken.load(Acquire)).count();
         assert!(
             taken < 64,
             "{taken} slots still taken after the threads exited"
         );
-        // SAFETY: the key is no longer used.
-        unsafe { libc::pthread_key_delete(key) };
     }
 
     #[test]
