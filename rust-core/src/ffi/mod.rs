@@ -387,8 +387,8 @@ pub unsafe extern "C" fn mc_map_get_with(
         // SAFETY: caller's readable key.
         let k = unsafe { bytes_in(key, key_len, "key")? };
         let cb = cb.ok_or_else(|| null("cb"))?;
-        // SAFETY: cb is a non-NULL C function; the value slice is valid for the call.
         in_callback_scope(id, || {
+            // SAFETY: cb is a non-NULL C function; the value slice is valid for the call.
             m.get_with(k, |v| unsafe { cb(user, v.as_ptr(), v.len()) })
         })?
         .map(|_| McStatus::MC_OK)
@@ -493,8 +493,8 @@ pub unsafe extern "C" fn mc_map_retain(
 ) -> mc_status {
     on_map(map.id, |m, id| {
         let pred = pred.ok_or_else(|| null("pred"))?;
-        // SAFETY: pred is a non-NULL C function; slices are valid for the call.
         let removed = in_callback_scope(id, || {
+            // SAFETY: pred is a non-NULL C function; slices are valid for the call.
             m.retain(|k, v| unsafe { pred(user, k.as_ptr(), k.len(), v.as_ptr(), v.len()) } != 0)
         })?;
         // SAFETY: optional out-pointer.
@@ -559,7 +559,7 @@ unsafe fn unpack<'a>(
     lens: *const u32,
     what: &str,
 ) -> Result<Vec<&'a [u8]>> {
-    // SAFETY: forwarded.
+    // SAFETY: this function's contract is `packed`'s, which its caller upholds.
     let (all, lens) = unsafe { packed(n, data, lens, what)? };
     Ok(items(all, lens).collect())
 }
