@@ -209,8 +209,9 @@ mc_status mc_map_new(struct mc_map *out);
 
 // Creates a map with options (fixed seed, capacity). `opts` is only read.
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_INVALID_ARGUMENT (unknown flag
-// bits or non-zero `reserved`), MC_ERR_TOO_LARGE (capacity), MC_ERR_OUT_OF_MEMORY.
-mc_status mc_map_new_with(const struct mc_options *opts, struct mc_map *out);
+// bits or non-zero `reserved`), MC_ERR_TOO_LARGE (capacity above 2^31 entries), MC_ERR_OUT_OF_MEMORY.
+mc_status mc_map_new_with(const struct mc_options *opts,
+                          struct mc_map *out);
 
 // Frees a map. Calls already running on it on other threads finish safely;
 // calls that start afterwards get MC_ERR_BAD_HANDLE. Snapshots taken from it
@@ -269,7 +270,7 @@ mc_status mc_map_len(struct mc_map map, size_t *out);
 mc_status mc_map_clear(struct mc_map map);
 
 // Makes room for `additional` more entries. Always a structural change
-// (strict iterators are invalidated), whether or not a table was re-laid. Returns MC_OK, MC_ERR_TOO_LARGE,
+// (strict iterators are invalidated), whether or not a table was re-laid. Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above 2^31),
 // MC_ERR_OUT_OF_MEMORY.
 mc_status mc_map_reserve(struct mc_map map,
                          size_t additional);

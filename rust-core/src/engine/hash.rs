@@ -49,6 +49,14 @@ impl KeyHasher {
         }
     }
 
+    /// This hasher with `mask` applied to every `h1` instead: tests use it
+    /// to make keys share chosen bits of their position.
+    #[cfg(test)]
+    pub(crate) fn with_h1_mask(mut self, mask: u64) -> KeyHasher {
+        self.h1_mask = mask;
+        self
+    }
+
     #[inline]
     pub fn h1(&self, key: &[u8]) -> u64 {
         let mut h = FoldHasher::with_seed(self.per_map, &self.shared);

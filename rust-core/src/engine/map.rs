@@ -124,10 +124,7 @@ fn scan_shard<F: FnMut(&Entry<'_>) -> bool>(
 }
 
 fn pos_at(data: &ShardData, hasher: &KeyHasher, i: usize) -> Pos {
-    Pos {
-        h1: data.hash_at(i),
-        h2: hasher.h2(data.entry_at(i).0),
-    }
+    hasher.pos(data.entry_at(i).0)
 }
 
 /// Runs a scan over a sequence of shards. `shard(s)` gives access to shard `s`

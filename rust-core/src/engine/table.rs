@@ -25,28 +25,70 @@ const PAGE_BITS: u32 = 11;
 const PAGE_SLOTS: usize = 1 << PAGE_BITS;
 const PAGE_MASK: usize = PAGE_SLOTS - 1;
 const MIN_NOMINAL_BITS: u32 = 3;
-/// Largest nominal capacity per shard (2^31 slots, 2^35 over all shards).
-const MAX_NOMINAL_BITS: u32 = 31;
+/// Largest nominal capacity per shard (2^28 slots, 2^32 over all shards): a
+/// slot's hash fragment must hold its home (see `Slot`).
+pub(crate) const MAX_NOMINAL_BITS: u32 = FRAG_BITS;
 
-const CHUNK_MAX: usize = 256 * 1024;
+/// Chunk offsets take `OFFSET_BITS` bits of a record location.
+const OFFSET_BITS: u32 = 18;
+const CHUNK_MAX: usize = 1 << OFFSET_BITS;
 const RECORD_HEADER: usize = 8;
+
+/// A slot is one word: `frag << LOC_BITS | loc`.
+const LOC_BITS: u32 = 36;
+const LOC_MASK: u64 = (1 << LOC_BITS) - 1;
+/// The top bits of a key's `h1` below the shard bits.
+const FRAG_BITS: u32 = 64 - LOC_BITS;
+/// Chunks one shard's arena can address (`loc` holds chunk index + 1).
+const MAX_CHUNKS: usize = (1 << (LOC_BITS - OFFSET_BITS)) - 1;
 
 pub(crate) const MAX_KEY_LEN: usize = 1 << 20;
 pub(crate) const MAX_VALUE_LEN: usize = 1 << 30;
 
+/// An occupied slot holds the top `FRAG_BITS` bits of its key's `h1` (after
+/// the shard bits) and where its record lives. The fragment orders slots as
+/// `h1` does, up to ties that the record's key settles, and it contains the
+/// home slot; 8 bytes instead of 16 halve the table's memory and the bytes a
+/// lookup, a scan or a shift moves.
 #[derive(Clone, Copy, Default, Debug)]
-pub struct Slot {
-    /// `h1` of the key stored here.
-    hash: u64,
-    /// `(chunk + 1) << 32 | offset` of the record in the arena; 0 means empty.
-    loc: u64,
+pub struct Slot(u64);
+
+/// `h1`'s fragment, as slots store it.
+#[inline]
+fn frag_of(h1: u64) -> u64 {
+    (h1 << SHARD_BITS) >> LOC_BITS
 }
 
 impl Slot {
-    const EMPTY: Slot = Slot { hash: 0, loc: 0 };
+    const EMPTY: Slot = Slot(0);
+
+    #[inline]
+    fn new(h1: u64, loc: u64) -> Slot {
+        debug_assert!(loc != 0 && loc <= LOC_MASK);
+        Slot(frag_of(h1) << LOC_BITS | loc)
+    }
+
+    /// The same key's slot with its record moved to `loc`.
+    #[inline]
+    fn with_loc(self, loc: u64) -> Slot {
+        debug_assert!(loc != 0 && loc <= LOC_MASK);
+        Slot(self.0 & !LOC_MASK | loc)
+    }
+
     #[inline]
     fn is_empty(&self) -> bool {
-        self.loc == 0
+        // An occupied slot's location is never 0.
+        self.0 == 0
+    }
+
+    #[inline]
+    fn frag(self) -> u64 {
+        self.0 >> LOC_BITS
+    }
+
+    #[inline]
+    fn loc(self) -> u64 {
+        self.0 & LOC_MASK
     }
 }
 
@@ -205,6 +247,12 @@ impl Table {
         ((h1 << SHARD_BITS) >> self.home_shift) as usize
     }
 
+    /// The home of the key in occupied slot `s`: the fragment's top bits.
+    #[inline]
+    fn home_of(&self, s: Slot) -> usize {
+        (s.0 >> self.home_shift) as usize
+    }
+
     fn nominal(&self) -> usize {
         1 << self.nominal_bits
     }
@@ -242,6 +290,18 @@ impl<'a> Entry<'a> {
     }
 }
 
+/// The chunk a record location points into (`usize::MAX` for 0, which no
+/// record has).
+#[inline]
+fn chunk_index(loc: u64) -> usize {
+    ((loc >> OFFSET_BITS) as usize).wrapping_sub(1)
+}
+
+#[inline]
+fn chunk_offset(loc: u64) -> usize {
+    (loc as usize) & (CHUNK_MAX - 1)
+}
+
 /// Append-only byte chunks holding `[klen u32][vlen u32][key][value]` records.
 #[derive(Clone, Default)]
 pub struct Arena {
@@ -276,6 +336,12 @@ impl Arena {
             let mut v: Vec<u8> = Vec::new();
             v.try_reserve_exact(first_cap)
                 .map_err(|_| oom("arena chunk"))?;
+            if self.chunks.len() >= MAX_CHUNKS {
+                return Err(Error::new(
+                    McStatus::MC_ERR_TOO_LARGE,
+                    "a shard's arena cannot address more chunks",
+                ));
+            }
             self.chunks.try_reserve(1).map_err(|_| oom("chunk list"))?;
             self.chunks.push(Arc::new(v));
         }
@@ -295,14 +361,14 @@ impl Arena {
         self.live += rec;
         self.total += rec;
         self.unsorted += 1;
-        Ok(((idx as u64 + 1) << 32) | off as u64)
+        Ok(((idx as u64 + 1) << OFFSET_BITS) | off as u64)
     }
 
     /// The record at `loc` as an `Entry` (key, value and the stored bytes).
     #[inline]
     fn entry(&self, loc: u64) -> Entry<'_> {
-        let chunk = &self.chunks[(loc >> 32) as usize - 1];
-        let off = (loc & 0xFFFF_FFFF) as usize;
+        let chunk = &self.chunks[chunk_index(loc)];
+        let off = chunk_offset(loc);
         let head = &chunk[off..off + RECORD_HEADER];
         let klen = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         let vlen = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
@@ -313,8 +379,8 @@ impl Arena {
 
     #[inline]
     fn record(&self, loc: u64) -> (&[u8], &[u8]) {
-        let chunk = &self.chunks[(loc >> 32) as usize - 1];
-        let off = (loc & 0xFFFF_FFFF) as usize;
+        let chunk = &self.chunks[chunk_index(loc)];
+        let off = chunk_offset(loc);
         let head = &chunk[off..off + RECORD_HEADER];
         let klen = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         let vlen = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
@@ -326,8 +392,8 @@ impl Arena {
     /// hash order, which is random in the arena, so overlapping the misses pays.
     #[inline]
     fn prefetch(&self, loc: u64) {
-        if let Some(chunk) = self.chunks.get(((loc >> 32) as usize).wrapping_sub(1)) {
-            let p = chunk.as_ptr().wrapping_add((loc & 0xFFFF_FFFF) as usize);
+        if let Some(chunk) = self.chunks.get(chunk_index(loc)) {
+            let p = chunk.as_ptr().wrapping_add(chunk_offset(loc));
             prefetch_read(p);
         }
     }
@@ -344,8 +410,8 @@ impl Arena {
         if old.len() != val.len() {
             return false;
         }
-        let start = (loc & 0xFFFF_FFFF) as usize + RECORD_HEADER + key.len();
-        let Some(chunk) = unique_mut(&mut self.chunks[(loc >> 32) as usize - 1]) else {
+        let start = chunk_offset(loc) + RECORD_HEADER + key.len();
+        let Some(chunk) = unique_mut(&mut self.chunks[chunk_index(loc)]) else {
             return false;
         };
         chunk[start..start + val.len()].copy_from_slice(val);
@@ -389,16 +455,21 @@ fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     a == b
 }
 
-/// Order of `key` (at position `(h1, lazily h2)`) against the stored record.
-fn tie_order(
+/// Order of `key` (at position `(h1, lazily h2)`) against the stored key
+/// `stored`, whose slot fragment equals `key`'s: the fragment leaves `h1`
+/// undecided, so it is hashed again from the stored key.
+fn key_order(
     hasher: &KeyHasher,
+    h1: u64,
     key: &[u8],
     key_h2: &mut Option<u64>,
     stored: &[u8],
 ) -> std::cmp::Ordering {
-    let a = *key_h2.get_or_insert_with(|| hasher.h2(key));
-    let b = hasher.h2(stored);
-    a.cmp(&b).then_with(|| key.cmp(stored))
+    h1.cmp(&hasher.h1(stored)).then_with(|| {
+        let a = *key_h2.get_or_insert_with(|| hasher.h2(key));
+        let b = hasher.h2(stored);
+        a.cmp(&b).then_with(|| key.cmp(stored))
+    })
 }
 
 impl ShardData {
@@ -443,21 +514,22 @@ impl ShardData {
     ) -> std::result::Result<(usize, &[u8]), usize> {
         let t = &self.table;
         let mut i = t.home(h1);
+        let f = frag_of(h1);
         let mut key_h2 = None;
         // Walk page by page so the hot loop indexes one slice.
         while i < t.len {
             let page = &t.pages[i >> PAGE_BITS];
             let base = i & !PAGE_MASK;
             for (off, s) in page[i & PAGE_MASK..].iter().enumerate() {
-                if s.is_empty() || s.hash > h1 {
+                if s.is_empty() || s.frag() > f {
                     return Err(i + off);
                 }
-                if s.hash == h1 {
-                    let (k, v) = self.arena.record(s.loc);
+                if s.frag() == f {
+                    let (k, v) = self.arena.record(s.loc());
                     if bytes_eq(k, key) {
                         return Ok((i + off, v));
                     }
-                    if tie_order(hasher, key, &mut key_h2, k) == std::cmp::Ordering::Less {
+                    if key_order(hasher, h1, key, &mut key_h2, k) == std::cmp::Ordering::Less {
                         return Err(i + off);
                     }
                 }
@@ -492,10 +564,10 @@ impl ShardData {
         match self.locate(hasher, h1, key) {
             Ok(i) => {
                 let s = self.table.get(i);
-                if !self.arena.overwrite_in_place(s.loc, val) {
+                if !self.arena.overwrite_in_place(s.loc(), val) {
                     let loc = self.arena.alloc(key, val)?;
-                    self.arena.free(s.loc);
-                    self.table.set(i, Slot { hash: h1, loc });
+                    self.arena.free(s.loc());
+                    self.table.set(i, s.with_loc(loc));
                     // The overwrite is done: tidying up must not report failure.
                     let _ = self.maybe_compact();
                 }
@@ -508,7 +580,7 @@ impl ShardData {
                 }
                 self.refuse_position_collision(hasher, h1, key, pos)?;
                 let loc = self.arena.alloc(key, val)?;
-                if let Err(e) = self.place(pos, Slot { hash: h1, loc }) {
+                if let Err(e) = self.place(pos, Slot::new(h1, loc)) {
                     self.arena.free(loc);
                     return Err(e);
                 }
@@ -539,9 +611,11 @@ impl ShardData {
                 continue;
             }
             let s = self.table.get(j);
-            if !s.is_empty() && s.hash == h1 {
-                let other = self.arena.record(s.loc).0;
-                if *key_h2.get_or_insert_with(|| hasher.h2(key)) == hasher.h2(other) {
+            if !s.is_empty() && s.frag() == frag_of(h1) {
+                let other = self.arena.record(s.loc()).0;
+                if hasher.h1(other) == h1
+                    && *key_h2.get_or_insert_with(|| hasher.h2(key)) == hasher.h2(other)
+                {
                     return Err(Error::new(
                         McStatus::MC_ERR_INVALID_ARGUMENT,
                         "the key collides with another key on both keyed hashes; refused so that iteration stays exactly-once",
@@ -582,7 +656,7 @@ impl ShardData {
     /// indices stay meaningful until `settle` is called.
     pub fn remove_at(&mut self, i: usize) {
         let s = self.table.get(i);
-        self.arena.free(s.loc);
+        self.arena.free(s.loc());
         self.table.count -= 1;
         let mut j = i;
         loop {
@@ -591,7 +665,7 @@ impl ShardData {
                 break;
             }
             let n = self.table.get(next);
-            if n.is_empty() || self.table.home(n.hash) >= next {
+            if n.is_empty() || self.table.home_of(n) >= next {
                 break;
             }
             self.table.set(j, n);
@@ -631,19 +705,19 @@ impl ShardData {
             if s.is_empty() {
                 continue;
             }
-            let p = t.home(s.hash).max(next_free);
+            let p = t.home_of(s).max(next_free);
             if p >= t.len {
                 t.extend((t.len / 8).max(8))?;
             }
             let loc = match fresh.as_mut() {
                 Some(a) => {
                     self.prefetch_at(i + 8);
-                    let (k, v) = self.arena.record(s.loc);
+                    let (k, v) = self.arena.record(s.loc());
                     a.alloc(k, v)?
                 }
-                None => s.loc,
+                None => s.loc(),
             };
-            t.set(p, Slot { hash: s.hash, loc });
+            t.set(p, s.with_loc(loc));
             next_free = p + 1;
         }
         t.count = self.table.count;
@@ -675,13 +749,13 @@ impl ShardData {
             let s = self.table.get(i);
             if !s.is_empty() {
                 self.prefetch_at(i + 8);
-                let (k, v) = self.arena.record(s.loc);
+                let (k, v) = self.arena.record(s.loc());
                 moved.push((i, fresh.alloc(k, v)?));
             }
         }
         for (i, loc) in moved {
-            let h = self.table.get(i).hash;
-            self.table.set(i, Slot { hash: h, loc });
+            let s = self.table.get(i);
+            self.table.set(i, s.with_loc(loc));
         }
         fresh.unsorted = 0;
         fresh.sorted = self.table.count;
@@ -726,18 +800,13 @@ impl ShardData {
     /// Key and value at occupied slot `i`.
     #[inline]
     pub fn entry_at(&self, i: usize) -> (&[u8], &[u8]) {
-        self.arena.record(self.table.get(i).loc)
+        self.arena.record(self.table.get(i).loc())
     }
 
     /// The entry in (occupied) slot `i`, with its stored bytes.
     #[inline]
     pub fn full_entry_at(&self, i: usize) -> Entry<'_> {
-        self.arena.entry(self.table.get(i).loc)
-    }
-
-    #[inline]
-    pub fn hash_at(&self, i: usize) -> u64 {
-        self.table.get(i).hash
+        self.arena.entry(self.table.get(i).loc())
     }
 
     /// Prefetches the record in slot `i`, if any (no-op out of range).
@@ -746,7 +815,7 @@ impl ShardData {
         if i < self.table.len {
             let s = self.table.get(i);
             if !s.is_empty() {
-                self.arena.prefetch(s.loc);
+                self.arena.prefetch(s.loc());
             }
         }
     }
@@ -760,21 +829,23 @@ impl ShardData {
         }
     }
 
-    /// The record location of the first slot holding `h1`; `None` proves
-    /// the key absent (`find` would stop at the same slot). Walks page
-    /// slices rather than indexing slot by slot: every get runs this loop.
+    /// The record location of the first slot holding `h1`'s fragment;
+    /// `None` proves the key absent (`find` would stop at the same slot).
+    /// Walks page slices rather than indexing slot by slot: every get runs
+    /// this loop.
     #[inline]
     fn first_with_hash(&self, h1: u64) -> Option<std::num::NonZeroU64> {
         let t = &self.table;
         let mut i = t.home(h1);
+        let f = frag_of(h1);
         while let Some(page) = t.pages.get(i >> PAGE_BITS) {
             for s in page.get(i & PAGE_MASK..)? {
-                if s.is_empty() || s.hash > h1 {
+                if s.is_empty() || s.frag() > f {
                     return None;
                 }
-                if s.hash == h1 {
+                if s.frag() == f {
                     // An occupied slot's location is never 0.
-                    return std::num::NonZeroU64::new(s.loc);
+                    return std::num::NonZeroU64::new(s.loc());
                 }
             }
             i = (i | PAGE_MASK) + 1;
@@ -792,8 +863,9 @@ impl ShardData {
         Some(Candidate(loc, std::marker::PhantomData))
     }
 
-    /// `get` when the first record with the key's `h1` holds another key:
-    /// the full walk, rare enough (a 64-bit hash tie) to stay out of line.
+    /// `get` when the first record with the key's fragment holds another
+    /// key: the full walk, rare enough (a tie on the fragment's bits below
+    /// the home slot) to stay out of line.
     #[cold]
     #[inline(never)]
     fn get_past_tie(&self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> Option<&[u8]> {
@@ -801,7 +873,7 @@ impl ShardData {
     }
 
     /// `get` given the key's `candidate`: one key comparison when the
-    /// candidate holds the key, the full walk only on a 64-bit hash tie.
+    /// candidate holds the key, the full walk only on a fragment tie.
     #[inline]
     pub fn get_at_candidate(
         &self,
@@ -831,11 +903,11 @@ impl ShardData {
             for j in from..page.len() {
                 if let Some(ahead) = page.get(j + AHEAD) {
                     if !ahead.is_empty() {
-                        self.arena.prefetch(ahead.loc);
+                        self.arena.prefetch(ahead.loc());
                     }
                 }
                 let s = page[j];
-                if !s.is_empty() && !f(base + j, self.arena.entry(s.loc)) {
+                if !s.is_empty() && !f(base + j, self.arena.entry(s.loc())) {
                     return false;
                 }
             }
@@ -863,13 +935,14 @@ impl ShardData {
             return self.occupied_from(0);
         };
         let mut i = self.table.home(p.h1);
+        let f = frag_of(p.h1);
         while i < self.table.len {
             let s = self.table.get(i);
             if !s.is_empty() {
-                if s.hash > p.h1 {
+                if s.frag() > f {
                     return Some(i);
                 }
-                if s.hash == p.h1 && hasher.h2(self.arena.record(s.loc).0) > p.h2 {
+                if s.frag() == f && hasher.pos(self.arena.record(s.loc()).0) > p {
                     return Some(i);
                 }
             }
@@ -881,12 +954,13 @@ impl ShardData {
     /// The slot holding the entry at exactly `p`.
     pub fn find_pos(&self, hasher: &KeyHasher, p: Pos) -> Option<usize> {
         let mut i = self.table.home(p.h1);
+        let f = frag_of(p.h1);
         while i < self.table.len {
             let s = self.table.get(i);
-            if s.is_empty() || s.hash > p.h1 {
+            if s.is_empty() || s.frag() > f {
                 return None;
             }
-            if s.hash == p.h1 && hasher.h2(self.arena.record(s.loc).0) == p.h2 {
+            if s.frag() == f && hasher.pos(self.arena.record(s.loc()).0) == p {
                 return Some(i);
             }
             i += 1;
@@ -897,13 +971,13 @@ impl ShardData {
     /// Overwrites the value at occupied slot `i` (not structural).
     pub fn set_value_at(&mut self, i: usize, val: &[u8]) -> Result<()> {
         let s = self.table.get(i);
-        if self.arena.overwrite_in_place(s.loc, val) {
+        if self.arena.overwrite_in_place(s.loc(), val) {
             return Ok(());
         }
-        let key = self.arena.record(s.loc).0.to_vec();
+        let key = self.arena.record(s.loc()).0.to_vec();
         let loc = self.arena.alloc(&key, val)?;
-        self.arena.free(s.loc);
-        self.table.set(i, Slot { hash: s.hash, loc });
+        self.arena.free(s.loc());
+        self.table.set(i, s.with_loc(loc));
         let _ = self.maybe_compact();
         Ok(())
     }
@@ -919,7 +993,7 @@ impl ShardData {
                 continue;
             }
             count += 1;
-            let home = t.home(s.hash);
+            let home = t.home_of(s);
             if home > i {
                 return Err(format!("slot {i} before its home {home}"));
             }
@@ -928,11 +1002,12 @@ impl ShardData {
                     return Err(format!("gap at {j} between home {home} and slot {i}"));
                 }
             }
-            let (k, _) = self.arena.record(s.loc);
-            if hasher.h1(k) != s.hash {
-                return Err(format!("slot {i} stores a wrong hash"));
+            let (k, _) = self.arena.record(s.loc());
+            let h1 = hasher.h1(k);
+            if frag_of(h1) != s.frag() {
+                return Err(format!("slot {i} stores a wrong hash fragment"));
             }
-            let cur = (s.hash, hasher.h2(k), k.to_vec());
+            let cur = (h1, hasher.h2(k), k.to_vec());
             if let Some(p) = &prev {
                 if (p.0, p.1) >= (cur.0, cur.1) {
                     return Err(format!("slot {i} out of order"));
@@ -1006,6 +1081,51 @@ mod tests {
         assert!(d.cow_pages() > 0, "the shifts copied shared pages");
     }
 
+    /// Slots keep only a fragment of `h1`. With the fragment's bits masked
+    /// off, every key has fragment 0 (home slot 0) but a distinct `h1`, so
+    /// every lookup, insert, removal and seek must settle the order from the
+    /// stored keys.
+    #[test]
+    fn keys_sharing_a_fragment_keep_full_hash_order() {
+        let h = KeyHasher::new(11, [12, 13], false).with_h1_mask(0xFFFF_FFFF);
+        let key = |i: u64| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 7).to_le_bytes();
+        let mut d = ShardData::new();
+        for i in 0..3000u64 {
+            let k = key(i);
+            assert!(d.insert(&h, h.h1(&k), &k, &k[..i as usize % 9]).unwrap());
+        }
+        d.check_invariants(&h).unwrap();
+        for i in 0..3000u64 {
+            let k = key(i);
+            assert_eq!(d.get(&h, h.h1(&k), &k), Some(&k[..i as usize % 9]));
+            let absent = key(i + 1_000_000);
+            assert_eq!(d.get(&h, h.h1(&absent), &absent), None);
+        }
+        for i in (0..3000u64).step_by(2) {
+            let k = key(i);
+            assert!(d.remove(&h, h.h1(&k), &k));
+            assert!(!d.remove(&h, h.h1(&k), &k));
+        }
+        d.check_invariants(&h).unwrap();
+        // Seeking after each remaining key's position finds the next one.
+        let mut sorted: Vec<(Pos, [u8; 8])> = (1..3000u64)
+            .step_by(2)
+            .map(|i| (h.pos(&key(i)), key(i)))
+            .collect();
+        sorted.sort();
+        for w in sorted.windows(2) {
+            let at = d.seek_after(&h, Some(w[0].0)).expect("a next entry");
+            assert_eq!(d.entry_at(at).0, &w[1].1[..]);
+            let here = d.find_pos(&h, w[1].0).expect("present");
+            assert_eq!(here, at);
+        }
+        let last = sorted.last().unwrap().0;
+        assert_eq!(d.seek_after(&h, Some(last)), None);
+        for i in (0..3000u64).step_by(2) {
+            assert_eq!(d.find_pos(&h, h.pos(&key(i))), None);
+        }
+    }
+
     #[test]
     fn displacement_stays_small() {
         let h = KeyHasher::new(1, [2, 3], false);
@@ -1027,7 +1147,7 @@ mod tests {
         for idx in 0..d.table.len {
             let s = d.table.get(idx);
             if !s.is_empty() {
-                let disp = idx - d.table.home(s.hash);
+                let disp = idx - d.table.home_of(s);
                 total += disp;
                 max = max.max(disp);
                 n += 1;

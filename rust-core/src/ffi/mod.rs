@@ -222,7 +222,7 @@ pub unsafe extern "C" fn mc_map_new(out: *mut mc_map) -> mc_status {
 
 /// Creates a map with options (fixed seed, capacity). `opts` is only read.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_INVALID_ARGUMENT (unknown flag
-/// bits or non-zero `reserved`), MC_ERR_TOO_LARGE (capacity), MC_ERR_OUT_OF_MEMORY.
+/// bits or non-zero `reserved`), MC_ERR_TOO_LARGE (capacity above 2^31 entries), MC_ERR_OUT_OF_MEMORY.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_new_with(opts: *const mc_options, out: *mut mc_map) -> mc_status {
     run(|| {
@@ -241,10 +241,10 @@ pub unsafe extern "C" fn mc_map_new_with(opts: *const mc_options, out: *mut mc_m
                 ),
             ));
         }
-        if o.capacity > 1 << 34 {
+        if o.capacity > 1 << 31 {
             return Err(err(
                 McStatus::MC_ERR_TOO_LARGE,
-                "capacity exceeds 2^34 entries",
+                "capacity exceeds 2^31 entries",
             ));
         }
         let options = Options {
@@ -451,15 +451,15 @@ pub extern "C" fn mc_map_clear(map: mc_map) -> mc_status {
 }
 
 /// Makes room for `additional` more entries. Always a structural change
-/// (strict iterators are invalidated), whether or not a table was re-laid. Returns MC_OK, MC_ERR_TOO_LARGE,
+/// (strict iterators are invalidated), whether or not a table was re-laid. Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above 2^31),
 /// MC_ERR_OUT_OF_MEMORY.
 #[no_mangle]
 pub extern "C" fn mc_map_reserve(map: mc_map, additional: usize) -> mc_status {
     on_map(map.id, |m, _| {
-        if additional > 1 << 34 {
+        if additional > 1 << 31 {
             return Err(err(
                 McStatus::MC_ERR_TOO_LARGE,
-                "reserve request exceeds 2^34 entries",
+                "reserve request exceeds 2^31 entries",
             ));
         }
         m.reserve(additional)?;
