@@ -32,7 +32,12 @@ pub(crate) const MAX_NOMINAL_BITS: u32 = FRAG_BITS;
 /// Chunk offsets take `OFFSET_BITS` bits of a record location.
 const OFFSET_BITS: u32 = 18;
 const CHUNK_MAX: usize = 1 << OFFSET_BITS;
-const RECORD_HEADER: usize = 8;
+/// Record headers: `[klen u8 < LONG_TAG][vlen u8]` when both lengths fit,
+/// else `[LONG_TAG][klen u32 LE][vlen u32 LE]`. Typical small entries thus
+/// spend 2 bytes on their lengths, not 8.
+const SHORT_HEADER: usize = 2;
+const LONG_HEADER: usize = 9;
+const LONG_TAG: u8 = 0x80;
 
 /// A slot is one word: `frag << LOC_BITS | loc`.
 const LOC_BITS: u32 = 36;
@@ -276,17 +281,16 @@ pub struct Candidate<'a>(
 pub struct Entry<'a> {
     pub key: &'a [u8],
     pub value: &'a [u8],
-    /// `[klen u32 LE][vlen u32 LE][key][value]`, as stored.
-    record: &'a [u8],
+    /// The key and the value back to back, as stored.
+    body: &'a [u8],
 }
 
 impl<'a> Entry<'a> {
-    /// The entry as `[key length u32][value length u32][key][value]` with the
-    /// lengths in native byte order, when the stored bytes already have that
-    /// form (little-endian hosts): a batch can then copy it in one piece.
+    /// The key followed by the value in one slice: a batch copies it in one
+    /// piece.
     #[inline]
-    pub fn packed(&self) -> Option<&'a [u8]> {
-        cfg!(target_endian = "little").then_some(self.record)
+    pub fn body(&self) -> &'a [u8] {
+        self.body
     }
 }
 
@@ -302,7 +306,27 @@ fn chunk_offset(loc: u64) -> usize {
     (loc as usize) & (CHUNK_MAX - 1)
 }
 
-/// Append-only byte chunks holding `[klen u32][vlen u32][key][value]` records.
+/// Where a record's key starts, and its key and value lengths, from the
+/// header at `off` (see `SHORT_HEADER`).
+#[inline(always)]
+fn parse_header(chunk: &[u8], off: usize) -> (usize, usize, usize) {
+    let short: [u8; SHORT_HEADER] = chunk[off..off + SHORT_HEADER].try_into().expect("2 bytes");
+    if short[0] < LONG_TAG {
+        return (off + SHORT_HEADER, short[0] as usize, short[1] as usize);
+    }
+    parse_long_header(chunk, off)
+}
+
+#[cold]
+#[inline(never)]
+fn parse_long_header(chunk: &[u8], off: usize) -> (usize, usize, usize) {
+    let h = &chunk[off + 1..off + LONG_HEADER];
+    let klen = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    let vlen = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+    (off + LONG_HEADER, klen, vlen)
+}
+
+/// Append-only byte chunks holding `[header][key][value]` records.
 #[derive(Clone, Default)]
 pub struct Arena {
     chunks: Vec<Arc<Vec<u8>>>,
@@ -315,8 +339,16 @@ pub struct Arena {
 }
 
 impl Arena {
+    fn header_len(klen: usize, vlen: usize) -> usize {
+        if klen < LONG_TAG as usize && vlen <= u8::MAX as usize {
+            SHORT_HEADER
+        } else {
+            LONG_HEADER
+        }
+    }
+
     fn record_len(klen: usize, vlen: usize) -> usize {
-        RECORD_HEADER + klen + vlen
+        Self::header_len(klen, vlen) + klen + vlen
     }
 
     fn alloc(&mut self, key: &[u8], val: &[u8]) -> Result<u64> {
@@ -354,8 +386,13 @@ impl Arena {
                 .map_err(|_| oom("arena chunk"))?;
         }
         let off = chunk.len();
-        chunk.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        chunk.extend_from_slice(&(val.len() as u32).to_le_bytes());
+        if Self::header_len(key.len(), val.len()) == SHORT_HEADER {
+            chunk.extend_from_slice(&[key.len() as u8, val.len() as u8]);
+        } else {
+            chunk.push(LONG_TAG);
+            chunk.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            chunk.extend_from_slice(&(val.len() as u32).to_le_bytes());
+        }
         chunk.extend_from_slice(key);
         chunk.extend_from_slice(val);
         self.live += rec;
@@ -365,26 +402,21 @@ impl Arena {
     }
 
     /// The record at `loc` as an `Entry` (key, value and the stored bytes).
-    #[inline]
+    #[inline(always)]
     fn entry(&self, loc: u64) -> Entry<'_> {
         let chunk = &self.chunks[chunk_index(loc)];
         let off = chunk_offset(loc);
-        let head = &chunk[off..off + RECORD_HEADER];
-        let klen = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let vlen = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        let record = &chunk[off..off + RECORD_HEADER + klen + vlen];
-        let (key, value) = record[RECORD_HEADER..].split_at(klen);
-        Entry { key, value, record }
+        let (k, klen, vlen) = parse_header(chunk, off);
+        let body = &chunk[k..k + klen + vlen];
+        let (key, value) = body.split_at(klen);
+        Entry { key, value, body }
     }
 
-    #[inline]
+    #[inline(always)]
     fn record(&self, loc: u64) -> (&[u8], &[u8]) {
         let chunk = &self.chunks[chunk_index(loc)];
         let off = chunk_offset(loc);
-        let head = &chunk[off..off + RECORD_HEADER];
-        let klen = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let vlen = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        let k = off + RECORD_HEADER;
+        let (k, klen, vlen) = parse_header(chunk, off);
         (&chunk[k..k + klen], &chunk[k + klen..k + klen + vlen])
     }
 
@@ -406,11 +438,12 @@ impl Arena {
     /// Overwrites a value of the same length in place when no snapshot shares
     /// the chunk. Returns false when the caller must relocate instead.
     fn overwrite_in_place(&mut self, loc: u64, val: &[u8]) -> bool {
-        let (key, old) = self.record(loc);
-        if old.len() != val.len() {
+        let chunk = &self.chunks[chunk_index(loc)];
+        let (k, klen, vlen) = parse_header(chunk, chunk_offset(loc));
+        if vlen != val.len() {
             return false;
         }
-        let start = chunk_offset(loc) + RECORD_HEADER + key.len();
+        let start = k + klen;
         let Some(chunk) = unique_mut(&mut self.chunks[chunk_index(loc)]) else {
             return false;
         };
@@ -1018,6 +1051,19 @@ impl ShardData {
         if count != t.count {
             return Err(format!("count {} but {} occupied slots", t.count, count));
         }
+        let live: usize = (0..t.len)
+            .filter(|&i| !t.get(i).is_empty())
+            .map(|i| {
+                let (k, v) = self.entry_at(i);
+                Arena::record_len(k.len(), v.len())
+            })
+            .sum();
+        if live != self.arena.live {
+            return Err(format!(
+                "arena counts {} live bytes, records hold {live}",
+                self.arena.live
+            ));
+        }
         Ok(())
     }
 }
@@ -1124,6 +1170,66 @@ mod tests {
         for i in (0..3000u64).step_by(2) {
             assert_eq!(d.find_pos(&h, h.pos(&key(i))), None);
         }
+    }
+
+    /// Record headers take 2 bytes when the key is shorter than 128 bytes and
+    /// the value at most 255, else 9: every length on both sides of those
+    /// limits is stored, overwritten (in place and moved, into the other
+    /// form), scanned and removed.
+    #[test]
+    fn short_and_long_record_headers() {
+        // One shard holds keys of one shard: clear the shard bits.
+        let h = KeyHasher::new(3, [4, 5], false).with_h1_mask(u64::MAX >> SHARD_BITS);
+        let mut d = ShardData::new();
+        let klens = [1usize, 2, 127, 128, 300];
+        let vlens = [0usize, 1, 255, 256, 70_000];
+        // Exactly `kl` bytes, distinct for each value length.
+        let key = |kl: usize, vl: usize| {
+            let mut k = vec![(kl % 251) as u8; kl];
+            k[0] = vlens.iter().position(|&x| x == vl).unwrap() as u8;
+            k
+        };
+        let val = |vl: usize, fill: u8| vec![fill; vl];
+        for &kl in &klens {
+            for &vl in &vlens {
+                let k = key(kl, vl);
+                assert!(d.insert(&h, h.h1(&k), &k, &val(vl, 1)).unwrap());
+            }
+        }
+        d.check_invariants(&h).unwrap();
+        for &kl in &klens {
+            for (j, &vl) in vlens.iter().enumerate() {
+                let k = key(kl, vl);
+                assert_eq!(d.get(&h, h.h1(&k), &k), Some(&val(vl, 1)[..]));
+                // Same length: in place. Then a length of the other form.
+                assert!(!d.insert(&h, h.h1(&k), &k, &val(vl, 2)).unwrap());
+                assert_eq!(d.get(&h, h.h1(&k), &k), Some(&val(vl, 2)[..]));
+                let other = vlens[(j + 3) % vlens.len()];
+                assert!(!d.insert(&h, h.h1(&k), &k, &val(other, 3)).unwrap());
+                assert_eq!(d.get(&h, h.h1(&k), &k), Some(&val(other, 3)[..]));
+            }
+        }
+        d.check_invariants(&h).unwrap();
+        let mut seen = 0;
+        d.visit_from(0, |_, e| {
+            assert_eq!(e.body(), &[e.key, e.value].concat()[..]);
+            assert!(e.value.iter().all(|&b| b == 3));
+            seen += 1;
+            true
+        });
+        assert_eq!(seen, klens.len() * vlens.len());
+        // The empty key, with a value just past the short form.
+        assert!(d.insert(&h, h.h1(b""), b"", &val(256, 3)).unwrap());
+        assert_eq!(d.get(&h, h.h1(b""), b""), Some(&val(256, 3)[..]));
+        assert!(d.remove(&h, h.h1(b""), b""));
+        for &kl in &klens {
+            for &vl in &vlens {
+                let k = key(kl, vl);
+                assert!(d.remove(&h, h.h1(&k), &k));
+            }
+        }
+        d.check_invariants(&h).unwrap();
+        assert_eq!(d.entries(), 0);
     }
 
     #[test]

@@ -923,16 +923,10 @@ unsafe fn next_batch_impl(
             }
             return false;
         };
-        if let Some(packed) = e.packed() {
-            copy_small(dst, packed);
-            used += rec;
-            return true;
-        }
         let (head, body) = dst.split_at_mut(MC_BATCH_ENTRY_HEADER);
         head[..4].copy_from_slice(&(k.len() as u32).to_ne_bytes());
         head[4..].copy_from_slice(&(v.len() as u32).to_ne_bytes());
-        body[..k.len()].copy_from_slice(k);
-        body[k.len()..].copy_from_slice(v);
+        copy_small(body, e.body());
         used += rec;
         true
     })?;
