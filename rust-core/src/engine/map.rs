@@ -605,7 +605,7 @@ impl Map {
     /// Bytes held by slot tables and arenas (capacity, not payload).
     pub fn memory_bytes(&self) -> usize {
         let s = self.stats();
-        s.slots * 16 + s.arena_bytes
+        s.slots * super::table::SLOT_BYTES + s.arena_bytes
     }
 
     /// Storage statistics summed over shards.

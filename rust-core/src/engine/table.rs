@@ -46,9 +46,15 @@ const LOC_MASK: u64 = (1 << LOC_BITS) - 1;
 const FRAG_BITS: u32 = 64 - LOC_BITS;
 /// Chunks one shard's arena can address (`loc` holds chunk index + 1).
 const MAX_CHUNKS: usize = (1 << (LOC_BITS - OFFSET_BITS)) - 1;
+/// Chunk count at which writes copy the live records into fresh chunks even
+/// while snapshots share the old ones (see `ShardData::limit_chunks`).
+const CHUNK_REPACK_AT: usize = if cfg!(test) { 64 } else { MAX_CHUNKS / 2 };
 
 pub(crate) const MAX_KEY_LEN: usize = 1 << 20;
 pub(crate) const MAX_VALUE_LEN: usize = 1 << 30;
+
+/// Bytes per slot, for memory statistics.
+pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
 
 /// An occupied slot holds the top `FRAG_BITS` bits of its key's `h1` (after
 /// the shard bits) and where its record lives. The fragment orders slots as
@@ -583,9 +589,12 @@ impl ShardData {
     }
 
     /// The value of `key`: compares it with the record of the first slot
-    /// holding its `h1` (almost always the key's own), and walks the run in
-    /// full only on a 64-bit hash tie. Single-key gets run this, so it is
-    /// kept short: every instruction between one get's cache misses and the
+    /// holding its hash fragment (almost always the key's own), and walks
+    /// the run in full only on a fragment tie. Ties take `28 - log2(nominal
+    /// capacity)` bits to tell apart: about 1 lookup in 500-1,000 at 10M
+    /// entries, 1 in several thousand at 1M, but most lookups once a shard
+    /// nears its 2^28-slot limit. Single-key gets run this, so it is kept
+    /// short: every instruction between one get's cache misses and the
     /// next one's costs latency (bench/README.md, "What limits it").
     #[inline]
     pub fn get(&self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> Option<&[u8]> {
@@ -599,6 +608,8 @@ impl ShardData {
 
     /// Inserts or overwrites. Returns true if the key was new (a structural change).
     pub fn insert(&mut self, hasher: &KeyHasher, h1: u64, key: &[u8], val: &[u8]) -> Result<bool> {
+        // Before any slot is read: it may move every record.
+        self.limit_chunks();
         match self.locate(hasher, h1, key) {
             Ok(i) => {
                 let s = self.table.get(i);
@@ -776,6 +787,29 @@ impl ShardData {
         Ok(())
     }
 
+    /// A write never appends to a chunk a snapshot shares, so a snapshot
+    /// taken before every write leaves one small chunk per write, and
+    /// nothing else merges chunks while snapshots hold them. Long before
+    /// that reaches the `MAX_CHUNKS` a location can address, copy the live
+    /// records into fresh chunks anyway: the snapshots keep the old ones
+    /// through their own references. Skipped when the live records alone
+    /// need that many chunks (the arena is then simply full). Best-effort:
+    /// on allocation failure the write goes on with the old arena.
+    #[inline]
+    fn limit_chunks(&mut self) {
+        if self.arena.chunks.len() >= CHUNK_REPACK_AT {
+            self.repack_crowded_arena();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn repack_crowded_arena(&mut self) {
+        if self.arena.live / CHUNK_MAX < CHUNK_REPACK_AT / 4 {
+            let _ = self.repack_arena();
+        }
+    }
+
     fn maybe_compact(&mut self) -> Result<()> {
         if self.arena.needs_compaction() {
             self.repack_arena()?;
@@ -908,8 +942,8 @@ impl ShardData {
     }
 
     /// `get` when the first record with the key's fragment holds another
-    /// key: the full walk, rare enough (a tie on the fragment's bits below
-    /// the home slot) to stay out of line.
+    /// key: the full walk, kept out of line (rare below hundreds of
+    /// millions of entries; see `get`).
     #[cold]
     #[inline(never)]
     fn get_past_tie(&self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> Option<&[u8]> {
@@ -1014,6 +1048,8 @@ impl ShardData {
 
     /// Overwrites the value at occupied slot `i` (not structural).
     pub fn set_value_at(&mut self, i: usize, val: &[u8]) -> Result<()> {
+        // Before the slot is read: it may move every record.
+        self.limit_chunks();
         let s = self.table.get(i);
         if self.arena.overwrite_in_place(s.loc(), val) {
             return Ok(());
@@ -1277,6 +1313,39 @@ mod tests {
         for i in 0..3000u64 {
             let k = i.to_le_bytes();
             assert_eq!(d.get(&h, h.h1(&k), &k).is_some(), i >= 2500);
+        }
+    }
+
+    /// A snapshot before every write: each write opens a chunk of its own,
+    /// and the chunk count is held near `CHUNK_REPACK_AT` instead of
+    /// growing to the addressing limit (where writes would fail), while
+    /// every snapshot still sees its own state.
+    #[test]
+    fn snapshot_per_write_keeps_the_chunk_count_bounded() {
+        let h = KeyHasher::new(9, [1, 2], false).with_h1_mask(u64::MAX >> SHARD_BITS);
+        let mut d = ShardData::new();
+        let mut held = Vec::new();
+        for i in 0..2000u64 {
+            let snap = d.clone();
+            let k = i.to_le_bytes();
+            assert!(d.insert(&h, h.h1(&k), &k, &k).unwrap());
+            // Moved overwrites too (the value's length changes).
+            let first = 0u64.to_le_bytes();
+            d.insert(&h, h.h1(&first), &first, &k[..(i % 7) as usize])
+                .unwrap();
+            assert!(d.chunks() <= CHUNK_REPACK_AT + 2, "{} chunks", d.chunks());
+            if i % 500 == 0 {
+                held.push((i, snap));
+            }
+        }
+        d.check_invariants(&h).unwrap();
+        for (i, snap) in &held {
+            snap.check_invariants(&h).unwrap();
+            assert_eq!(snap.entries() as u64, *i);
+            for j in 1..*i {
+                let k = j.to_le_bytes();
+                assert_eq!(snap.get(&h, h.h1(&k), &k), Some(&k[..]));
+            }
         }
     }
 

@@ -292,7 +292,9 @@ pub extern "C" fn mc_map_free(map: mc_map) -> mc_status {
 /// Inserts `key` or overwrites its value. `*out_inserted` (may be NULL) is
 /// set to true if the key was new (a structural change), false if overwritten.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE (key > MC_MAX_KEY_LEN
-/// or value > MC_MAX_VALUE_LEN; nothing stored), MC_ERR_OUT_OF_MEMORY,
+/// or value > MC_MAX_VALUE_LEN, or the map's storage limit reached: about
+/// 3.7 billion entries or 1 TiB of entry bytes, over 16 internal shards
+/// that each hold 1/16 of it; nothing stored), MC_ERR_OUT_OF_MEMORY,
 /// MC_ERR_INVALID_ARGUMENT (the key's two keyed hashes both equal another
 /// key's — a SipHash collision under a secret key; refused, nothing stored).
 #[no_mangle]
@@ -451,7 +453,8 @@ pub extern "C" fn mc_map_clear(map: mc_map) -> mc_status {
 }
 
 /// Makes room for `additional` more entries. Always a structural change
-/// (strict iterators are invalidated), whether or not a table was re-laid. Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above 2^31),
+/// (strict iterators are invalidated), whether or not a table was re-laid. Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above 2^31, or the
+/// entries already stored plus `additional` beyond the storage limit),
 /// MC_ERR_OUT_OF_MEMORY.
 #[no_mangle]
 pub extern "C" fn mc_map_reserve(map: mc_map, additional: usize) -> mc_status {
@@ -655,8 +658,9 @@ pub unsafe extern "C" fn mc_map_get_many(
 
 /// Inserts or overwrites n entries (values packed like keys) with all involved
 /// shards write-locked together: other threads see all of them or none.
-/// Sizes are checked first (MC_ERR_TOO_LARGE: nothing stored); only
-/// MC_ERR_OUT_OF_MEMORY can leave a batch partly applied.
+/// Sizes are checked first (MC_ERR_TOO_LARGE for a key or value: nothing
+/// stored); only MC_ERR_OUT_OF_MEMORY, or MC_ERR_TOO_LARGE for the storage
+/// limit (see `mc_map_set`), can leave a batch partly applied.
 /// `*out_inserted` (may be NULL) receives the number of new keys.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY,
 /// MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`; like an
