@@ -46,9 +46,9 @@ const LOC_MASK: u64 = (1 << LOC_BITS) - 1;
 const FRAG_BITS: u32 = 64 - LOC_BITS;
 /// Chunks one shard's arena can address (`loc` holds chunk index + 1).
 const MAX_CHUNKS: usize = (1 << (LOC_BITS - OFFSET_BITS)) - 1;
-/// Chunk count at which writes copy the live records into fresh chunks even
-/// while snapshots share the old ones (see `ShardData::limit_chunks`).
-const CHUNK_REPACK_AT: usize = if cfg!(test) { 64 } else { MAX_CHUNKS / 2 };
+/// Fewest chunks at which writes copy the live records into fresh chunks
+/// even while snapshots share the old ones (see `ShardData::limit_chunks`).
+const CHUNK_REPACK_MIN: usize = if cfg!(test) { 64 } else { 1024 };
 
 pub(crate) const MAX_KEY_LEN: usize = 1 << 20;
 pub(crate) const MAX_VALUE_LEN: usize = 1 << 30;
@@ -347,6 +347,8 @@ pub struct Arena {
     unsorted: usize,
     /// Records laid out in table order by the last repack.
     sorted: usize,
+    /// Chunks right after the arena was last laid out afresh.
+    packed_chunks: usize,
 }
 
 impl Arena {
@@ -782,6 +784,7 @@ impl ShardData {
         if let Some(mut a) = fresh {
             a.unsorted = 0;
             a.sorted = self.table.count;
+            a.packed_chunks = a.chunks.len();
             self.arena = a;
         }
         Ok(())
@@ -789,15 +792,20 @@ impl ShardData {
 
     /// A write never appends to a chunk a snapshot shares, so a snapshot
     /// taken before every write leaves one small chunk per write, and
-    /// nothing else merges chunks while snapshots hold them. Long before
-    /// that reaches the `MAX_CHUNKS` a location can address, copy the live
-    /// records into fresh chunks anyway: the snapshots keep the old ones
-    /// through their own references. Skipped when the live records alone
-    /// need that many chunks (the arena is then simply full). Best-effort:
-    /// on allocation failure the write goes on with the old arena.
+    /// nothing else merges chunks while snapshots hold them. Unchecked, the
+    /// count would reach the `MAX_CHUNKS` a location can address (writes
+    /// would then fail), and every snapshot, which clones the chunk list,
+    /// would get slower. So once the chunks are at least `CHUNK_REPACK_MIN`
+    /// and twice what the last fresh layout needed, while snapshots share
+    /// them, copy the live records into fresh chunks: the snapshots keep the
+    /// old ones through their own references. At least as many writes as
+    /// the fresh layout has chunks pass between two such copies, so each
+    /// write pays for at most one chunk's worth of copying. Best-effort: on
+    /// allocation failure the write goes on with the old arena.
     #[inline]
     fn limit_chunks(&mut self) {
-        if self.arena.chunks.len() >= CHUNK_REPACK_AT {
+        let n = self.arena.chunks.len();
+        if n >= CHUNK_REPACK_MIN && n >= 2 * self.arena.packed_chunks {
             self.repack_crowded_arena();
         }
     }
@@ -805,7 +813,12 @@ impl ShardData {
     #[cold]
     #[inline(never)]
     fn repack_crowded_arena(&mut self) {
-        if self.arena.live / CHUNK_MAX < CHUNK_REPACK_AT / 4 {
+        // Without snapshots, chunks fill up before new ones open, and
+        // compaction takes care of dead space: just look again at twice
+        // the count (so this check stays off the common path).
+        if self.arena.is_unshared() {
+            self.arena.packed_chunks = self.arena.chunks.len();
+        } else {
             let _ = self.repack_arena();
         }
     }
@@ -838,6 +851,7 @@ impl ShardData {
         }
         fresh.unsorted = 0;
         fresh.sorted = self.table.count;
+        fresh.packed_chunks = fresh.chunks.len();
         self.arena = fresh;
         Ok(())
     }
@@ -1317,7 +1331,7 @@ mod tests {
     }
 
     /// A snapshot before every write: each write opens a chunk of its own,
-    /// and the chunk count is held near `CHUNK_REPACK_AT` instead of
+    /// and the chunk count is held near `CHUNK_REPACK_MIN` instead of
     /// growing to the addressing limit (where writes would fail), while
     /// every snapshot still sees its own state.
     #[test]
@@ -1333,7 +1347,7 @@ mod tests {
             let first = 0u64.to_le_bytes();
             d.insert(&h, h.h1(&first), &first, &k[..(i % 7) as usize])
                 .unwrap();
-            assert!(d.chunks() <= CHUNK_REPACK_AT + 2, "{} chunks", d.chunks());
+            assert!(d.chunks() <= CHUNK_REPACK_MIN + 2, "{} chunks", d.chunks());
             if i % 500 == 0 {
                 held.push((i, snap));
             }
