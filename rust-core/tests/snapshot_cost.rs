@@ -69,3 +69,40 @@ fn writes_after_a_snapshot_copy_at_most_a_page_or_two() {
     }
     assert_eq!(m.stats().cow_pages, pre.cow_pages);
 }
+
+/// A snapshot taken before every write: writes never append to a chunk a
+/// snapshot shares, so each one opens a small chunk. The count must stay
+/// bounded (snapshots clone the chunk list, and locations can address only
+/// so many chunks) while every snapshot keeps its own state.
+#[test]
+fn a_snapshot_before_every_write_keeps_the_chunk_count_bounded() {
+    let m = Map::new(&Options {
+        seed: Some(2),
+        ..Options::default()
+    })
+    .unwrap();
+    let mut kept = Vec::new();
+    let mut most = 0;
+    for i in 0..40_000u64 {
+        let snap = m.snapshot();
+        m.insert(&key(i), &i.to_le_bytes()).unwrap();
+        most = most.max(m.stats().arena_chunks);
+        if i % 10_000 == 0 {
+            kept.push((i, snap));
+        }
+    }
+    // 16 shards, each repacked once it holds 256 chunks and twice its
+    // last fresh layout's count (a few chunks for 2,500 entries).
+    assert!(most <= 16 * 260, "{most} chunks");
+    assert!(most > 16 * 100, "the writes did open a chunk each ({most})");
+    for (i, snap) in &kept {
+        assert_eq!(snap.len(), *i as usize);
+        for j in (0..*i).step_by(97) {
+            assert_eq!(snap.get(&key(j)).unwrap(), j.to_le_bytes().to_vec());
+        }
+        assert!(snap.get(&key(*i)).is_none());
+    }
+    for i in (0..40_000u64).step_by(89) {
+        assert_eq!(m.get(&key(i)).unwrap(), i.to_le_bytes().to_vec());
+    }
+}

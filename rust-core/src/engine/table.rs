@@ -48,7 +48,7 @@ const FRAG_BITS: u32 = 64 - LOC_BITS;
 const MAX_CHUNKS: usize = (1 << (LOC_BITS - OFFSET_BITS)) - 1;
 /// Fewest chunks at which writes copy the live records into fresh chunks
 /// even while snapshots share the old ones (see `ShardData::limit_chunks`).
-const CHUNK_REPACK_MIN: usize = if cfg!(test) { 64 } else { 1024 };
+const CHUNK_REPACK_MIN: usize = if cfg!(test) { 64 } else { 256 };
 
 pub(crate) const MAX_KEY_LEN: usize = 1 << 20;
 pub(crate) const MAX_VALUE_LEN: usize = 1 << 30;
