@@ -945,8 +945,8 @@ impl ShardData {
         None
     }
 
-    /// `first_with_hash`, starting to fetch that record: with 64-bit hashes
-    /// it is the key's record almost always. Batch lookups run this for every
+    /// `first_with_hash`, starting to fetch that record: below hundreds of
+    /// millions of entries it is the key's record almost always. Batch lookups run this for every
     /// key before comparing any, so the record misses overlap.
     #[inline]
     pub fn candidate(&self, h1: u64) -> Option<Candidate<'_>> {
