@@ -378,15 +378,15 @@ impl Arena {
             } else {
                 rec.max(1024)
             };
-            let mut v: Vec<u8> = Vec::new();
-            v.try_reserve_exact(first_cap)
-                .map_err(|_| oom("arena chunk"))?;
             if self.chunks.len() >= MAX_CHUNKS {
                 return Err(Error::new(
                     McStatus::MC_ERR_TOO_LARGE,
                     "a shard's arena cannot address more chunks",
                 ));
             }
+            let mut v: Vec<u8> = Vec::new();
+            v.try_reserve_exact(first_cap)
+                .map_err(|_| oom("arena chunk"))?;
             self.chunks.try_reserve(1).map_err(|_| oom("chunk list"))?;
             self.chunks.push(Arc::new(v));
         }
