@@ -14,7 +14,10 @@ import (
 // Snapshot is a read-only, point-in-time view of a Map: Get, Len and
 // iteration see exactly the state at the moment it was taken, while writers
 // to the map go on unblocked. Taking one copies no entries; later writes to
-// the map copy only the pieces of the table they touch.
+// the map copy only the pieces of the table they touch (a write that grows
+// one of the map's 16 internal shards, or the first write after many made
+// each under a fresh snapshot, copies that shard: amortised over the writes
+// that led to it).
 //
 // A Snapshot is safe for concurrent use. Close it when done (it pins the
 // memory of the state it shows); one that becomes unreachable is freed by

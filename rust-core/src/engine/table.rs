@@ -10,7 +10,10 @@
 //!
 //! Both the slot table and the arena live in `Arc`-held pages/chunks. Cloning a
 //! `ShardData` clones pointers only (a snapshot); a later write copies just the
-//! one page it touches (see `unique_mut`) and never appends into a shared chunk.
+//! page it touches (see `unique_mut`) and never appends into a shared chunk.
+//! Two exceptions copy a whole shard in one write, both amortised over many
+//! writes: growth re-lays the table, and a shard whose chunks writes under
+//! snapshots have crowded gets fresh ones (see `limit_chunks`).
 
 use std::sync::Arc;
 
@@ -347,8 +350,6 @@ pub struct Arena {
     unsorted: usize,
     /// Records laid out in table order by the last repack.
     sorted: usize,
-    /// Chunks right after the arena was last laid out afresh.
-    packed_chunks: usize,
 }
 
 impl Arena {
@@ -784,28 +785,33 @@ impl ShardData {
         if let Some(mut a) = fresh {
             a.unsorted = 0;
             a.sorted = self.table.count;
-            a.packed_chunks = a.chunks.len();
             self.arena = a;
         }
         Ok(())
     }
 
-    /// A write never appends to a chunk a snapshot shares, so a snapshot
-    /// taken before every write leaves one small chunk per write, and
-    /// nothing else merges chunks while snapshots hold them. Unchecked, the
-    /// count would reach the `MAX_CHUNKS` a location can address (writes
-    /// would then fail), and every snapshot, which clones the chunk list,
-    /// would get slower. So once the chunks are at least `CHUNK_REPACK_MIN`
-    /// and twice what the last fresh layout needed, while snapshots share
-    /// them, copy the live records into fresh chunks: the snapshots keep the
-    /// old ones through their own references. At least as many writes as
-    /// the fresh layout has chunks pass between two such copies, so each
-    /// write pays for at most one chunk's worth of copying. Best-effort: on
-    /// allocation failure the write goes on with the old arena.
+    /// A write never appends to a chunk a snapshot shares, so writes made
+    /// while snapshots come and go (one taken before every write, say)
+    /// leave a small chunk each, and nothing else merges them: compaction
+    /// looks at dead bytes, not at chunk counts. Unchecked, the count would
+    /// reach the `MAX_CHUNKS` a location can address (writes would then
+    /// fail), and every snapshot, which clones the chunk list, would get
+    /// slower. So when a shard has at least `CHUNK_REPACK_MIN` chunks and
+    /// more than twice (plus some slack) what its record bytes fill, a write
+    /// first copies the live records into fresh chunks; snapshots keep the
+    /// old ones through their own references. Ordinary growth fills each
+    /// chunk before opening the next, so it never gets there. Between two
+    /// such copies at least as many writes pass as the fresh layout has
+    /// chunks (plus the slack), so the copying averages out to at most one
+    /// chunk's worth per write, though the write that triggers it pays for
+    /// the whole shard. Best-effort: on allocation failure the write goes on
+    /// with the old arena.
     #[inline]
     fn limit_chunks(&mut self) {
         let n = self.arena.chunks.len();
-        if n >= CHUNK_REPACK_MIN && n >= 2 * self.arena.packed_chunks {
+        if n >= CHUNK_REPACK_MIN
+            && n > 2 * self.arena.total.div_ceil(CHUNK_MAX) + CHUNK_REPACK_MIN / 2
+        {
             self.repack_crowded_arena();
         }
     }
@@ -813,14 +819,7 @@ impl ShardData {
     #[cold]
     #[inline(never)]
     fn repack_crowded_arena(&mut self) {
-        // Without snapshots, chunks fill up before new ones open, and
-        // compaction takes care of dead space: just look again at twice
-        // the count (so this check stays off the common path).
-        if self.arena.is_unshared() {
-            self.arena.packed_chunks = self.arena.chunks.len();
-        } else {
-            let _ = self.repack_arena();
-        }
+        let _ = self.repack_arena();
     }
 
     fn maybe_compact(&mut self) -> Result<()> {
@@ -851,7 +850,6 @@ impl ShardData {
         }
         fresh.unsorted = 0;
         fresh.sorted = self.table.count;
-        fresh.packed_chunks = fresh.chunks.len();
         self.arena = fresh;
         Ok(())
     }
@@ -867,8 +865,14 @@ impl ShardData {
         if want <= self.table.max_count() {
             return Ok(false);
         }
-        let nominal = nominal_for(want)
-            .ok_or_else(|| Error::new(McStatus::MC_ERR_TOO_LARGE, "reserve request overflows"))?;
+        // Past a 5/8 load the limit still holds up to 7/8.
+        let nominal = nominal_for(want).map_or(MAX_NOMINAL, |n| n.min(MAX_NOMINAL));
+        if want > nominal / 8 * 7 {
+            return Err(Error::new(
+                McStatus::MC_ERR_TOO_LARGE,
+                "reserve request exceeds a shard's capacity",
+            ));
+        }
         self.rebuild(nominal)?;
         debug_assert!(want <= self.table.max_count());
         Ok(true)
@@ -1361,6 +1365,56 @@ mod tests {
                 assert_eq!(snap.get(&h, h.h1(&k), &k), Some(&k[..]));
             }
         }
+    }
+
+    /// Snapshots taken before every other write: the writes that see the
+    /// crowding have nothing shared, and must still lay the chunks out
+    /// afresh.
+    #[test]
+    fn alternating_snapshot_writes_keep_the_chunk_count_bounded() {
+        let h = KeyHasher::new(9, [1, 2], false).with_h1_mask(u64::MAX >> SHARD_BITS);
+        let mut d = ShardData::new();
+        for i in 0..4000u64 {
+            let k = i.to_le_bytes();
+            let snap = d.clone();
+            assert!(d.insert(&h, h.h1(&k), &k, &k).unwrap());
+            drop(snap);
+            assert!(!d.insert(&h, h.h1(&k), &k, b"x").unwrap());
+            assert!(d.chunks() <= CHUNK_REPACK_MIN + 2, "{} chunks", d.chunks());
+        }
+        d.check_invariants(&h).unwrap();
+    }
+
+    /// A snapshot held while the map grows by ordinary inserts: the new
+    /// chunks fill up, so nothing is crowded and no write copies the shard.
+    #[test]
+    fn growth_under_a_held_snapshot_copies_no_records() {
+        let h = KeyHasher::new(4, [5, 6], false).with_h1_mask(u64::MAX >> SHARD_BITS);
+        let mut d = ShardData::new();
+        d.reserve(24_000).unwrap();
+        let val = [7u8; 2000];
+        for i in 0..12_000u64 {
+            let k = i.to_le_bytes();
+            d.insert(&h, h.h1(&k), &k, &val).unwrap();
+        }
+        let k0 = 0u64.to_le_bytes();
+        let slot_of_k0 = d.find_pos(&h, h.pos(&k0)).unwrap();
+        let loc_before = d.table.get(slot_of_k0).loc();
+        let snap = d.clone();
+        let chunks_before = d.chunks();
+        for i in 12_000..24_000u64 {
+            let k = i.to_le_bytes();
+            d.insert(&h, h.h1(&k), &k, &val).unwrap();
+        }
+        assert!(d.chunks() >= 2 * chunks_before, "the arena doubled");
+        let slot_of_k0 = d.find_pos(&h, h.pos(&k0)).unwrap();
+        assert_eq!(
+            d.table.get(slot_of_k0).loc(),
+            loc_before,
+            "records stayed put"
+        );
+        assert_eq!(snap.entries(), 12_000);
+        d.check_invariants(&h).unwrap();
     }
 
     #[test]

@@ -1276,6 +1276,10 @@ pub unsafe extern "C" fn mc_batch_entry(
 // ---------------------------------------------------------------------------
 // Snapshots: read-only point-in-time views. Taking one copies no entries;
 // the live map keeps going unblocked and copies only pages it touches later.
+// (Never the whole map: a write that grows one of the 16 internal shards
+// re-lays that shard, and after many writes each made under a fresh
+// snapshot, one write copies that shard's entries into fresh storage; both
+// are amortised over the writes that led to them.)
 // Snapshot functions are thread-safe and never block on the map's writers.
 // They return MC_ERR_BAD_HANDLE for a bad snapshot handle (including a map
 // handle) and MC_ERR_INTERNAL for a caught panic.
