@@ -14,7 +14,8 @@
  *   - encode/decode round trips resume at the same place (also on another
  *     thread);
  *   - snapshot isolation: get/len/contains/iteration of a snapshot do not
- *     change whatever happens to the map afterwards.
+ *     change whatever happens to the map afterwards, also when every write
+ *     is made under a fresh snapshot.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <mapcore.h>
@@ -831,6 +832,54 @@ static void test_snapshot_isolation(void) {
     CHECK_OK(mc_snapshot_free(s2));
 }
 
+/* Writes made while snapshots come and go (a snapshot before every write,
+ * and writes with none alive in between) each open a small storage chunk;
+ * the library lays a crowded shard out afresh under the snapshots. Every
+ * snapshot must keep showing its own state throughout. */
+static void test_snapshot_per_write(void) {
+    size_t n = scaled(2000, 500), rounds = scaled(12000, 2500);
+    printf("  a snapshot before every write (%zu rounds over %zu entries)\n", rounds, n);
+    mc_map m = new_map(MC_OPT_FIXED_SEED, 33);
+    fill(m, 'k', 0, n);
+    mc_snapshot s0, kept = {0};
+    CHECK_OK(mc_snapshot_new(m, &s0));
+    size_t kept_at = rounds / 2;
+    char key[16];
+    for (size_t r = 0; r < rounds; r++) {
+        mc_snapshot s;
+        CHECK_OK(mc_snapshot_new(m, &s));
+        bool ins = false;
+        CHECK_OK(mc_map_set(m, U8(key), key_of(key, 'n', r), U8("new"), 3, &ins));
+        CHECK(ins);
+        if (r == kept_at)
+            kept = s;
+        else
+            CHECK_OK(mc_snapshot_free(s));
+        /* No fresh snapshot for this one; a value of another length. */
+        CHECK_OK(mc_map_set(m, U8(key), key_of(key, 'k', r % n), U8("rewritten"), 9, NULL));
+    }
+    expect_snapshot_original(s0, n, "after writes under snapshots");
+    size_t len = 0;
+    CHECK_OK(mc_snapshot_len(kept, &len));
+    CHECK(len == n + kept_at); /* taken before round kept_at's insert */
+    uint8_t v[32];
+    size_t vl;
+    for (size_t r = 0; r < rounds; r++) {
+        mc_status st = mc_snapshot_get(kept, U8(key), key_of(key, 'n', r), v, sizeof v, &vl);
+        CHECK_ST(st, r < kept_at ? MC_OK : MC_ERR_NOT_FOUND);
+        CHECK_OK(mc_map_get(m, U8(key), key_of(key, 'n', r), v, sizeof v, &vl));
+        CHECK(vl == 3 && memcmp(v, "new", 3) == 0);
+    }
+    for (size_t i = 0; i < n; i++) {
+        CHECK_OK(mc_map_get(m, U8(key), key_of(key, 'k', i), v, sizeof v, &vl));
+        CHECK(vl == 9 && memcmp(v, "rewritten", 9) == 0);
+    }
+    CHECK(map_len(m) == n + rounds);
+    CHECK_OK(mc_snapshot_free(kept));
+    CHECK_OK(mc_snapshot_free(s0));
+    CHECK_OK(mc_map_free(m));
+}
+
 /* mc_iter_seek: a token placed on a key continues exactly after it, in
  * every mode, whether or not the key is present, and remove/set_value act
  * on that key. */
@@ -915,6 +964,7 @@ int main(void) {
     test_next_batch_edges();
     test_encode_decode();
     test_snapshot_isolation();
+    test_snapshot_per_write();
     test_seek();
     printf("test_iteration: OK (%lu checks)\n", checks_made());
     return 0;
