@@ -76,6 +76,7 @@ const (
 	MaxKeyLen   = 1 << 20 // longest key in bytes (MC_MAX_KEY_LEN)
 	MaxValueLen = 1 << 30 // longest value in bytes (MC_MAX_VALUE_LEN)
 	MaxBatch    = 1 << 24 // most keys in one GetMany/SetMany/DeleteMany call (MC_MAX_BATCH)
+	MaxCapacity = 1 << 31 // most entries WithCapacity or Reserve may ask room for (MC_MAX_CAPACITY)
 )
 
 // ABIVersion is the ABI version of the header this package was written
@@ -92,6 +93,8 @@ type (
 	_ [C.MC_MAX_VALUE_LEN - MaxValueLen]struct{}
 	_ [MaxBatch - C.MC_MAX_BATCH]struct{}
 	_ [C.MC_MAX_BATCH - MaxBatch]struct{}
+	_ [MaxCapacity - C.MC_MAX_CAPACITY]struct{}
+	_ [C.MC_MAX_CAPACITY - MaxCapacity]struct{}
 	_ [ABIVersion - C.MC_ABI_VERSION]struct{}
 	_ [C.MC_ABI_VERSION - ABIVersion]struct{}
 	_ [ModeStrict - C.MC_MODE_STRICT]struct{}

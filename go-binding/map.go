@@ -59,8 +59,8 @@ func WithSeed(seed uint64) Option {
 	return func(o *options) { o.flags |= optFixedSeed; o.seed = seed }
 }
 
-// WithCapacity reserves room for n entries up front. More than 2^31 is
-// refused with ErrTooLarge.
+// WithCapacity reserves room for n entries up front. More than MaxCapacity
+// is refused with ErrTooLarge.
 func WithCapacity(n int) Option {
 	return func(o *options) { o.capacity = n }
 }
@@ -405,8 +405,8 @@ func (m *Map) Clear() error {
 	return m.structural("Map.Clear", func() C.gm_res { return C.gm_clear(C.uint64_t(m.id)) })
 }
 
-// Reserve makes room for n more entries (more than 2^31 is refused with
-// ErrTooLarge). It is always a structural change: strict iterators over the
+// Reserve makes room for n more entries (more than MaxCapacity is refused
+// with ErrTooLarge). It is always a structural change: strict iterators over the
 // map are invalidated.
 func (m *Map) Reserve(n int) error {
 	if n < 0 {

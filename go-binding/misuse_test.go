@@ -360,10 +360,9 @@ func TestTooLargeAndInvalid(t *testing.T) {
 	wantErr(t, m.Reserve(1<<40), ErrTooLarge)
 	_, err = New(WithCapacity(1 << 40))
 	wantErr(t, err, ErrTooLarge)
-	// Just past the documented limit (2^31 entries): refused before
-	// anything is allocated.
-	wantErr(t, m.Reserve(1<<31+1), ErrTooLarge)
-	_, err = New(WithCapacity(1<<31 + 1))
+	// Just past the documented limit: refused before anything is allocated.
+	wantErr(t, m.Reserve(MaxCapacity+1), ErrTooLarge)
+	_, err = New(WithCapacity(MaxCapacity + 1))
 	wantErr(t, err, ErrTooLarge)
 	// Invalid arguments.
 	wantErr(t, m.Iter(Mode(7)).Err(), ErrInvalidArgument)

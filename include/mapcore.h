@@ -74,6 +74,10 @@
 // Length of an encoded iterator token text (excluding the NUL).
 #define MC_ITER_TEXT_LEN 67
 
+// Most entries `mc_options.capacity` or `mc_map_reserve` may ask room for
+// (2^31); more gets MC_ERR_TOO_LARGE.
+#define MC_MAX_CAPACITY 2147483648
+
 // Bytes before each entry in a next-batch buffer: u32 key length, u32 value length (host order).
 #define MC_BATCH_ENTRY_HEADER 8
 
@@ -209,7 +213,7 @@ mc_status mc_map_new(struct mc_map *out);
 
 // Creates a map with options (fixed seed, capacity). `opts` is only read.
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_INVALID_ARGUMENT (unknown flag
-// bits or non-zero `reserved`), MC_ERR_TOO_LARGE (capacity above 2^31 entries), MC_ERR_OUT_OF_MEMORY.
+// bits or non-zero `reserved`), MC_ERR_TOO_LARGE (capacity above MC_MAX_CAPACITY), MC_ERR_OUT_OF_MEMORY.
 mc_status mc_map_new_with(const struct mc_options *opts,
                           struct mc_map *out);
 
@@ -272,11 +276,11 @@ mc_status mc_map_len(struct mc_map map, size_t *out);
 mc_status mc_map_clear(struct mc_map map);
 
 // Makes room for `additional` more entries. Always a structural change
-// (strict iterators are invalidated), whether or not a table was re-laid. Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above 2^31, or the
-// entries already stored plus `additional` beyond the storage limit),
+// (strict iterators are invalidated), whether or not a table was re-laid.
+// Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above MC_MAX_CAPACITY, or the entries
+// already stored plus `additional` beyond the storage limit),
 // MC_ERR_OUT_OF_MEMORY.
-mc_status mc_map_reserve(struct mc_map map,
-                         size_t additional);
+mc_status mc_map_reserve(struct mc_map map, size_t additional);
 
 // Releases unused table and arena space. Always a structural change (strict
 // iterators are invalidated). Returns MC_OK, MC_ERR_OUT_OF_MEMORY.

@@ -857,12 +857,12 @@ static void test_too_large(void) {
     mc_map out = {CANARY_SIZE};
     CHECK_ST(mc_map_new_with(&o, &out), MC_ERR_TOO_LARGE);
     CHECK(out.id == CANARY_SIZE);
-    /* Just past the documented limit of 2^31 entries: refused up front,
-     * before anything is allocated. */
-    o.capacity = ((uint64_t)1 << 31) + 1;
+    /* Just past the documented limit: refused up front, before anything is
+     * allocated. */
+    o.capacity = (uint64_t)MC_MAX_CAPACITY + 1;
     CHECK_ST(mc_map_new_with(&o, &out), MC_ERR_TOO_LARGE);
     CHECK(out.id == CANARY_SIZE);
-    CHECK_ST(mc_map_reserve(m, ((size_t)1 << 31) + 1), MC_ERR_TOO_LARGE);
+    CHECK_ST(mc_map_reserve(m, (size_t)MC_MAX_CAPACITY + 1), MC_ERR_TOO_LARGE);
     CHECK(map_len(m) == len0);
     CHECK_OK(mc_map_free(m));
     section_done();

@@ -69,7 +69,7 @@ fn main() {
     }
     let iter = t.elapsed().as_nanos() as f64 / n as f64;
     assert_eq!(cnt, n);
-    let mem = map_stats(m).map(|st| st.slots * 8 + st.arena_bytes);
+    let mem = map_stats(m).map(|st| st.memory_bytes());
 
     let t = Instant::now();
     let mut hm: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();

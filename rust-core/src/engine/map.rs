@@ -32,6 +32,10 @@ struct Shard {
     generation: AtomicU64,
 }
 
+/// Most entries one `reserve` (or `Options::capacity`) may ask room for:
+/// beyond it the shards' tables (2^28 slots each) could not hold them.
+pub(crate) const MAX_RESERVE: usize = 1 << 31;
+
 /// Storage statistics (see `Map::stats`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -41,6 +45,13 @@ pub struct Stats {
     pub arena_chunks: usize,
     /// Slot pages copied because a snapshot shared them.
     pub cow_pages: usize,
+}
+
+impl Stats {
+    /// Bytes held by slot tables and arenas (capacity, not payload).
+    pub fn memory_bytes(&self) -> usize {
+        self.slots * super::table::SLOT_BYTES + self.arena_bytes
+    }
 }
 
 /// Where a scan stands. `pos` is the position of the last returned entry.
@@ -333,6 +344,12 @@ impl Map {
     /// structural change, so strict tokens behave the same whether or not a
     /// table actually had to be re-laid.
     pub fn reserve(&self, additional: usize) -> Result<()> {
+        if additional > MAX_RESERVE {
+            return Err(Error::new(
+                McStatus::MC_ERR_TOO_LARGE,
+                "room asked for more than 2^31 entries",
+            ));
+        }
         // Keys spread evenly over shards; a margin absorbs the statistical skew.
         let per = additional / SHARDS;
         let per = per + (per as f64).sqrt() as usize * 4 + 8;
@@ -600,12 +617,6 @@ impl Map {
         }
         let i = g.find_pos(&self.hasher, cur.pos).ok_or_else(gone)?;
         g.set_value_at(i, val)
-    }
-
-    /// Bytes held by slot tables and arenas (capacity, not payload).
-    pub fn memory_bytes(&self) -> usize {
-        let s = self.stats();
-        s.slots * super::table::SLOT_BYTES + s.arena_bytes
     }
 
     /// Storage statistics summed over shards.

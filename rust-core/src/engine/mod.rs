@@ -6,6 +6,7 @@ pub mod table;
 pub mod token;
 
 pub use hash::Pos;
+pub(crate) use map::MAX_RESERVE;
 pub use map::{Cursor, Map, Options, Scan, SnapshotData, Stats};
 pub use table::Entry;
 pub(crate) use table::{MAX_KEY_LEN, MAX_VALUE_LEN};

@@ -38,6 +38,9 @@ pub const MC_MAX_VALUE_LEN: usize = 1 << 30;
 pub const MC_MAX_BATCH: usize = 1 << 24;
 /// Length of an encoded iterator token text (excluding the NUL).
 pub const MC_ITER_TEXT_LEN: usize = 67;
+/// Most entries `mc_options.capacity` or `mc_map_reserve` may ask room for
+/// (2^31); more gets MC_ERR_TOO_LARGE.
+pub const MC_MAX_CAPACITY: usize = 2_147_483_648;
 /// Bytes before each entry in a next-batch buffer: u32 key length, u32 value length (host order).
 pub const MC_BATCH_ENTRY_HEADER: usize = 8;
 /// `val_lens[i]` of `mc_map_get_many` for a key that is absent.
@@ -46,6 +49,7 @@ pub const MC_ABSENT: u32 = u32::MAX;
 const _: () =
     assert!(MC_MAX_KEY_LEN == engine::MAX_KEY_LEN && MC_MAX_VALUE_LEN == engine::MAX_VALUE_LEN);
 const _: () = assert!(MC_ITER_TEXT_LEN == TEXT_LEN);
+const _: () = assert!(MC_MAX_CAPACITY == engine::MAX_RESERVE);
 
 const KNOWN_FLAGS: u32 = MC_OPT_FIXED_SEED | MC_OPT_WEAK_HASH_FOR_TESTING;
 
@@ -222,7 +226,7 @@ pub unsafe extern "C" fn mc_map_new(out: *mut mc_map) -> mc_status {
 
 /// Creates a map with options (fixed seed, capacity). `opts` is only read.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_INVALID_ARGUMENT (unknown flag
-/// bits or non-zero `reserved`), MC_ERR_TOO_LARGE (capacity above 2^31 entries), MC_ERR_OUT_OF_MEMORY.
+/// bits or non-zero `reserved`), MC_ERR_TOO_LARGE (capacity above MC_MAX_CAPACITY), MC_ERR_OUT_OF_MEMORY.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_new_with(opts: *const mc_options, out: *mut mc_map) -> mc_status {
     run(|| {
@@ -241,16 +245,18 @@ pub unsafe extern "C" fn mc_map_new_with(opts: *const mc_options, out: *mut mc_m
                 ),
             ));
         }
-        if o.capacity > 1 << 31 {
-            return Err(err(
+        // The engine refuses more than MC_MAX_CAPACITY; this only keeps a
+        // 32-bit `usize` from truncating the request.
+        let capacity = usize::try_from(o.capacity).map_err(|_| {
+            err(
                 McStatus::MC_ERR_TOO_LARGE,
-                "capacity exceeds 2^31 entries",
-            ));
-        }
+                "capacity exceeds MC_MAX_CAPACITY",
+            )
+        })?;
         let options = Options {
             seed: (o.flags & MC_OPT_FIXED_SEED != 0).then_some(o.seed),
             weak_hash_for_testing: o.flags & MC_OPT_WEAK_HASH_FOR_TESTING != 0,
-            capacity: o.capacity as usize,
+            capacity,
         };
         let id = register(Object::Map(Map::new(&options)?))?;
         // SAFETY: out checked non-NULL.
@@ -453,18 +459,13 @@ pub extern "C" fn mc_map_clear(map: mc_map) -> mc_status {
 }
 
 /// Makes room for `additional` more entries. Always a structural change
-/// (strict iterators are invalidated), whether or not a table was re-laid. Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above 2^31, or the
-/// entries already stored plus `additional` beyond the storage limit),
+/// (strict iterators are invalidated), whether or not a table was re-laid.
+/// Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above MC_MAX_CAPACITY, or the entries
+/// already stored plus `additional` beyond the storage limit),
 /// MC_ERR_OUT_OF_MEMORY.
 #[no_mangle]
 pub extern "C" fn mc_map_reserve(map: mc_map, additional: usize) -> mc_status {
     on_map(map.id, |m, _| {
-        if additional > 1 << 31 {
-            return Err(err(
-                McStatus::MC_ERR_TOO_LARGE,
-                "reserve request exceeds 2^31 entries",
-            ));
-        }
         m.reserve(additional)?;
         Ok(McStatus::MC_OK)
     })
