@@ -812,14 +812,8 @@ impl ShardData {
         if n >= CHUNK_REPACK_MIN
             && n > 2 * self.arena.total.div_ceil(CHUNK_MAX) + CHUNK_REPACK_MIN / 2
         {
-            self.repack_crowded_arena();
+            let _ = self.repack_arena();
         }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn repack_crowded_arena(&mut self) {
-        let _ = self.repack_arena();
     }
 
     fn maybe_compact(&mut self) -> Result<()> {
