@@ -783,25 +783,33 @@ impl ShardData {
         // in insertion order, and dead space is dropped on the way.
         let mut fresh = self.arena.is_unshared().then(Arena::default);
         let mut next_free = 0usize;
-        for i in 0..self.table.len {
-            let s = self.table.get(i);
-            if s.is_empty() {
-                continue;
-            }
+        let mut place = |s: Slot, loc: u64| -> Result<()> {
             let p = t.home_of(s).max(next_free);
             if p >= t.len {
                 t.extend((t.len / 8).max(8))?;
             }
-            let loc = match fresh.as_mut() {
-                Some(a) => {
-                    self.prefetch_at(i + 8);
-                    let (k, v) = self.arena.record(s.loc());
-                    a.alloc(k, v)?
-                }
-                None => s.loc(),
-            };
             t.set(p, s.with_loc(loc));
             next_free = p + 1;
+            Ok(())
+        };
+        match fresh.as_mut() {
+            Some(a) => {
+                let mut failed = Ok(());
+                self.visit_from(0, |i, e| {
+                    let s = self.table.get(i);
+                    failed = a.alloc(e.key, e.value).and_then(|loc| place(s, loc));
+                    failed.is_ok()
+                });
+                failed?;
+            }
+            None => {
+                for i in 0..self.table.len {
+                    let s = self.table.get(i);
+                    if !s.is_empty() {
+                        place(s, s.loc())?;
+                    }
+                }
+            }
         }
         t.count = self.table.count;
         t.cow_pages = self.table.cow_pages;
@@ -854,14 +862,18 @@ impl ShardData {
         moved
             .try_reserve_exact(self.table.count)
             .map_err(|_| oom("compaction"))?;
-        for i in 0..self.table.len {
-            let s = self.table.get(i);
-            if !s.is_empty() {
-                self.prefetch_at(i + 8);
-                let (k, v) = self.arena.record(s.loc());
-                moved.push((i, fresh.alloc(k, v)?));
+        let mut failed = Ok(());
+        self.visit_from(0, |i, e| match fresh.alloc(e.key, e.value) {
+            Ok(loc) => {
+                moved.push((i, loc));
+                true
             }
-        }
+            Err(err) => {
+                failed = Err(err);
+                false
+            }
+        });
+        failed?;
         for (i, loc) in moved {
             let s = self.table.get(i);
             self.table.set(i, s.with_loc(loc));
@@ -921,17 +933,6 @@ impl ShardData {
     #[inline]
     pub fn full_entry_at(&self, i: usize) -> Entry<'_> {
         self.arena.entry(self.table.get(i).loc())
-    }
-
-    /// Prefetches the record in slot `i`, if any (no-op out of range).
-    #[inline]
-    pub fn prefetch_at(&self, i: usize) {
-        if i < self.table.len {
-            let s = self.table.get(i);
-            if !s.is_empty() {
-                self.arena.prefetch(s.loc());
-            }
-        }
     }
 
     /// Prefetches the home slot of `h1` (batch lookups overlap their misses).
