@@ -444,16 +444,22 @@ impl Arena {
         }
     }
 
-    /// Prefetches the record at `loc` into L2 for a scan, with the next
-    /// cache line, which a typical record starting past the middle of a line
-    /// reaches into.
+    /// Prefetches the record at `loc` into L2 for a scan: its first byte
+    /// and the byte `reach` past it, which is in the next cache line when a
+    /// record of the shard's average length crosses into it.
     #[inline(always)]
-    fn prefetch_record(&self, loc: u64) {
+    fn prefetch_record(&self, loc: u64, reach: usize) {
         if let Some(chunk) = self.chunks.get(chunk_index(loc)) {
             let p = chunk.as_ptr().wrapping_add(chunk_offset(loc));
             prefetch_to_l2(p);
-            prefetch_to_l2(p.wrapping_add(63));
+            prefetch_to_l2(p.wrapping_add(reach));
         }
+    }
+
+    /// `prefetch_record`'s `reach` for this arena: the last byte of an
+    /// average live record, at most a cache line on.
+    fn record_reach(&self, records: usize) -> usize {
+        (self.live / records.max(1)).clamp(1, 64) - 1
     }
 
     fn free(&mut self, loc: u64) {
@@ -1015,9 +1021,10 @@ impl ShardData {
     /// records appended since the last repack are scattered in the arena.
     pub fn visit_from(&self, start: usize, mut f: impl FnMut(usize, Entry<'_>) -> bool) -> bool {
         let mut next = start;
-        let mut cur = self.gather(&mut next);
+        let reach = self.arena.record_reach(self.table.count);
+        let mut cur = self.gather(&mut next, reach);
         loop {
-            let ahead = self.gather(&mut next);
+            let ahead = self.gather(&mut next, reach);
             let mut occupied = cur.occupied;
             while occupied != 0 {
                 let j = occupied.trailing_zeros() as usize;
@@ -1037,7 +1044,7 @@ impl ShardData {
     /// page), with a mask of the occupied ones, whose records it
     /// prefetches; advances `*next`.
     #[inline(always)]
-    fn gather(&self, next: &mut usize) -> Block<'_> {
+    fn gather(&self, next: &mut usize, reach: usize) -> Block<'_> {
         let base = *next;
         let slots = self
             .table
@@ -1054,7 +1061,7 @@ impl ShardData {
         let mut m = occupied;
         while m != 0 {
             self.arena
-                .prefetch_record(slots[m.trailing_zeros() as usize].loc());
+                .prefetch_record(slots[m.trailing_zeros() as usize].loc(), reach);
             m &= m - 1;
         }
         Block {
