@@ -59,8 +59,8 @@ func WithSeed(seed uint64) Option {
 	return func(o *options) { o.flags |= optFixedSeed; o.seed = seed }
 }
 
-// WithCapacity reserves room for n entries up front. More than MaxCapacity
-// is refused with ErrTooLarge.
+// WithCapacity reserves room for n entries up front, as Reserve does. More
+// than MaxCapacity is refused with ErrTooLarge.
 func WithCapacity(n int) Option {
 	return func(o *options) { o.capacity = n }
 }
@@ -400,14 +400,17 @@ func length(op string, kind C.int, id uint64, closed *atomic.Bool) (int, error) 
 	return int(r.n), nil
 }
 
-// Clear removes every entry (a structural change).
+// Clear removes every entry (a structural change) and releases their memory,
+// including room kept by Reserve.
 func (m *Map) Clear() error {
 	return m.structural("Map.Clear", func() C.gm_res { return C.gm_clear(C.uint64_t(m.id)) })
 }
 
 // Reserve makes room for n more entries (more than MaxCapacity is refused
-// with ErrTooLarge). It is always a structural change: strict iterators over the
-// map are invalidated.
+// with ErrTooLarge). The room stays reserved while entries come and go
+// (deletions do not shrink the map below it) until ShrinkToFit or Clear. It
+// is always a structural change: strict iterators over the map are
+// invalidated.
 func (m *Map) Reserve(n int) error {
 	if n < 0 {
 		return goErr("Map.Reserve", StatusInvalidArgument, "negative count %d", n)
@@ -415,8 +418,9 @@ func (m *Map) Reserve(n int) error {
 	return m.structural("Map.Reserve", func() C.gm_res { return C.gm_reserve(C.uint64_t(m.id), C.size_t(n)) })
 }
 
-// ShrinkToFit releases unused memory. It is always a structural change:
-// strict iterators over the map are invalidated.
+// ShrinkToFit releases unused memory and ends a reservation made by Reserve
+// or WithCapacity. It is always a structural change: strict iterators over
+// the map are invalidated.
 func (m *Map) ShrinkToFit() error {
 	return m.structural("Map.ShrinkToFit", func() C.gm_res { return C.gm_shrink(C.uint64_t(m.id)) })
 }

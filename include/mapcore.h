@@ -143,7 +143,7 @@ typedef struct mc_options {
   uint32_t reserved;
   // Hash seed, used only with MC_OPT_FIXED_SEED.
   uint64_t seed;
-  // Entries to reserve room for.
+  // Entries to reserve room for, as mc_map_reserve does.
   uint64_t capacity;
 } mc_options;
 
@@ -272,17 +272,21 @@ mc_status mc_map_delete(struct mc_map map, const uint8_t *key, size_t key_len);
 // Writes the number of entries to `*out`. Returns MC_OK, MC_ERR_NULL_ARGUMENT.
 mc_status mc_map_len(struct mc_map map, size_t *out);
 
-// Removes every entry (structural). Returns MC_OK.
+// Removes every entry (structural) and releases their memory, including
+// room kept by mc_map_reserve. Returns MC_OK.
 mc_status mc_map_clear(struct mc_map map);
 
-// Makes room for `additional` more entries. Always a structural change
+// Makes room for `additional` more entries. The room stays reserved while
+// entries come and go (deletions do not shrink the table below it) until
+// mc_map_shrink_to_fit or mc_map_clear. Always a structural change
 // (strict iterators are invalidated), whether or not a table was re-laid.
 // Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above MC_MAX_CAPACITY, or the entries
 // already stored plus `additional` beyond the storage limit),
 // MC_ERR_OUT_OF_MEMORY.
 mc_status mc_map_reserve(struct mc_map map, size_t additional);
 
-// Releases unused table and arena space. Always a structural change (strict
+// Releases unused table and arena space, and ends a reservation made by
+// mc_map_reserve or `mc_options.capacity`. Always a structural change (strict
 // iterators are invalidated). Returns MC_OK, MC_ERR_OUT_OF_MEMORY.
 mc_status mc_map_shrink_to_fit(struct mc_map map);
 

@@ -69,6 +69,37 @@ fn many_keys_grow_and_shrink() {
 }
 
 #[test]
+fn a_reservation_survives_deletions_until_shrink_to_fit() {
+    let slots = |m: &M| map_stats(m.0).unwrap().slots;
+    let m = M::new();
+    assert_eq!(mc_map_reserve(m.0, 100_000), MC_OK);
+    let reserved = slots(&m);
+    assert!(reserved >= 100_000);
+    // An emptied map keeps its room, however it was emptied.
+    assert_eq!(m.set(b"k", b"v"), Ok(true));
+    assert_eq!(m.del(b"k"), MC_OK);
+    assert_eq!(slots(&m), reserved);
+    for i in 0..20_000 {
+        assert_eq!(m.set(&key(i), b"v"), Ok(true));
+    }
+    for i in 0..20_000 {
+        assert_eq!(m.del(&key(i)), MC_OK);
+    }
+    assert_eq!(slots(&m), reserved);
+    assert_eq!(mc_map_shrink_to_fit(m.0), MC_OK);
+    assert!(slots(&m) < reserved / 100);
+    // Ended: room grown by inserts is given back by deletions again.
+    for i in 0..20_000 {
+        assert_eq!(m.set(&key(i), b"v"), Ok(true));
+    }
+    let grown = slots(&m);
+    for i in 0..20_000 {
+        assert_eq!(m.del(&key(i)), MC_OK);
+    }
+    assert!(slots(&m) < grown / 8);
+}
+
+#[test]
 fn strict_is_invalidated_by_every_structural_change_but_not_by_overwrite() {
     type Op = fn(&M);
     let ops: [(&str, Op, bool); 8] = [

@@ -502,6 +502,10 @@ impl Arena {
 pub struct ShardData {
     table: Table,
     arena: Arena,
+    /// Entries the last `reserve` made room for: removals do not shrink the
+    /// table below that, so a reservation survives a map emptied and
+    /// refilled (`shrink_to_fit` and `clear` drop it).
+    reserved: usize,
 }
 
 /// Slots `visit_from` takes per block: one bit each in `Block::occupied`.
@@ -554,6 +558,7 @@ impl ShardData {
         ShardData {
             table: Table::with_nominal(MIN_NOMINAL).expect("tiny initial table"),
             arena: Arena::default(),
+            reserved: 0,
         }
     }
 
@@ -767,8 +772,12 @@ impl ShardData {
     /// arena. Both are best-effort; on allocation failure the old layout stays.
     pub fn settle(&mut self) {
         if self.table.nominal > MIN_NOMINAL && self.table.count < self.table.nominal / 8 {
-            // Shrinking is best-effort: on allocation failure the bigger table stays.
-            let _ = self.rebuild(self.table.count * 2);
+            let floor = nominal_for(self.reserved).map_or(MAX_NOMINAL, |n| n.min(MAX_NOMINAL));
+            let nominal = (self.table.count * 2).max(floor);
+            if nominal < self.table.nominal {
+                // Shrinking is best-effort: on allocation failure the bigger table stays.
+                let _ = self.rebuild(nominal);
+            }
         }
         let _ = self.maybe_compact();
     }
@@ -899,6 +908,7 @@ impl ShardData {
     pub fn reserve(&mut self, additional: usize) -> Result<bool> {
         let want = self.table.count.saturating_add(additional);
         if want <= self.table.max_count() {
+            self.reserved = self.reserved.max(want);
             return Ok(false);
         }
         // Past a 5/8 load the limit still holds up to 7/8.
@@ -911,11 +921,13 @@ impl ShardData {
         }
         self.rebuild(nominal)?;
         debug_assert!(want <= self.table.max_count());
+        self.reserved = self.reserved.max(want);
         Ok(true)
     }
 
     /// Shrinks table and arena to fit. Returns true if anything was re-laid.
     pub fn shrink_to_fit(&mut self) -> Result<bool> {
+        self.reserved = 0;
         let nominal = nominal_for(self.table.count).expect("a stored count fits");
         let mut changed = false;
         if nominal < self.table.nominal {
@@ -1460,6 +1472,53 @@ mod tests {
                 assert_eq!((finished, n), (want.len() < stop, stop.min(want.len())));
             }
         }
+    }
+
+    #[test]
+    fn removals_keep_a_reservation_until_shrink_to_fit() {
+        let h = KeyHasher::new(5, [6, 7], false).with_h1_mask(u64::MAX >> SHARD_BITS);
+        let key = |i: u64| i.to_le_bytes();
+        let mut d = ShardData::new();
+        assert!(d.reserve(3000).unwrap());
+        let reserved = d.table.nominal;
+        // One insert and its removal leave an empty table: still reserved.
+        let k = key(1);
+        d.insert(&h, h.h1(&k), &k, b"v").unwrap();
+        assert!(d.remove(&h, h.h1(&k), &k));
+        assert_eq!(d.table.nominal, reserved);
+        // Filled, emptied and filled again without re-laying.
+        for round in 0..2 {
+            for i in 0..3000 {
+                let k = key(i);
+                assert!(d.insert(&h, h.h1(&k), &k, b"v").unwrap());
+            }
+            assert_eq!(d.table.nominal, reserved, "round {round}");
+            for i in 0..3000 {
+                let k = key(i);
+                assert!(d.remove(&h, h.h1(&k), &k));
+            }
+            assert_eq!(d.table.nominal, reserved, "round {round}");
+            d.check_invariants(&h).unwrap();
+        }
+        // shrink_to_fit drops the reservation; removals shrink again.
+        assert!(d.shrink_to_fit().unwrap());
+        assert_eq!(d.table.nominal, MIN_NOMINAL);
+        for i in 0..3000 {
+            let k = key(i);
+            d.insert(&h, h.h1(&k), &k, b"v").unwrap();
+        }
+        let grown = d.table.nominal;
+        for i in 0..3000 {
+            let k = key(i);
+            assert!(d.remove(&h, h.h1(&k), &k));
+        }
+        assert!(d.table.nominal < grown / 8);
+        // So does clear.
+        d.reserve(3000).unwrap();
+        d.clear();
+        d.insert(&h, h.h1(&k), &k, b"v").unwrap();
+        assert!(d.table.nominal < reserved);
+        d.check_invariants(&h).unwrap();
     }
 
     #[test]

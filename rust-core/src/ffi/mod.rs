@@ -90,7 +90,7 @@ pub struct mc_options {
     pub reserved: u32,
     /// Hash seed, used only with MC_OPT_FIXED_SEED.
     pub seed: u64,
-    /// Entries to reserve room for.
+    /// Entries to reserve room for, as mc_map_reserve does.
     pub capacity: u64,
 }
 
@@ -449,7 +449,8 @@ pub unsafe extern "C" fn mc_map_len(map: mc_map, out: *mut usize) -> mc_status {
     })
 }
 
-/// Removes every entry (structural). Returns MC_OK.
+/// Removes every entry (structural) and releases their memory, including
+/// room kept by mc_map_reserve. Returns MC_OK.
 #[no_mangle]
 pub extern "C" fn mc_map_clear(map: mc_map) -> mc_status {
     on_map(map.id, |m, _| {
@@ -458,7 +459,9 @@ pub extern "C" fn mc_map_clear(map: mc_map) -> mc_status {
     })
 }
 
-/// Makes room for `additional` more entries. Always a structural change
+/// Makes room for `additional` more entries. The room stays reserved while
+/// entries come and go (deletions do not shrink the table below it) until
+/// mc_map_shrink_to_fit or mc_map_clear. Always a structural change
 /// (strict iterators are invalidated), whether or not a table was re-laid.
 /// Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above MC_MAX_CAPACITY, or the entries
 /// already stored plus `additional` beyond the storage limit),
@@ -471,7 +474,8 @@ pub extern "C" fn mc_map_reserve(map: mc_map, additional: usize) -> mc_status {
     })
 }
 
-/// Releases unused table and arena space. Always a structural change (strict
+/// Releases unused table and arena space, and ends a reservation made by
+/// mc_map_reserve or `mc_options.capacity`. Always a structural change (strict
 /// iterators are invalidated). Returns MC_OK, MC_ERR_OUT_OF_MEMORY.
 #[no_mangle]
 pub extern "C" fn mc_map_shrink_to_fit(map: mc_map) -> mc_status {
