@@ -123,14 +123,17 @@ fn scan_shard<F: FnMut(&Entry<'_>) -> bool>(
     let Some(start) = data.seek_after(hasher, after) else {
         return (None, false);
     };
+    // A local count, kept in a register, not one written through the pointer.
+    let mut n = *consumed;
     let finished = data.visit_from(start, |i, e| {
-        if *consumed >= max || !f(&e) {
+        if n >= max || !f(&e) {
             return false;
         }
-        *consumed += 1;
+        n += 1;
         last = Some(i);
         true
     });
+    *consumed = n;
     (last, !finished)
 }
 

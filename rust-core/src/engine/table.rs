@@ -1031,6 +1031,7 @@ impl ShardData {
     /// on each mispredicted about as often as an entry was visited), and the
     /// next block's records are prefetched while this block's are visited:
     /// records appended since the last repack are scattered in the arena.
+    #[inline(always)]
     pub fn visit_from(&self, start: usize, mut f: impl FnMut(usize, Entry<'_>) -> bool) -> bool {
         let mut next = start;
         let reach = self.arena.record_reach(self.table.count);
