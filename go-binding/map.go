@@ -407,10 +407,10 @@ func (m *Map) Clear() error {
 }
 
 // Reserve makes room for n more entries (more than MaxCapacity is refused
-// with ErrTooLarge). The room stays reserved while entries come and go
-// (deletions do not shrink the map below it) until ShrinkToFit or Clear. It
-// is always a structural change: strict iterators over the map are
-// invalidated.
+// with ErrTooLarge). The room stays reserved while entries come and go:
+// deletions do not shrink the map below room for n entries (the most any
+// successful call asked for) until ShrinkToFit or Clear. It is always a
+// structural change: strict iterators over the map are invalidated.
 func (m *Map) Reserve(n int) error {
 	if n < 0 {
 		return goErr("Map.Reserve", StatusInvalidArgument, "negative count %d", n)

@@ -57,7 +57,7 @@ fn main() {
     let dt = t.elapsed();
     let copied = cow_pages(m) - before;
     println!(
-        "{writes} overwrites after the snapshot: {:.2} us/write, {copied} slot pages copied ({} per write, 32 KiB each: 2048 slots)",
+        "{writes} overwrites after the snapshot: {:.2} us/write, {copied} slot pages copied ({} per write, 16 KiB each: 2048 slots)",
         dt.as_secs_f64() * 1e6 / writes as f64,
         copied as f64 / writes as f64
     );

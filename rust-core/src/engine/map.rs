@@ -362,19 +362,29 @@ impl Map {
             self.bump(s);
             r?;
         }
+        // Only a reservation made in full is kept through removals (a failed
+        // one leaves some shards grown, which removals may shrink again).
+        for shard in &self.shards {
+            shard.data.write().keep_room(per);
+        }
         Ok(())
     }
 
     /// Releases unused capacity. Re-laying a table is structural.
     pub fn shrink_to_fit(&self) -> Result<()> {
+        // Every shard, even after one fails: each then ends its reservation
+        // and releases what it can; the first error is reported.
+        let mut result = Ok(());
         for (s, shard) in self.shards.iter().enumerate() {
             let mut g = shard.data.write();
             // Always structural, like reserve.
             let r = g.shrink_to_fit();
             self.bump(s);
-            r?;
+            if result.is_ok() {
+                result = r.map(drop);
+            }
         }
-        Ok(())
+        result
     }
 
     /// Point-in-time copy-on-write view: clones page pointers, not entries.

@@ -502,9 +502,9 @@ impl Arena {
 pub struct ShardData {
     table: Table,
     arena: Arena,
-    /// Entries the last `reserve` made room for: removals do not shrink the
-    /// table below that, so a reservation survives a map emptied and
-    /// refilled (`shrink_to_fit` and `clear` drop it).
+    /// Entries the shard keeps room for (`keep_room`): removals do not
+    /// shrink the table below that, so a reservation survives a map emptied
+    /// and refilled (`shrink_to_fit` and `clear` drop it).
     reserved: usize,
 }
 
@@ -908,7 +908,6 @@ impl ShardData {
     pub fn reserve(&mut self, additional: usize) -> Result<bool> {
         let want = self.table.count.saturating_add(additional);
         if want <= self.table.max_count() {
-            self.reserved = self.reserved.max(want);
             return Ok(false);
         }
         // Past a 5/8 load the limit still holds up to 7/8.
@@ -921,8 +920,13 @@ impl ShardData {
         }
         self.rebuild(nominal)?;
         debug_assert!(want <= self.table.max_count());
-        self.reserved = self.reserved.max(want);
         Ok(true)
+    }
+
+    /// From now on removals leave room for at least `entries` entries
+    /// (the most any call asked for), until `shrink_to_fit` or `clear`.
+    pub fn keep_room(&mut self, entries: usize) {
+        self.reserved = self.reserved.max(entries);
     }
 
     /// Shrinks table and arena to fit. Returns true if anything was re-laid.
@@ -1070,7 +1074,7 @@ impl ShardData {
         for (j, s) in slots.iter().enumerate() {
             occupied |= u64::from(!s.is_empty()) << j;
         }
-        *next += slots.len().max(1);
+        *next = next.saturating_add(slots.len().max(1));
         let mut m = occupied;
         while m != 0 {
             self.arena
@@ -1420,10 +1424,6 @@ mod tests {
         }
     }
 
-    /// A snapshot before every write: each write opens a chunk of its own,
-    /// and the chunk count is held near `CHUNK_REPACK_MIN` instead of
-    /// growing to the addressing limit (where writes would fail), while
-    /// every snapshot still sees its own state.
     #[test]
     fn visiting_from_any_slot_sees_exactly_the_occupied_ones() {
         let h = KeyHasher::new(5, [6, 7], false).with_h1_mask(u64::MAX >> SHARD_BITS);
@@ -1449,7 +1449,7 @@ mod tests {
             BLOCK_SLOTS + 1,
             PAGE_SLOTS - 1,
         ];
-        let mut starts = vec![0, gap.start, gap.end, len - 1, len, len + 3];
+        let mut starts = vec![0, gap.start, gap.end, len - 1, len, len + 3, usize::MAX];
         for p in [0, PAGE_SLOTS, 2 * PAGE_SLOTS] {
             starts.extend(edges.iter().map(|e| p + e));
         }
@@ -1481,6 +1481,7 @@ mod tests {
         let key = |i: u64| i.to_le_bytes();
         let mut d = ShardData::new();
         assert!(d.reserve(3000).unwrap());
+        d.keep_room(3000);
         let reserved = d.table.nominal;
         // One insert and its removal leave an empty table: still reserved.
         let k = key(1);
@@ -1516,12 +1517,17 @@ mod tests {
         assert!(d.table.nominal < grown / 8);
         // So does clear.
         d.reserve(3000).unwrap();
+        d.keep_room(3000);
         d.clear();
         d.insert(&h, h.h1(&k), &k, b"v").unwrap();
         assert!(d.table.nominal < reserved);
         d.check_invariants(&h).unwrap();
     }
 
+    /// A snapshot before every write: each write opens a chunk of its own,
+    /// and the chunk count is held near `CHUNK_REPACK_MIN` instead of
+    /// growing to the addressing limit (where writes would fail), while
+    /// every snapshot still sees its own state.
     #[test]
     fn snapshot_per_write_keeps_the_chunk_count_bounded() {
         let h = KeyHasher::new(9, [1, 2], false).with_h1_mask(u64::MAX >> SHARD_BITS);

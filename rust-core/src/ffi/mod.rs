@@ -460,7 +460,8 @@ pub extern "C" fn mc_map_clear(map: mc_map) -> mc_status {
 }
 
 /// Makes room for `additional` more entries. The room stays reserved while
-/// entries come and go (deletions do not shrink the table below it) until
+/// entries come and go: deletions do not shrink the map below room for
+/// `additional` entries (the most any successful call asked for) until
 /// mc_map_shrink_to_fit or mc_map_clear. Always a structural change
 /// (strict iterators are invalidated), whether or not a table was re-laid.
 /// Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above MC_MAX_CAPACITY, or the entries
