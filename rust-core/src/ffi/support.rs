@@ -102,6 +102,12 @@ pub fn run(f: impl FnOnce() -> Result<McStatus>) -> McStatus {
     finish(catch_unwind(AssertUnwindSafe(f)))
 }
 
+// Inlined into every entry point: a single get runs ~390 instructions, and
+// each one between two gets' cache misses delays the next get's (see
+// bench/README.md, "What limits it"), so the call and the copies of the
+// 32-byte result an out-of-line `finish` cost were worth keeping off the
+// path. The panic case stays out of line.
+#[inline(always)]
 fn finish(r: std::thread::Result<Result<McStatus>>) -> McStatus {
     match r {
         Ok(Ok(s)) => s,
@@ -110,21 +116,26 @@ fn finish(r: std::thread::Result<Result<McStatus>>) -> McStatus {
             set_last_error(e);
             status
         }
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            set_last_error(err(
-                McStatus::MC_ERR_INTERNAL,
-                format!("internal error: {msg}"),
-            ));
-            McStatus::MC_ERR_INTERNAL
-        }
+        Err(payload) => panicked(payload),
     }
 }
 
+#[cold]
+#[inline(never)]
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> McStatus {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    set_last_error(err(
+        McStatus::MC_ERR_INTERNAL,
+        format!("internal error: {msg}"),
+    ));
+    McStatus::MC_ERR_INTERNAL
+}
+
+#[cold]
 pub fn bad_handle(what: &str) -> Error {
     err(
         McStatus::MC_ERR_BAD_HANDLE,
@@ -132,6 +143,7 @@ pub fn bad_handle(what: &str) -> Error {
     )
 }
 
+#[inline(always)]
 fn lookup(id: u64, what: &str) -> Result<registry::Handle> {
     registry::get(id).ok_or_else(|| bad_handle(what))
 }
