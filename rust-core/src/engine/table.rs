@@ -622,8 +622,15 @@ impl ShardData {
     }
 
     /// `Ok(i)`: the key is at slot `i`. `Err(i)`: it belongs at slot `i`.
+    #[inline(always)]
     fn locate(&self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> std::result::Result<usize, usize> {
-        self.find(hasher, h1, key).map(|(i, _)| i)
+        // A present key is almost always in the first slot with its
+        // fragment, as a get finds it; only a miss or a tie needs the walk
+        // that also finds where a new key goes.
+        match self.first_with_hash(h1) {
+            Some((i, loc)) if bytes_eq(self.arena.record(loc.get()).0, key) => Ok(i),
+            _ => self.find(hasher, h1, key).map(|(i, _)| i),
+        }
     }
 
     /// The value of `key`: compares it with the record of the first slot
@@ -636,7 +643,7 @@ impl ShardData {
     /// next one's costs latency (bench/README.md, "What limits it").
     #[inline]
     pub fn get(&self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> Option<&[u8]> {
-        let (k, v) = self.arena.record(self.first_with_hash(h1)?.get());
+        let (k, v) = self.arena.record(self.first_with_hash(h1)?.1.get());
         if bytes_eq(k, key) {
             Some(v)
         } else {
@@ -966,23 +973,23 @@ impl ShardData {
         }
     }
 
-    /// The record location of the first slot holding `h1`'s fragment;
+    /// The first slot holding `h1`'s fragment, and its record location;
     /// `None` proves the key absent (`find` would stop at the same slot).
     /// Walks page slices rather than indexing slot by slot: every get runs
-    /// this loop.
+    /// this loop (and, inlined, drops the index when it does not use it).
     #[inline]
-    fn first_with_hash(&self, h1: u64) -> Option<std::num::NonZeroU64> {
+    fn first_with_hash(&self, h1: u64) -> Option<(usize, std::num::NonZeroU64)> {
         let t = &self.table;
         let mut i = t.home(h1);
         let f = frag_of(h1);
         while let Some(page) = t.pages.get(i >> PAGE_BITS) {
-            for s in page.get(i & PAGE_MASK..)? {
+            for (j, s) in page.get(i & PAGE_MASK..)?.iter().enumerate() {
                 if s.is_empty() || s.frag() > f {
                     return None;
                 }
                 if s.frag() == f {
                     // An occupied slot's location is never 0.
-                    return std::num::NonZeroU64::new(s.loc());
+                    return Some((i + j, std::num::NonZeroU64::new(s.loc())?));
                 }
             }
             i = (i | PAGE_MASK) + 1;
@@ -995,7 +1002,7 @@ impl ShardData {
     /// key before comparing any, so the record misses overlap.
     #[inline]
     pub fn candidate(&self, h1: u64) -> Option<Candidate<'_>> {
-        let loc = self.first_with_hash(h1)?;
+        let (_, loc) = self.first_with_hash(h1)?;
         self.arena.prefetch(loc.get());
         Some(Candidate(loc, std::marker::PhantomData))
     }
