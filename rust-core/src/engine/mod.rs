@@ -1,4 +1,5 @@
 //! The engine: safe Rust, no knowledge of C.
+pub(crate) mod bytes;
 pub mod hash;
 pub mod map;
 mod shard_lock;

@@ -17,6 +17,7 @@
 
 use std::sync::Arc;
 
+use super::bytes::{bytes_eq, copy_small};
 use super::hash::{KeyHasher, Pos};
 use crate::status::{Error, McStatus, Result};
 
@@ -479,7 +480,7 @@ impl Arena {
         let Some(chunk) = unique_mut(&mut self.chunks[chunk_index(loc)]) else {
             return false;
         };
-        chunk[start..start + val.len()].copy_from_slice(val);
+        copy_small(&mut chunk[start..start + val.len()], val);
         true
     }
 
@@ -518,22 +519,6 @@ struct Block<'a> {
     base: usize,
     occupied: u64,
     slots: &'a [Slot],
-}
-
-/// `a == b`, without a library call for the short keys that dominate.
-#[inline]
-fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let n = a.len();
-    if (8..=16).contains(&n) {
-        // Two possibly overlapping 8-byte words cover the whole key.
-        let w =
-            |x: &[u8], at: usize| u64::from_ne_bytes(x[at..at + 8].try_into().expect("8 bytes"));
-        return w(a, 0) == w(b, 0) && w(a, n - 8) == w(b, n - 8);
-    }
-    a == b
 }
 
 /// Order of `key` (at position `(h1, lazily h2)`) against the stored key

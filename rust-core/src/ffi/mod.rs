@@ -10,6 +10,7 @@ mod support;
 
 use std::ffi::{c_char, c_int, c_void};
 
+use crate::engine::bytes::copy_small;
 use crate::engine::token::{Mode, Token, TEXT_LEN, TOKEN_WORDS};
 use crate::engine::{self, Entry, Map, Options, Scan};
 use crate::registry::{self, Object, Snapshot};
@@ -869,38 +870,6 @@ unsafe fn next_with_impl(
     })
 }
 
-/// `dst.copy_from_slice(src)`, inlined for the common record sizes: up to
-/// four overlapping 16-byte moves instead of a `memcpy` call per entry.
-/// Written as 16-byte integer loads and stores: as `memcpy`s of constant
-/// length, LLVM merged the branches' tails into one `memcpy` call, and as
-/// byte arrays it spilled them to the stack.
-#[inline(always)]
-fn copy_small(dst: &mut [u8], src: &[u8]) {
-    #[inline(always)]
-    fn load(src: &[u8], at: usize) -> u128 {
-        u128::from_ne_bytes(src[at..at + 16].try_into().expect("16 bytes"))
-    }
-    #[inline(always)]
-    fn store(dst: &mut [u8], at: usize, v: u128) {
-        dst[at..at + 16].copy_from_slice(&v.to_ne_bytes());
-    }
-    let n = src.len();
-    if (16..=32).contains(&n) {
-        let (head, tail) = (load(src, 0), load(src, n - 16));
-        store(dst, 0, head);
-        store(dst, n - 16, tail);
-    } else if (32..=64).contains(&n) {
-        let (a, b) = (load(src, 0), load(src, 16));
-        let (c, d) = (load(src, n - 32), load(src, n - 16));
-        store(dst, 0, a);
-        store(dst, 16, b);
-        store(dst, n - 32, c);
-        store(dst, n - 16, d);
-    } else {
-        dst.copy_from_slice(src);
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 unsafe fn next_batch_impl(
     src: Source,
@@ -1506,24 +1475,4 @@ pub unsafe extern "C" fn mc_snapshot_iter_decode(
     on_snapshot(snap.id, |s, id| {
         decode_impl(Source::Snapshot(s), id, text, len, out)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::copy_small;
-
-    #[test]
-    fn copy_small_copies_every_length_exactly() {
-        let src: Vec<u8> = (1..=200).collect();
-        for n in 0..=130 {
-            let mut dst = vec![0u8; n + 8];
-            copy_small(&mut dst[4..4 + n], &src[..n]);
-            assert_eq!(&dst[4..4 + n], &src[..n], "length {n}");
-            assert_eq!(
-                (&dst[..4], &dst[4 + n..]),
-                (&[0u8; 4][..], &[0u8; 4][..]),
-                "length {n}"
-            );
-        }
-    }
 }

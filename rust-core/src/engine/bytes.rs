@@ -1,0 +1,70 @@
+//! Byte-slice helpers for the short keys and values that dominate: inline
+//! word compares and fixed-size moves instead of a library call per entry.
+
+/// `a == b`, without a library call for the short keys that dominate.
+#[inline]
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    if (8..=16).contains(&n) {
+        // Two possibly overlapping 8-byte words cover the whole key.
+        let w =
+            |x: &[u8], at: usize| u64::from_ne_bytes(x[at..at + 8].try_into().expect("8 bytes"));
+        return w(a, 0) == w(b, 0) && w(a, n - 8) == w(b, n - 8);
+    }
+    a == b
+}
+
+/// `dst.copy_from_slice(src)`, inlined for the common record sizes: up to
+/// four overlapping 16-byte moves instead of a `memcpy` call per entry.
+/// Written as 16-byte integer loads and stores: as `memcpy`s of constant
+/// length, LLVM merged the branches' tails into one `memcpy` call, and as
+/// byte arrays it spilled them to the stack.
+#[inline(always)]
+pub(crate) fn copy_small(dst: &mut [u8], src: &[u8]) {
+    #[inline(always)]
+    fn load(src: &[u8], at: usize) -> u128 {
+        u128::from_ne_bytes(src[at..at + 16].try_into().expect("16 bytes"))
+    }
+    #[inline(always)]
+    fn store(dst: &mut [u8], at: usize, v: u128) {
+        dst[at..at + 16].copy_from_slice(&v.to_ne_bytes());
+    }
+    let n = src.len();
+    if (16..=32).contains(&n) {
+        let (head, tail) = (load(src, 0), load(src, n - 16));
+        store(dst, 0, head);
+        store(dst, n - 16, tail);
+    } else if (32..=64).contains(&n) {
+        let (a, b) = (load(src, 0), load(src, 16));
+        let (c, d) = (load(src, n - 32), load(src, n - 16));
+        store(dst, 0, a);
+        store(dst, 16, b);
+        store(dst, n - 32, c);
+        store(dst, n - 16, d);
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_small_copies_every_length_exactly() {
+        let src: Vec<u8> = (1..=200).collect();
+        for n in 0..=130 {
+            let mut dst = vec![0u8; n + 8];
+            copy_small(&mut dst[4..4 + n], &src[..n]);
+            assert_eq!(&dst[4..4 + n], &src[..n], "length {n}");
+            assert_eq!(
+                (&dst[..4], &dst[4 + n..]),
+                (&[0u8; 4][..], &[0u8; 4][..]),
+                "length {n}"
+            );
+        }
+    }
+}
