@@ -352,7 +352,10 @@ func (it *Iterator) Next() bool {
 			kEnd := e.ko + e.kl
 			vEnd := kEnd + e.vl
 			k, v := it.buf[e.ko:kEnd:kEnd], it.buf[kEnd:vEnd:vEnd]
-			if it.m != nil && i > 0 {
+			// check only when the map changed since the fetch: most entries
+			// of a batch take this inlined test and no call.
+			if m := it.m; m != nil && i > 0 && (it.recheck ||
+				m.structGen.Load() != it.sg0 || m.writeGen.Load() != it.wg0) {
 				v2, keep, ok := it.check(k, v)
 				if !ok {
 					return false
