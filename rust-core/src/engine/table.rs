@@ -435,25 +435,34 @@ impl Arena {
         (&chunk[k..k + klen], &chunk[k + klen..k + klen + vlen])
     }
 
-    /// Hints the CPU to fetch the record at `loc`; iteration visits records in
-    /// hash order, which is random in the arena, so overlapping the misses pays.
+    /// Where the record at `loc` starts, for prefetching: never
+    /// dereferenced, so a stale location is harmless.
+    #[inline(always)]
+    fn record_ptr(&self, loc: u64) -> Option<*const u8> {
+        let chunk = self.chunks.get(chunk_index(loc))?;
+        Some(chunk.as_ptr().wrapping_add(chunk_offset(loc)))
+    }
+
+    /// Starts fetching the record at `loc` into L1: a batch lookup does so
+    /// for every key before comparing any, so the record misses overlap.
     #[inline]
     fn prefetch(&self, loc: u64) {
-        if let Some(chunk) = self.chunks.get(chunk_index(loc)) {
-            let p = chunk.as_ptr().wrapping_add(chunk_offset(loc));
-            prefetch_read(p);
+        if let Some(p) = self.record_ptr(loc) {
+            prefetch::<INTO_L1>(p);
         }
     }
 
     /// Prefetches the record at `loc` into L2 for a scan: its first byte
     /// and the byte `reach` past it, which is in the next cache line when a
-    /// record of the shard's average length crosses into it.
+    /// record of the shard's average length crosses into it. L2 because a
+    /// scan prefetches a block of records at a time, more misses than the L1
+    /// can track at once: waiting for its miss buffers stalled the scan
+    /// (measured: 5-10 % slower with L1 hints).
     #[inline(always)]
     fn prefetch_record(&self, loc: u64, reach: usize) {
-        if let Some(chunk) = self.chunks.get(chunk_index(loc)) {
-            let p = chunk.as_ptr().wrapping_add(chunk_offset(loc));
-            prefetch_to_l2(p);
-            prefetch_to_l2(p.wrapping_add(reach));
+        if let Some(p) = self.record_ptr(loc) {
+            prefetch::<INTO_L2>(p);
+            prefetch::<INTO_L2>(p.wrapping_add(reach));
         }
     }
 
@@ -764,8 +773,7 @@ impl ShardData {
     /// arena. Both are best-effort; on allocation failure the old layout stays.
     pub fn settle(&mut self) {
         if self.table.nominal > MIN_NOMINAL && self.table.count < self.table.nominal / 8 {
-            let floor = nominal_for(self.reserved).map_or(MAX_NOMINAL, |n| n.min(MAX_NOMINAL));
-            let nominal = (self.table.count * 2).max(floor);
+            let nominal = (self.table.count * 2).max(capped_nominal_for(self.reserved));
             if nominal < self.table.nominal {
                 // Shrinking is best-effort: on allocation failure the bigger table stays.
                 let _ = self.rebuild(nominal);
@@ -903,7 +911,7 @@ impl ShardData {
             return Ok(false);
         }
         // Past a 5/8 load the limit still holds up to 7/8.
-        let nominal = nominal_for(want).map_or(MAX_NOMINAL, |n| n.min(MAX_NOMINAL));
+        let nominal = capped_nominal_for(want);
         if want > nominal / 8 * 7 {
             return Err(Error::new(
                 McStatus::MC_ERR_TOO_LARGE,
@@ -954,7 +962,7 @@ impl ShardData {
     pub fn prefetch_home(&self, h1: u64) {
         let i = self.table.home(h1);
         if let Some(page) = self.table.pages.get(i >> PAGE_BITS) {
-            prefetch_read(page.as_ptr().wrapping_add(i & PAGE_MASK).cast());
+            prefetch::<INTO_L1>(page.as_ptr().wrapping_add(i & PAGE_MASK).cast());
         }
     }
 
@@ -1207,30 +1215,27 @@ impl Default for ShardData {
     }
 }
 
-#[inline]
-fn prefetch_read(p: *const u8) {
+/// Cache levels `prefetch` fills (the values of `_MM_HINT_T0` and
+/// `_MM_HINT_T1`).
+const INTO_L1: i32 = 3;
+const INTO_L2: i32 = 2;
+
+/// Hints the CPU to fetch the line holding `p` into cache level `LEVEL`.
+#[inline(always)]
+fn prefetch<const LEVEL: i32>(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetching never dereferences the pointer and cannot fault,
     // whatever address it is given; SSE is part of the x86_64 baseline.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+        std::arch::x86_64::_mm_prefetch::<LEVEL>(p.cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
 }
 
-/// `prefetch_read` into L2 only: a scan prefetches a block of records at
-/// a time, more misses than the L1 can track at once, and waiting for L1
-/// miss buffers stalled the scan (measured: 5-10 % slower with L1 hints).
-#[inline]
-fn prefetch_to_l2(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `prefetch_read`.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+/// `nominal_for(entries)`, at most `MAX_NOMINAL` (also when it overflows).
+fn capped_nominal_for(entries: usize) -> usize {
+    nominal_for(entries).map_or(MAX_NOMINAL, |n| n.min(MAX_NOMINAL))
 }
 
 /// The nominal capacity a table sized for `entries` gets (`None` on
