@@ -102,7 +102,7 @@ pub fn run(f: impl FnOnce() -> Result<McStatus>) -> McStatus {
     finish(catch_unwind(AssertUnwindSafe(f)))
 }
 
-// Inlined into every entry point: a single get runs ~390 instructions, and
+// Inlined into every entry point: a single get runs ~370 instructions, and
 // each one between two gets' cache misses delays the next get's (see
 // bench/README.md, "What limits it"), so the call and the copies of the
 // 32-byte result an out-of-line `finish` cost were worth keeping off the
