@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::RwLockReadGuard;
 
+use super::bytes::copy_small;
 use super::hash::{random_seed, KeyHasher, Pos};
 use super::shard_lock::{Group, ShardLock, WriteGuard};
 use super::table::{Entry, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS};
@@ -108,33 +109,138 @@ pub fn shard_of(h1: u64) -> usize {
     (h1 >> (64 - SHARD_BITS)) as usize
 }
 
-/// Scans one shard from `after`, passing entries to `f` until `max` entries
-/// in total were consumed or `f` refuses one. Returns the last consumed slot
-/// and whether the scan stopped inside this shard.
-fn scan_shard<F: FnMut(&Entry<'_>) -> bool>(
-    data: &ShardData,
-    hasher: &KeyHasher,
-    after: Option<Pos>,
+/// Where a scan puts the entries it passes over: `Visit` hands each one to
+/// a callback, `Pack` copies them into a caller's buffer.
+pub trait Sink {
+    /// Takes entries of `data` from the occupied slot `start` on, in order,
+    /// until the sink is full or refuses one. Returns the last slot taken
+    /// and whether the sink stopped inside this shard (false: the shard
+    /// ended first).
+    fn take(&mut self, data: &ShardData, start: usize) -> (Option<usize>, bool);
+    /// Entries taken so far.
+    fn taken(&self) -> usize;
+}
+
+/// A `Sink` passing up to `max` entries to `f`, which returns false for an
+/// entry it cannot take.
+pub struct Visit<'f, F> {
+    f: &'f mut F,
     max: usize,
-    consumed: &mut usize,
-    f: &mut F,
-) -> (Option<usize>, bool) {
-    let mut last = None;
-    let Some(start) = data.seek_after(hasher, after) else {
-        return (None, false);
-    };
-    // A local count, kept in a register, not one written through the pointer.
-    let mut n = *consumed;
-    let finished = data.visit_from(start, |i, e| {
-        if n >= max || !f(&e) {
-            return false;
+    taken: usize,
+}
+
+impl<'f, F: FnMut(&Entry<'_>) -> bool> Visit<'f, F> {
+    pub fn new(max: usize, f: &'f mut F) -> Self {
+        Visit { f, max, taken: 0 }
+    }
+}
+
+impl<F: FnMut(&Entry<'_>) -> bool> Sink for Visit<'_, F> {
+    fn take(&mut self, data: &ShardData, start: usize) -> (Option<usize>, bool) {
+        let mut last = None;
+        // A local count, kept in a register, not one written through `self`.
+        let (mut n, max) = (self.taken, self.max);
+        let f = &mut *self.f;
+        let finished = data.visit_from(start, |i, e| {
+            if n >= max || !f(&e) {
+                return false;
+            }
+            n += 1;
+            last = Some(i);
+            true
+        });
+        self.taken = n;
+        (last, !finished)
+    }
+
+    fn taken(&self) -> usize {
+        self.taken
+    }
+}
+
+/// Bytes before each packed entry: its key length, then its value length,
+/// as native-endian `u32`s.
+pub(crate) const PACKED_HEADER: usize = 8;
+
+/// A `Sink` copying up to `max` entries into a buffer, each as a
+/// `PACKED_HEADER` followed by its key and value.
+///
+/// A batch is the hottest scan there is, so it has its own sink rather than
+/// a callback: the loop keeps the buffer's unfilled tail and the counts in
+/// locals, and writes them back once per shard (a callback's state lives
+/// behind a pointer, loaded and stored again for every entry).
+pub struct Pack<'b> {
+    rest: &'b mut [u8],
+    used: usize,
+    max: usize,
+    taken: usize,
+    first_need: usize,
+}
+
+impl<'b> Pack<'b> {
+    pub fn new(buf: &'b mut [u8], max: usize) -> Self {
+        Pack {
+            rest: buf,
+            used: 0,
+            max,
+            taken: 0,
+            first_need: 0,
         }
-        n += 1;
-        last = Some(i);
-        true
-    });
-    *consumed = n;
-    (last, !finished)
+    }
+
+    /// Bytes of the buffer filled.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// With nothing taken because the first entry did not fit: the bytes it
+    /// needs (0 otherwise).
+    pub fn first_need(&self) -> usize {
+        self.first_need
+    }
+}
+
+impl Sink for Pack<'_> {
+    fn take(&mut self, data: &ShardData, start: usize) -> (Option<usize>, bool) {
+        let mut last = None;
+        let (mut n, max) = (self.taken, self.max);
+        let mut rest = std::mem::take(&mut self.rest);
+        let room = rest.len();
+        let mut need = 0;
+        let finished = data.visit_from(start, |i, e| {
+            let body = e.body();
+            let rec = PACKED_HEADER + body.len();
+            if n >= max {
+                return false;
+            }
+            if rec > rest.len() {
+                if n == 0 {
+                    need = rec;
+                }
+                return false;
+            }
+            let (dst, tail) = std::mem::take(&mut rest).split_at_mut(rec);
+            let (head, dst) = dst.split_at_mut(PACKED_HEADER);
+            head[..4].copy_from_slice(&(e.key.len() as u32).to_ne_bytes());
+            head[4..].copy_from_slice(&(e.value.len() as u32).to_ne_bytes());
+            copy_small(dst, body);
+            rest = tail;
+            n += 1;
+            last = Some(i);
+            true
+        });
+        self.used += room - rest.len();
+        self.rest = rest;
+        self.taken = n;
+        if need > 0 {
+            self.first_need = need;
+        }
+        (last, !finished)
+    }
+
+    fn taken(&self) -> usize {
+        self.taken
+    }
 }
 
 fn pos_at(data: &ShardData, hasher: &KeyHasher, i: usize) -> Pos {
@@ -144,11 +250,10 @@ fn pos_at(data: &ShardData, hasher: &KeyHasher, i: usize) -> Pos {
 /// Runs a scan over a sequence of shards. `shard(s)` gives access to shard `s`
 /// (locking it if needed) or an error that aborts the scan when nothing was
 /// consumed yet; with entries consumed it ends the call early instead.
-fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a, F: FnMut(&Entry<'_>) -> bool>(
+fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a>(
     hasher: &KeyHasher,
     cur: &mut Cursor,
-    max: usize,
-    f: &mut F,
+    sink: &mut impl Sink,
     mut shard: impl FnMut(usize) -> Result<G>,
 ) -> Result<Scan> {
     if cur.done {
@@ -156,14 +261,13 @@ fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a, F: FnMut(&Entry<'_
     }
     let first = if cur.started { shard_of(cur.pos.h1) } else { 0 };
     let mut after = if cur.started { Some(cur.pos) } else { None };
-    let mut consumed = 0usize;
     let mut held: Vec<G> = Vec::new();
     let mut last: Option<(usize, usize)> = None;
     let mut exhausted = true;
     for s in first..SHARDS {
         let g = match shard(s) {
             Ok(g) => g,
-            Err(e) if consumed == 0 => return Err(e),
+            Err(e) if sink.taken() == 0 => return Err(e),
             Err(_) => {
                 exhausted = false;
                 break;
@@ -171,7 +275,11 @@ fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a, F: FnMut(&Entry<'_
         };
         held.push(g);
         let data: &ShardData = &held[held.len() - 1];
-        let (l, stopped) = scan_shard(data, hasher, after, max, &mut consumed, f);
+        let Some(start) = data.seek_after(hasher, after) else {
+            after = None;
+            continue;
+        };
+        let (l, stopped) = sink.take(data, start);
         if let Some(i) = l {
             last = Some((held.len() - 1, i));
         }
@@ -186,7 +294,7 @@ fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a, F: FnMut(&Entry<'_
             cur.pos = pos_at(&held[h], hasher, i);
             cur.started = true;
             cur.current = true;
-            Ok(Scan::Entries(consumed))
+            Ok(Scan::Entries(sink.taken()))
         }
         None if exhausted => {
             cur.done = true;
@@ -560,12 +668,22 @@ impl Map {
         max: usize,
         f: &mut F,
     ) -> Result<Scan> {
+        self.scan_into(cur, stamp, &mut Visit::new(max, f))
+    }
+
+    /// `scan` into any `Sink` (a `Pack`, say).
+    pub fn scan_into(
+        &self,
+        cur: &mut Cursor,
+        stamp: Option<u64>,
+        sink: &mut impl Sink,
+    ) -> Result<Scan> {
         if let Some(st) = stamp {
             if cur.done {
                 self.check_stamp(st)?;
             }
         }
-        scan_with(&self.hasher, cur, max, f, |s| {
+        scan_with(&self.hasher, cur, sink, |s| {
             let g = self.shards[s].data.read();
             if let Some(st) = stamp {
                 self.check_stamp(st)?;
@@ -737,6 +855,11 @@ impl SnapshotData {
         max: usize,
         f: &mut F,
     ) -> Result<Scan> {
-        scan_with(&self.hasher, cur, max, f, |s| Ok(&self.shards[s]))
+        self.scan_into(cur, &mut Visit::new(max, f))
+    }
+
+    /// `scan` into any `Sink`.
+    pub fn scan_into(&self, cur: &mut Cursor, sink: &mut impl Sink) -> Result<Scan> {
+        scan_with(&self.hasher, cur, sink, |s| Ok(&self.shards[s]))
     }
 }

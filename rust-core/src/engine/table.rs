@@ -326,18 +326,22 @@ fn chunk_offset(loc: u64) -> usize {
 #[inline(always)]
 fn parse_header(chunk: &[u8], off: usize) -> (usize, usize, usize) {
     let short: [u8; SHORT_HEADER] = chunk[off..off + SHORT_HEADER].try_into().expect("2 bytes");
-    if short[0] < LONG_TAG {
-        return (off + SHORT_HEADER, short[0] as usize, short[1] as usize);
-    }
-    parse_long_header(chunk, off)
+    // Lengths travel as u32 from both forms, so the compiler knows their sum
+    // cannot overflow and drops that check from every record access.
+    let (k, klen, vlen) = if short[0] < LONG_TAG {
+        (off + SHORT_HEADER, u32::from(short[0]), u32::from(short[1]))
+    } else {
+        parse_long_header(chunk, off)
+    };
+    (k, klen as usize, vlen as usize)
 }
 
 #[cold]
 #[inline(never)]
-fn parse_long_header(chunk: &[u8], off: usize) -> (usize, usize, usize) {
+fn parse_long_header(chunk: &[u8], off: usize) -> (usize, u32, u32) {
     let h = &chunk[off + 1..off + LONG_HEADER];
-    let klen = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-    let vlen = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+    let klen = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    let vlen = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
     (off + LONG_HEADER, klen, vlen)
 }
 
@@ -351,9 +355,20 @@ pub struct Arena {
     unsorted: usize,
     /// Records laid out in table order by the last repack.
     sorted: usize,
+    /// Capacity for the first chunk (see `with_room`).
+    first_chunk: usize,
 }
 
 impl Arena {
+    /// An empty arena whose first chunk starts with room for `bytes` (up to
+    /// a whole chunk): a repack knows how much it will copy.
+    fn with_room(bytes: usize) -> Arena {
+        Arena {
+            first_chunk: bytes,
+            ..Arena::default()
+        }
+    }
+
     fn header_len(klen: usize, vlen: usize) -> usize {
         if klen < LONG_TAG as usize && vlen <= u8::MAX as usize {
             SHORT_HEADER
@@ -375,8 +390,21 @@ impl Arena {
                 .and_then(unique_mut)
                 .is_some_and(|c| c.len() + rec <= CHUNK_MAX);
         if !fits_last {
+            // A chunk opened because the last one is full starts at full
+            // size: doubling it up would copy its records again at every
+            // step (realloc), and the shard already fills whole chunks.
+            // Other chunks (the first, or one opened because a snapshot
+            // shares the last) start small and double.
+            let last_full = self
+                .chunks
+                .last()
+                .is_some_and(|c| c.len() + rec > CHUNK_MAX);
             let first_cap = if rec > CHUNK_MAX / 2 {
                 rec
+            } else if last_full {
+                CHUNK_MAX
+            } else if self.chunks.is_empty() {
+                rec.max(1024).max(self.first_chunk.min(CHUNK_MAX))
             } else {
                 rec.max(1024)
             };
@@ -422,7 +450,7 @@ impl Arena {
         let chunk = &self.chunks[chunk_index(loc)];
         let off = chunk_offset(loc);
         let (k, klen, vlen) = parse_header(chunk, off);
-        let body = &chunk[k..k + klen + vlen];
+        let body = &chunk[k..][..klen + vlen];
         let (key, value) = body.split_at(klen);
         Entry { key, value, body }
     }
@@ -528,6 +556,68 @@ struct Block<'a> {
     base: usize,
     occupied: u64,
     slots: &'a [Slot],
+}
+
+/// A mask with bit `j` set for each occupied `slots[j]` (at most 64 slots).
+#[inline(always)]
+fn occupancy(slots: &[Slot]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if let Ok(block) = <&[Slot; BLOCK_SLOTS]>::try_from(slots) {
+        return occupancy_sse2(block);
+    }
+    let mut occupied = 0u64;
+    for (j, s) in slots.iter().enumerate() {
+        occupied |= u64::from(!s.is_empty()) << j;
+    }
+    occupied
+}
+
+/// `occupancy` of a whole block, eight slots per step: compare their 32-bit
+/// halves with zero, pack the sixteen results into a byte mask, and keep a
+/// bit per slot. About 3 instructions per slot; the compiler's own
+/// vectorisation of the scalar loop took 7 (callgrind).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn occupancy_sse2(block: &[Slot; BLOCK_SLOTS]) -> u64 {
+    let mut occupied = 0u64;
+    for (q, eight) in block.chunks_exact(8).enumerate() {
+        let zero_halves = zero_halves_sse2(eight.try_into().expect("8 slots"));
+        // Slot i is empty when both of its halves (bits 2i, 2i+1) are zero.
+        let empty = zero_halves & (zero_halves >> 1) & 0x5555;
+        let mut occ = !empty & 0x5555;
+        occ = (occ | occ >> 1) & 0x3333;
+        occ = (occ | occ >> 2) & 0x0f0f;
+        occ = (occ | occ >> 4) & 0x00ff;
+        occupied |= u64::from(occ) << (8 * q);
+    }
+    occupied
+}
+
+/// Bit `2i` set when the low 32 bits of `eight[i]` are zero, bit `2i + 1`
+/// when its high 32 bits are.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(unused_unsafe)] // these intrinsics are safe to call since Rust 1.87
+fn zero_halves_sse2(eight: &[Slot; 8]) -> u32 {
+    use std::arch::x86_64::*;
+    let pair = |i: usize| {
+        // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics
+        // exist on every target this compiles for; they only compute on
+        // values.
+        unsafe {
+            _mm_cmpeq_epi32(
+                _mm_set_epi64x(eight[i + 1].0 as i64, eight[i].0 as i64),
+                _mm_setzero_si128(),
+            )
+        }
+    };
+    let (p0, p1, p2, p3) = (pair(0), pair(2), pair(4), pair(6));
+    // SAFETY: as above. Packing keeps 0 and -1 as they are (saturation).
+    unsafe {
+        let low4 = _mm_packs_epi32(p0, p1);
+        let high4 = _mm_packs_epi32(p2, p3);
+        _mm_movemask_epi8(_mm_packs_epi16(low4, high4)) as u32
+    }
 }
 
 /// Order of `key` (at position `(h1, lazily h2)`) against the stored key
@@ -796,7 +886,10 @@ impl ShardData {
         // While no snapshot holds the arena, copy records into a fresh one in
         // table order: iteration then reads the arena sequentially instead of
         // in insertion order, and dead space is dropped on the way.
-        let mut fresh = self.arena.is_unshared().then(Arena::default);
+        let mut fresh = self
+            .arena
+            .is_unshared()
+            .then(|| Arena::with_room(self.arena.live));
         let mut next_free = 0usize;
         let mut place = |s: Slot, loc: u64| -> Result<()> {
             let p = t.home_of(s).max(next_free);
@@ -872,7 +965,7 @@ impl ShardData {
 
     /// Copies live records into a fresh arena in table order.
     fn repack_arena(&mut self) -> Result<()> {
-        let mut fresh = Arena::default();
+        let mut fresh = Arena::with_room(self.arena.live);
         let mut moved = Vec::new();
         moved
             .try_reserve_exact(self.table.count)
@@ -1070,10 +1163,7 @@ impl ShardData {
             .and_then(|page| page.get(base & PAGE_MASK..))
             .unwrap_or(&[]);
         let slots = &slots[..slots.len().min(BLOCK_SLOTS)];
-        let mut occupied = 0u64;
-        for (j, s) in slots.iter().enumerate() {
-            occupied |= u64::from(!s.is_empty()) << j;
-        }
+        let occupied = occupancy(slots);
         *next = next.saturating_add(slots.len().max(1));
         let mut m = occupied;
         while m != 0 {
@@ -1419,6 +1509,48 @@ mod tests {
             let k = i.to_le_bytes();
             assert_eq!(d.get(&h, h.h1(&k), &k).is_some(), i >= 2500);
         }
+    }
+
+    /// The block mask matches a slot-by-slot test for slots that are zero
+    /// in only one 32-bit half (a location can be, a whole slot never is),
+    /// at every position of the eight-slot steps, for whole and short blocks.
+    #[test]
+    fn occupancy_marks_exactly_the_nonzero_slots() {
+        let one_bit_patterns = [1u64, 1 << 31, 1 << 32, 1 << 63, u64::MAX, 0xFFFF_FFFF];
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for round in 0..2000 {
+            let len = if round % 4 == 0 {
+                (next() % 64) as usize
+            } else {
+                BLOCK_SLOTS
+            };
+            let slots: Vec<Slot> = (0..len)
+                .map(|_| match next() % 4 {
+                    0 => Slot(0),
+                    1 => Slot(one_bit_patterns[(next() % 6) as usize]),
+                    _ => Slot(next()),
+                })
+                .collect();
+            let want = slots
+                .iter()
+                .enumerate()
+                .fold(0u64, |m, (j, s)| m | u64::from(s.0 != 0) << j);
+            assert_eq!(
+                occupancy(&slots),
+                want,
+                "slots {:x?}",
+                slots.iter().map(|s| s.0).collect::<Vec<_>>()
+            );
+        }
+        let all = vec![Slot(1 << 40); BLOCK_SLOTS];
+        assert_eq!(occupancy(&all), u64::MAX);
+        assert_eq!(occupancy(&vec![Slot(0); BLOCK_SLOTS]), 0);
     }
 
     #[test]

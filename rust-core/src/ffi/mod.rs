@@ -12,7 +12,7 @@ use std::ffi::{c_char, c_int, c_void};
 
 use crate::engine::bytes::copy_small;
 use crate::engine::token::{Mode, Token, TEXT_LEN, TOKEN_WORDS};
-use crate::engine::{self, Entry, Map, Options, Scan};
+use crate::engine::{self, Entry, Map, Options, Pack, Scan, Sink, Visit};
 use crate::registry::{self, Object, Snapshot};
 use crate::status::{McStatus, Result};
 use support::*;
@@ -44,6 +44,7 @@ pub const MC_ITER_TEXT_LEN: usize = 67;
 pub const MC_MAX_CAPACITY: usize = 2_147_483_648;
 /// Bytes before each entry in a next-batch buffer: u32 key length, u32 value length (host order).
 pub const MC_BATCH_ENTRY_HEADER: usize = 8;
+const _: () = assert!(MC_BATCH_ENTRY_HEADER == crate::engine::PACKED_HEADER);
 /// `val_lens[i]` of `mc_map_get_many` for a key that is absent.
 pub const MC_ABSENT: u32 = u32::MAX;
 
@@ -743,14 +744,17 @@ impl Source<'_> {
         max: usize,
         f: &mut F,
     ) -> Result<Scan> {
+        self.scan_into(t, &mut Visit::new(max, f))
+    }
+
+    fn scan_into(&self, t: &mut Token, sink: &mut impl Sink) -> Result<Scan> {
         match self {
-            Source::Map(m) => m.scan(
+            Source::Map(m) => m.scan_into(
                 &mut t.cursor,
                 (t.mode == Mode::Strict).then_some(t.stamp),
-                max,
-                f,
+                sink,
             ),
-            Source::Snapshot(s) => s.data.scan(&mut t.cursor, max, f),
+            Source::Snapshot(s) => s.data.scan_into(&mut t.cursor, sink),
         }
     }
 }
@@ -894,24 +898,8 @@ unsafe fn next_batch_impl(
             "max_entries must be at least 1",
         ));
     }
-    let mut used = 0usize;
-    let mut first_need = 0usize;
-    let r = src.scan(&mut t, max_entries, &mut |e| {
-        let (k, v) = (e.key, e.value);
-        let rec = MC_BATCH_ENTRY_HEADER + k.len() + v.len();
-        let Some(dst) = out.get_mut(used..used + rec) else {
-            if used == 0 {
-                first_need = rec;
-            }
-            return false;
-        };
-        let (head, body) = dst.split_at_mut(MC_BATCH_ENTRY_HEADER);
-        head[..4].copy_from_slice(&(k.len() as u32).to_ne_bytes());
-        head[4..].copy_from_slice(&(v.len() as u32).to_ne_bytes());
-        copy_small(body, e.body());
-        used += rec;
-        true
-    })?;
+    let mut pack = Pack::new(out, max_entries);
+    let r = src.scan_into(&mut t, &mut pack)?;
     let count = match r {
         Scan::Done => {
             write_token(it, &t);
@@ -926,7 +914,7 @@ unsafe fn next_batch_impl(
     };
     if count == 0 {
         // SAFETY: checked non-NULL above.
-        unsafe { put(out_used, first_need) };
+        unsafe { put(out_used, pack.first_need()) };
         return Err(err(
             McStatus::MC_ERR_BUFFER_TOO_SMALL,
             "not even one entry fits; *out_used holds the bytes the next entry needs",
@@ -936,7 +924,7 @@ unsafe fn next_batch_impl(
     // SAFETY: checked non-NULL above.
     unsafe {
         put(out_count, count);
-        put(out_used, used);
+        put(out_used, pack.used());
     }
     Ok(McStatus::MC_OK)
 }
