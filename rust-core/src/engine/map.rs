@@ -111,7 +111,7 @@ pub fn shard_of(h1: u64) -> usize {
 
 /// Where a scan puts the entries it passes over: `Visit` hands each one to
 /// a callback, `Pack` copies them into a caller's buffer.
-pub trait Sink {
+pub(crate) trait Sink {
     /// Takes entries of `data` from the occupied slot `start` on, in order,
     /// until the sink is full or refuses one. Returns the last slot taken
     /// and whether the sink stopped inside this shard (false: the shard
@@ -123,7 +123,7 @@ pub trait Sink {
 
 /// A `Sink` passing up to `max` entries to `f`, which returns false for an
 /// entry it cannot take.
-pub struct Visit<'f, F> {
+pub(crate) struct Visit<'f, F> {
     f: &'f mut F,
     max: usize,
     taken: usize,
@@ -169,7 +169,7 @@ pub(crate) const PACKED_HEADER: usize = 8;
 /// a callback: the loop keeps the buffer's unfilled tail and the counts in
 /// locals, and writes them back once per shard (a callback's state lives
 /// behind a pointer, loaded and stored again for every entry).
-pub struct Pack<'b> {
+pub(crate) struct Pack<'b> {
     rest: &'b mut [u8],
     used: usize,
     max: usize,
@@ -672,7 +672,7 @@ impl Map {
     }
 
     /// `scan` into any `Sink` (a `Pack`, say).
-    pub fn scan_into(
+    pub(crate) fn scan_into(
         &self,
         cur: &mut Cursor,
         stamp: Option<u64>,
@@ -859,7 +859,7 @@ impl SnapshotData {
     }
 
     /// `scan` into any `Sink`.
-    pub fn scan_into(&self, cur: &mut Cursor, sink: &mut impl Sink) -> Result<Scan> {
+    pub(crate) fn scan_into(&self, cur: &mut Cursor, sink: &mut impl Sink) -> Result<Scan> {
         scan_with(&self.hasher, cur, sink, |s| Ok(&self.shards[s]))
     }
 }

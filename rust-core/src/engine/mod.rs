@@ -8,7 +8,7 @@ pub mod token;
 
 pub use hash::Pos;
 pub(crate) use map::MAX_RESERVE;
-pub(crate) use map::PACKED_HEADER;
-pub use map::{Cursor, Map, Options, Pack, Scan, Sink, SnapshotData, Stats, Visit};
+pub use map::{Cursor, Map, Options, Scan, SnapshotData, Stats};
+pub(crate) use map::{Pack, Sink, Visit, PACKED_HEADER};
 pub use table::Entry;
 pub(crate) use table::{MAX_KEY_LEN, MAX_VALUE_LEN};

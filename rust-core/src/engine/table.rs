@@ -390,19 +390,10 @@ impl Arena {
                 .and_then(unique_mut)
                 .is_some_and(|c| c.len() + rec <= CHUNK_MAX);
         if !fits_last {
-            // A chunk opened because the last one is full starts at full
-            // size: doubling it up would copy its records again at every
-            // step (realloc), and the shard already fills whole chunks.
-            // Other chunks (the first, or one opened because a snapshot
-            // shares the last) start small and double.
-            let last_full = self
-                .chunks
-                .last()
-                .is_some_and(|c| c.len() + rec > CHUNK_MAX);
+            // Chunks start small and double; the first of a repack's fresh
+            // arena starts with room for what the repack copies.
             let first_cap = if rec > CHUNK_MAX / 2 {
                 rec
-            } else if last_full {
-                CHUNK_MAX
             } else if self.chunks.is_empty() {
                 rec.max(1024).max(self.first_chunk.min(CHUNK_MAX))
             } else {
@@ -561,7 +552,7 @@ struct Block<'a> {
 /// A mask with bit `j` set for each occupied `slots[j]` (at most 64 slots).
 #[inline(always)]
 fn occupancy(slots: &[Slot]) -> u64 {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     if let Ok(block) = <&[Slot; BLOCK_SLOTS]>::try_from(slots) {
         return occupancy_sse2(block);
     }
@@ -576,7 +567,7 @@ fn occupancy(slots: &[Slot]) -> u64 {
 /// halves with zero, pack the sixteen results into a byte mask, and keep a
 /// bit per slot. About 3 instructions per slot; the compiler's own
 /// vectorisation of the scalar loop took 7 (callgrind).
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 fn occupancy_sse2(block: &[Slot; BLOCK_SLOTS]) -> u64 {
     let mut occupied = 0u64;
@@ -595,15 +586,14 @@ fn occupancy_sse2(block: &[Slot; BLOCK_SLOTS]) -> u64 {
 
 /// Bit `2i` set when the low 32 bits of `eight[i]` are zero, bit `2i + 1`
 /// when its high 32 bits are.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 #[allow(unused_unsafe)] // these intrinsics are safe to call since Rust 1.87
 fn zero_halves_sse2(eight: &[Slot; 8]) -> u32 {
     use std::arch::x86_64::*;
     let pair = |i: usize| {
-        // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics
-        // exist on every target this compiles for; they only compute on
-        // values.
+        // SAFETY: compiled only where SSE2 is enabled (the x86_64
+        // baseline), so these intrinsics exist; they only compute on values.
         unsafe {
             _mm_cmpeq_epi32(
                 _mm_set_epi64x(eight[i + 1].0 as i64, eight[i].0 as i64),
