@@ -55,6 +55,9 @@ fn ffi_batches_see_every_entry_once() {
             let max = 1 + r.below(50) as usize;
             let mut buf = vec![0u8; cap];
             let (mut count, mut used) = (0usize, 0usize);
+            // The raw call rather than `M::next_batch`: this test needs *out_used
+            // on MC_ERR_BUFFER_TOO_SMALL, and parses the documented layout itself
+            // instead of through mc_batch_entry.
             // SAFETY: the token, buffer and out-pointers are live locals of the sizes passed.
             let s = unsafe {
                 mc_iter_next_batch(
