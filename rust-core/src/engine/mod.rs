@@ -2,6 +2,7 @@
 pub(crate) mod bytes;
 pub mod hash;
 pub mod map;
+mod pool;
 mod shard_lock;
 pub mod table;
 pub mod token;

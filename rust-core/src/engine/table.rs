@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use super::bytes::{bytes_eq, copy_small};
 use super::hash::{KeyHasher, Pos};
+use super::pool::Buf;
 use crate::status::{Error, McStatus, Result};
 
 /// Number of top hash bits that choose the shard.
@@ -29,6 +30,14 @@ const PAGE_BITS: u32 = 11;
 const PAGE_SLOTS: usize = 1 << PAGE_BITS;
 const PAGE_MASK: usize = PAGE_SLOTS - 1;
 const MIN_NOMINAL: usize = 8;
+/// Tables of at least this many slots take whole pages from the pool
+/// (smaller ones would hold a 2 MiB region for a few pages). Tests pool
+/// from the first whole page, so the page tests run on pooled pages.
+const POOLED_TABLE_SLOTS: usize = if cfg!(test) {
+    PAGE_SLOTS
+} else {
+    8 * PAGE_SLOTS
+};
 /// Largest nominal capacity per shard (2^28 slots, 2^32 over all shards):
 /// homes are computed from a slot's 28-bit hash fragment (see `Table::home`).
 const MAX_NOMINAL: usize = 1 << FRAG_BITS;
@@ -139,7 +148,7 @@ fn oom(what: &str) -> Error {
 /// copies only the page it changes.
 #[derive(Clone)]
 pub struct Table {
-    pages: Vec<Arc<[Slot]>>,
+    pages: Vec<Arc<Buf<Slot>>>,
     /// Total slots: the nominal capacity plus the overflow slack at the end.
     len: usize,
     /// Slots that homes spread over; any size from `MIN_NOMINAL` to
@@ -168,15 +177,17 @@ impl Table {
     /// Adds `extra` empty slots at the end (more overflow slack).
     fn extend(&mut self, extra: usize) -> Result<()> {
         let new_len = self.len + extra;
+        // Whole pages of a big table come from the huge-page pool: its
+        // gets miss the TLB as well as the cache (see `pool`).
+        let pool = new_len >= POOLED_TABLE_SLOTS;
         // Fill the last partial page first.
         if let Some(last) = self.pages.last_mut() {
             if last.len() < PAGE_SLOTS {
                 let want = PAGE_SLOTS.min(last.len() + (new_len - self.len));
-                let mut v: Vec<Slot> = Vec::new();
-                v.try_reserve_exact(want).map_err(|_| oom("slot page"))?;
+                let mut v = Buf::try_with_capacity(want, pool).ok_or_else(|| oom("slot page"))?;
                 v.extend_from_slice(last);
-                v.resize(want, Slot::EMPTY);
-                *last = Arc::from(v);
+                v.extend_with(want - last.len(), Slot::EMPTY);
+                *last = Arc::new(v);
             }
         }
         let mut covered: usize = self.pages.iter().map(|p| p.len()).sum();
@@ -185,10 +196,9 @@ impl Table {
             .map_err(|_| oom("page list"))?;
         while covered < new_len {
             let n = PAGE_SLOTS.min(new_len - covered);
-            let mut v: Vec<Slot> = Vec::new();
-            v.try_reserve_exact(n).map_err(|_| oom("slot page"))?;
-            v.resize(n, Slot::EMPTY);
-            self.pages.push(Arc::from(v));
+            let mut v = Buf::try_with_capacity(n, pool).ok_or_else(|| oom("slot page"))?;
+            v.extend_with(n, Slot::EMPTY);
+            self.pages.push(Arc::new(v));
             covered += n;
         }
         self.len = new_len;
@@ -211,7 +221,7 @@ impl Table {
     fn page_mut(&mut self, p: usize) -> &mut [Slot] {
         let page = &mut self.pages[p];
         if unique_mut(page).is_none() {
-            *page = Arc::from(&page[..]);
+            *page = Arc::new(Buf::clone(page));
             self.cow_pages += 1;
         }
         unique_mut(page).expect("just made unique")
@@ -348,7 +358,7 @@ fn parse_long_header(chunk: &[u8], off: usize) -> (usize, u32, u32) {
 /// Append-only byte chunks holding `[header][key][value]` records.
 #[derive(Clone, Default)]
 pub struct Arena {
-    chunks: Vec<Arc<Vec<u8>>>,
+    chunks: Vec<Arc<Buf<u8>>>,
     live: usize,
     total: usize,
     /// Records appended since the arena was last laid out in table order.
@@ -405,25 +415,25 @@ impl Arena {
                     "a shard's arena cannot address more chunks",
                 ));
             }
-            let mut v: Vec<u8> = Vec::new();
-            v.try_reserve_exact(first_cap)
-                .map_err(|_| oom("arena chunk"))?;
+            let v = Buf::try_with_capacity(first_cap, first_cap == CHUNK_MAX)
+                .ok_or_else(|| oom("arena chunk"))?;
             self.chunks.try_reserve(1).map_err(|_| oom("chunk list"))?;
             self.chunks.push(Arc::new(v));
         }
         let idx = self.chunks.len() - 1;
         let chunk = unique_mut(&mut self.chunks[idx]).expect("last chunk is unique");
         if chunk.capacity() - chunk.len() < rec {
+            // Full-size chunks come from the huge-page pool (see `pool`).
             let want = CHUNK_MAX.min((chunk.capacity() * 2).max(chunk.len() + rec));
             chunk
-                .try_reserve_exact(want - chunk.len())
-                .map_err(|_| oom("arena chunk"))?;
+                .try_reserve_exact(want - chunk.len(), want == CHUNK_MAX)
+                .ok_or_else(|| oom("arena chunk"))?;
         }
         let off = chunk.len();
         if Self::header_len(key.len(), val.len()) == SHORT_HEADER {
             chunk.extend_from_slice(&[key.len() as u8, val.len() as u8]);
         } else {
-            chunk.push(LONG_TAG);
+            chunk.extend_from_slice(&[LONG_TAG]);
             chunk.extend_from_slice(&(key.len() as u32).to_le_bytes());
             chunk.extend_from_slice(&(val.len() as u32).to_le_bytes());
         }
