@@ -241,6 +241,13 @@ impl<T: Copy> Buf<T> {
         })
     }
 
+    /// The elements' address, with the buffer's own provenance: valid for
+    /// reads while the buffer lives, and for writes through `&mut self`.
+    #[inline]
+    pub(crate) fn as_non_null(&self) -> NonNull<T> {
+        self.ptr
+    }
+
     pub(crate) fn capacity(&self) -> usize {
         self.cap
     }
