@@ -90,7 +90,10 @@ impl Pool {
         NonNull::new((base + i * block) as *mut u8)
     }
 
-    fn free(&mut self, class: usize, p: NonNull<u8>) {
+    /// Gives a block back. Returns the base of its region when that region
+    /// is now empty and forgotten: the caller unmaps it, outside the lock.
+    #[must_use]
+    fn free(&mut self, class: usize, p: NonNull<u8>) -> Option<usize> {
         let block = MIN_POOLED << class;
         let all = all_blocks(class);
         let addr = p.as_ptr() as usize;
@@ -98,7 +101,7 @@ impl Pool {
         let regions = &mut self.regions[class];
         let Some(region) = regions.get_mut(&base) else {
             debug_assert!(false, "freed block {addr:#x} is in no region");
-            return;
+            return None;
         };
         let bit = 1u128 << ((addr - base) / block);
         debug_assert!(region.free & bit == 0, "block freed twice");
@@ -106,9 +109,10 @@ impl Pool {
         if region.free == all {
             regions.remove(&base);
             self.with_free[class].remove(&base);
-            unmap_region(base);
+            Some(base)
         } else {
             self.with_free[class].insert(base);
+            None
         }
     }
 }
@@ -334,7 +338,10 @@ impl<T: Copy> Drop for Buf<T> {
         }
         if self.pooled {
             let class = class_of(layout.size()).expect("a pooled size");
-            POOL.lock().free(class, self.ptr.cast());
+            let emptied = POOL.lock().free(class, self.ptr.cast());
+            if let Some(base) = emptied {
+                unmap_region(base);
+            }
         } else {
             // SAFETY: allocated by the global allocator with this layout
             // (`try_with_capacity`), and freed only here.
