@@ -222,6 +222,10 @@ impl<T: Copy> Buf<T> {
                 _owns: PhantomData,
             });
         }
+        #[cfg(test)]
+        if failure_injected() {
+            return None;
+        }
         if let Some(class) = class_of(layout.size()).filter(|_| pool && cfg!(unix)) {
             debug_assert!(layout.align() <= MIN_POOLED);
             if let Some(p) = POOL.lock().alloc(class) {
@@ -348,6 +352,32 @@ impl<T: Copy> Drop for Buf<T> {
             unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), layout) };
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many more buffers this thread may allocate before the next one
+    /// fails (`None`: no limit); see `fail_after`.
+    static ALLOWED: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Makes this thread's buffer allocations fail after `n` more succeed
+/// (`None` lifts the limit), so tests reach the out-of-memory paths.
+#[cfg(test)]
+pub(crate) fn fail_after(n: Option<usize>) {
+    ALLOWED.with(|a| a.set(n));
+}
+
+#[cfg(test)]
+fn failure_injected() -> bool {
+    ALLOWED.with(|a| match a.get() {
+        Some(0) => true,
+        Some(n) => {
+            a.set(Some(n - 1));
+            false
+        }
+        None => false,
+    })
 }
 
 #[cfg(test)]

@@ -1384,6 +1384,7 @@ fn nominal_for(entries: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::pool;
 
     /// With the weak test hash every key's home is slot 0, so the table is
     /// one run and each insert shifts it across page boundaries; a snapshot
@@ -1523,6 +1524,105 @@ mod tests {
 
     /// Capacities need not be powers of two: a reserved table holds exactly
     /// what was asked for without growing, and shrinking fits the count.
+    /// Every write that allocates, with the allocation failing at its
+    /// first, second or third buffer: a failed write reports
+    /// MC_ERR_OUT_OF_MEMORY and leaves the shard's contents as they were;
+    /// removals (infallible, their tidying best-effort) still remove; the
+    /// invariants hold after every step.
+    #[test]
+    fn failed_allocations_leave_the_shard_as_it_was() {
+        let h = KeyHasher::new(11, [12, 13], false).with_h1_mask(u64::MAX >> SHARD_BITS);
+        writes_with_failing_allocations(&h, 2500, 6000, 1);
+    }
+
+    /// The same with the weak test hash: thousands of keys share an `h1`,
+    /// so the writes that fail shift long runs and settle ties.
+    #[test]
+    fn failed_allocations_while_extending_the_table() {
+        writes_with_failing_allocations(&KeyHasher::new(14, [15, 16], true), 1200, 2500, 50);
+    }
+
+    fn writes_with_failing_allocations(h: &KeyHasher, keys: u64, steps: usize, check_every: usize) {
+        use std::collections::HashMap;
+        let mut d = ShardData::new();
+        let mut model: HashMap<u64, Vec<u8>> = HashMap::new();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut failed = [0usize; 3]; // insert, reserve, shrink_to_fit
+        for step in 0..steps {
+            let r = next();
+            let key = r % keys;
+            let k = key.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes();
+            let len = match r >> 60 {
+                0 => 200,                    // a long record header
+                1 if r % 64 == 0 => 140_000, // a chunk of its own
+                _ => (r >> 40) as usize % 40,
+            };
+            let val = vec![(step % 251) as u8; len];
+            let inject = (r >> 20) % 2 == 0;
+            if inject {
+                pool::fail_after(Some(((r >> 24) % 3) as usize));
+            }
+            let op = (r >> 32) % 16;
+            let result = match op {
+                0..=9 => d.insert(h, h.h1(&k), &k, &val).map(|_| ()),
+                10..=13 => {
+                    let removed = d.remove(h, h.h1(&k), &k);
+                    assert_eq!(removed, model.remove(&key).is_some(), "step {step}");
+                    Ok(())
+                }
+                14 => d
+                    .reserve((r >> 8) as usize % (2 * keys as usize))
+                    .map(|_| ()),
+                _ => d.shrink_to_fit().map(|_| ()),
+            };
+            pool::fail_after(None);
+            match result {
+                Ok(()) if op <= 9 => {
+                    model.insert(key, val);
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    assert!(
+                        inject,
+                        "step {step}: failed with no injected failure: {e:?}"
+                    );
+                    assert_eq!(e.status, McStatus::MC_ERR_OUT_OF_MEMORY, "step {step}");
+                    failed[match op {
+                        0..=9 => 0,
+                        14 => 1,
+                        _ => 2,
+                    }] += 1;
+                }
+            }
+            if step % check_every == 0 || step + 1 == steps {
+                d.check_invariants(h)
+                    .unwrap_or_else(|e| panic!("step {step}: {e}"));
+            }
+            if step % 500 == 499 || step + 1 == steps {
+                assert_eq!(d.entries(), model.len(), "step {step}");
+                for (key, v) in &model {
+                    let k = key.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes();
+                    assert_eq!(
+                        d.get(h, h.h1(&k), &k),
+                        Some(&v[..]),
+                        "step {step}, key {key}"
+                    );
+                }
+            }
+        }
+        // The run must have reached the failure paths it is about.
+        assert!(
+            failed.iter().all(|&n| n > 0),
+            "failed writes by kind: {failed:?}"
+        );
+    }
+
     #[test]
     fn reserve_and_shrink_size_the_table_to_the_entries() {
         let h = KeyHasher::new(5, [6, 7], false).with_h1_mask(u64::MAX >> SHARD_BITS);
