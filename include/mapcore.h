@@ -452,6 +452,10 @@ mc_status mc_batch_entry(const uint8_t *buf,
 
 // Takes a snapshot of `map` (all shards at one instant) into `*out`. Free it
 // with `mc_snapshot_free`; it stays valid after the map is freed.
+// While it lives, the first write to a 16 KiB page of slots copies that
+// page: an insert or overwrite that cannot allocate the copy returns
+// MC_ERR_OUT_OF_MEMORY and changes nothing, but a delete (which has no
+// such status) aborts the process, as a failed small allocation does.
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_OUT_OF_MEMORY, the common map errors.
 mc_status mc_snapshot_new(struct mc_map map, struct mc_snapshot *out);
 

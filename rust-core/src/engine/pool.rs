@@ -261,7 +261,6 @@ impl<T: Copy> Buf<T> {
     }
 
     /// Whether the memory came from the pool.
-    #[cfg(test)]
     pub(crate) fn is_pooled(&self) -> bool {
         self.pooled
     }

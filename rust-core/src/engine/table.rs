@@ -257,7 +257,9 @@ impl Table {
     }
 
     /// Page `p` for writing; a page a snapshot shares is copied first (just
-    /// this page, straight into a new `Arc` allocation).
+    /// this page). Writes that can report failure call `unshare` first, so
+    /// the copy here only serves removals, which cannot: if it cannot be
+    /// allocated, the process aborts as on any failed small allocation.
     #[inline]
     fn page_mut(&mut self, p: usize) -> &mut [Slot] {
         let page = &mut self.pages[p];
@@ -266,6 +268,22 @@ impl Table {
             self.cow_pages += 1;
         }
         unique_mut(&mut page.buf).expect("just made unique")
+    }
+
+    /// Copies the pages among `first..=last` that a snapshot shares, so the
+    /// writes to them that follow allocate nothing. On failure, nothing the
+    /// table holds has changed (a page already copied holds the same slots).
+    fn unshare(&mut self, first: usize, last: usize) -> Result<()> {
+        for page in self.pages.get_mut(first..=last).unwrap_or_default() {
+            if unique_mut(&mut page.buf).is_none() {
+                let mut copy = Buf::try_with_capacity(page.buf.capacity(), page.buf.is_pooled())
+                    .ok_or_else(|| oom("slot page"))?;
+                copy.extend_from_slice(&page.buf);
+                *page = Page::new(copy);
+                self.cow_pages += 1;
+            }
+        }
+        Ok(())
     }
 
     /// First empty slot at or after `i`, if any.
@@ -784,6 +802,7 @@ impl ShardData {
             Ok(i) => {
                 let s = self.table.get(i);
                 if !self.arena.overwrite_in_place(s.loc(), val) {
+                    self.table.unshare(i >> PAGE_BITS, i >> PAGE_BITS)?;
                     let loc = self.arena.alloc(key, val)?;
                     self.arena.free(s.loc());
                     self.table.set(i, s.with_loc(loc));
@@ -863,6 +882,7 @@ impl ShardData {
                 end
             }
         };
+        self.table.unshare(pos >> PAGE_BITS, end >> PAGE_BITS)?;
         self.table.insert_shifting(pos, end, s);
         Ok(())
     }
@@ -1023,6 +1043,10 @@ impl ShardData {
             }
         });
         failed?;
+        // A snapshot may share the table's pages though not the arena's
+        // chunks (`limit_chunks` repacks under snapshots).
+        self.table
+            .unshare(0, self.table.pages.len().saturating_sub(1))?;
         for (i, loc) in moved {
             let s = self.table.get(i);
             self.table.set(i, s.with_loc(loc));
@@ -1279,6 +1303,7 @@ impl ShardData {
         if self.arena.overwrite_in_place(s.loc(), val) {
             return Ok(());
         }
+        self.table.unshare(i >> PAGE_BITS, i >> PAGE_BITS)?;
         let key = self.arena.record(s.loc()).0.to_vec();
         let loc = self.arena.alloc(&key, val)?;
         self.arena.free(s.loc());
@@ -1525,10 +1550,11 @@ mod tests {
     /// Capacities need not be powers of two: a reserved table holds exactly
     /// what was asked for without growing, and shrinking fits the count.
     /// Every write that allocates, with the allocation failing at its
-    /// first, second or third buffer: a failed write reports
-    /// MC_ERR_OUT_OF_MEMORY and leaves the shard's contents as they were;
-    /// removals (infallible, their tidying best-effort) still remove; the
-    /// invariants hold after every step.
+    /// first, second or third buffer, with and without a snapshot sharing
+    /// the shard: a failed write reports MC_ERR_OUT_OF_MEMORY and leaves the
+    /// shard's contents as they were; removals (infallible, their tidying
+    /// best-effort) still remove; the invariants hold after every step, and
+    /// the snapshot keeps what it saw.
     #[test]
     fn failed_allocations_leave_the_shard_as_it_was() {
         let h = KeyHasher::new(11, [12, 13], false).with_h1_mask(u64::MAX >> SHARD_BITS);
@@ -1554,21 +1580,38 @@ mod tests {
             rng
         };
         let mut failed = [0usize; 3]; // insert, reserve, shrink_to_fit
+        let mut snap: Option<(ShardData, HashMap<u64, Vec<u8>>)> = None;
+        let mut failed_under_snapshot = 0;
+        let key_bytes = |key: u64| key.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes();
+        let same = |d: &ShardData, model: &HashMap<u64, Vec<u8>>, what: &str| {
+            assert_eq!(d.entries(), model.len(), "{what}");
+            for (&key, v) in model {
+                let k = key_bytes(key);
+                assert_eq!(d.get(h, h.h1(&k), &k), Some(&v[..]), "{what}, key {key}");
+            }
+        };
         for step in 0..steps {
+            match next() % 400 {
+                0 => snap = Some((d.clone(), model.clone())),
+                1 => snap = None,
+                _ => {}
+            }
             let r = next();
             let key = r % keys;
-            let k = key.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes();
+            let k = key_bytes(key);
             let len = match r >> 60 {
                 0 => 200,                    // a long record header
                 1 if r % 64 == 0 => 140_000, // a chunk of its own
                 _ => (r >> 40) as usize % 40,
             };
             let val = vec![(step % 251) as u8; len];
-            let inject = (r >> 20) % 2 == 0;
+            let op = (r >> 32) % 16;
+            // A removal copies a shared page unconditionally (it cannot
+            // report failure): no injected failure then.
+            let inject = (r >> 20) % 2 == 0 && !((10..=13).contains(&op) && snap.is_some());
             if inject {
                 pool::fail_after(Some(((r >> 24) % 3) as usize));
             }
-            let op = (r >> 32) % 16;
             let result = match op {
                 0..=9 => d.insert(h, h.h1(&k), &k, &val).map(|_| ()),
                 10..=13 => {
@@ -1598,6 +1641,7 @@ mod tests {
                         14 => 1,
                         _ => 2,
                     }] += 1;
+                    failed_under_snapshot += usize::from(snap.is_some());
                 }
             }
             if step % check_every == 0 || step + 1 == steps {
@@ -1605,17 +1649,16 @@ mod tests {
                     .unwrap_or_else(|e| panic!("step {step}: {e}"));
             }
             if step % 500 == 499 || step + 1 == steps {
-                assert_eq!(d.entries(), model.len(), "step {step}");
-                for (key, v) in &model {
-                    let k = key.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes();
-                    assert_eq!(
-                        d.get(h, h.h1(&k), &k),
-                        Some(&v[..]),
-                        "step {step}, key {key}"
-                    );
+                same(&d, &model, &format!("step {step}"));
+                if let Some((sd, sm)) = &snap {
+                    same(sd, sm, &format!("snapshot at step {step}"));
                 }
             }
         }
+        assert!(
+            failed_under_snapshot > 0,
+            "no write failed under a snapshot"
+        );
         // The run must have reached the failure paths it is about.
         assert!(
             failed.iter().all(|&n| n > 0),

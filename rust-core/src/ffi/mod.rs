@@ -1253,6 +1253,10 @@ pub unsafe extern "C" fn mc_batch_entry(
 
 /// Takes a snapshot of `map` (all shards at one instant) into `*out`. Free it
 /// with `mc_snapshot_free`; it stays valid after the map is freed.
+/// While it lives, the first write to a 16 KiB page of slots copies that
+/// page: an insert or overwrite that cannot allocate the copy returns
+/// MC_ERR_OUT_OF_MEMORY and changes nothing, but a delete (which has no
+/// such status) aborts the process, as a failed small allocation does.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_OUT_OF_MEMORY, the common map errors.
 #[no_mangle]
 pub extern "C" fn mc_snapshot_new(map: mc_map, out: *mut mc_snapshot) -> mc_status {
