@@ -273,16 +273,25 @@ impl Table {
     /// Copies the pages among `first..=last` that a snapshot shares, so the
     /// writes to them that follow allocate nothing. On failure, nothing the
     /// table holds has changed (a page already copied holds the same slots).
+    #[inline]
     fn unshare(&mut self, first: usize, last: usize) -> Result<()> {
-        for page in self.pages.get_mut(first..=last).unwrap_or_default() {
-            if unique_mut(&mut page.buf).is_none() {
-                let mut copy = Buf::try_with_capacity(page.buf.capacity(), page.buf.is_pooled())
-                    .ok_or_else(|| oom("slot page"))?;
-                copy.extend_from_slice(&page.buf);
-                *page = Page::new(copy);
-                self.cow_pages += 1;
+        for p in first..=last {
+            if Arc::strong_count(&self.pages[p].buf) != 1 {
+                self.copy_page(p)?;
             }
         }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn copy_page(&mut self, p: usize) -> Result<()> {
+        let page = &mut self.pages[p];
+        let mut copy = Buf::try_with_capacity(page.buf.capacity(), page.buf.is_pooled())
+            .ok_or_else(|| oom("slot page"))?;
+        copy.extend_from_slice(&page.buf);
+        *page = Page::new(copy);
+        self.cow_pages += 1;
         Ok(())
     }
 
