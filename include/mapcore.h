@@ -36,6 +36,11 @@
  *    re-layout of a table (growth, shrink). Overwriting a value is not; nor is
  *    compacting the byte arena behind the table, which moves no entry in
  *    iteration order.
+ *  - Memory: big maps take their slot pages and record chunks from 2 MiB
+ *    regions the library maps itself and unmaps once empty; small ones use
+ *    malloc. MAPCORE_HUGEPAGES=1 in the environment (read at the first big
+ *    allocation) advises those regions for transparent huge pages: faster
+ *    random reads on big maps, costlier first touch (README, Performance).
  */
 
 #ifndef MAPCORE_H
