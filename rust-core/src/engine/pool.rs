@@ -10,7 +10,8 @@
 //!   memory than the same map built from C. A region is unmapped as soon
 //!   as its last block is freed.
 //! - Huge pages, on request. With `MAPCORE_HUGEPAGES=1` in the environment
-//!   (read once), regions are advised with `MADV_HUGEPAGE`, so a get's two
+//!   (read once), regions are advised with `MADV_HUGEPAGE` (else with
+//!   `MADV_NOHUGEPAGE`, whatever the system default), so a get's two
 //!   random reads into a big map miss the cache but not the TLB. Measured
 //!   on this project's virtual machine (bench/README): gets 5-15 % faster
 //!   on a 1M map, but building it 40-90 % slower, because the hypervisor
@@ -36,6 +37,7 @@ const _: () = assert!(MAX_BLOCKS <= 128, "a region's free blocks are a u128 mask
 
 /// Whether regions are advised for huge pages (`MAPCORE_HUGEPAGES=1`),
 /// read once.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn advise_huge_pages() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| matches!(std::env::var_os("MAPCORE_HUGEPAGES"), Some(v) if v == "1"))
@@ -65,20 +67,12 @@ static POOL: Mutex<Pool> = parking_lot::const_mutex(Pool {
 });
 
 impl Pool {
+    /// The lowest free block of a mapped region, if any has one.
     fn alloc(&mut self, class: usize) -> Option<NonNull<u8>> {
         let block = MIN_POOLED << class;
-        let all = all_blocks(class);
         let regions = &mut self.regions[class];
         let with_free = &mut self.with_free[class];
-        let base = match with_free.first() {
-            Some(&base) => base,
-            None => {
-                let base = map_region()?;
-                regions.insert(base, Region { free: all });
-                with_free.insert(base);
-                base
-            }
-        };
+        let &base = with_free.first()?;
         let region = regions
             .get_mut(&base)
             .expect("a region with free blocks is mapped");
@@ -90,6 +84,19 @@ impl Pool {
         NonNull::new((base + i * block) as *mut u8)
     }
 
+    /// Adds a region `map_region` made (outside the lock) and allocates
+    /// from it.
+    fn add_region(&mut self, class: usize, base: usize) -> Option<NonNull<u8>> {
+        self.regions[class].insert(
+            base,
+            Region {
+                free: all_blocks(class),
+            },
+        );
+        self.with_free[class].insert(base);
+        self.alloc(class)
+    }
+
     /// Gives a block back. Returns the base of its region when that region
     /// is now empty and forgotten: the caller unmaps it, outside the lock.
     #[must_use]
@@ -99,12 +106,13 @@ impl Pool {
         let addr = p.as_ptr() as usize;
         let base = addr & !(REGION - 1);
         let regions = &mut self.regions[class];
-        let Some(region) = regions.get_mut(&base) else {
-            debug_assert!(false, "freed block {addr:#x} is in no region");
-            return None;
-        };
+        // Both checks are cheap, and a block freed twice while handed out
+        // again would let its region be unmapped under a live buffer.
+        let region = regions
+            .get_mut(&base)
+            .unwrap_or_else(|| panic!("freed block {addr:#x} is in no region"));
         let bit = 1u128 << ((addr - base) / block);
-        debug_assert!(region.free & bit == 0, "block freed twice");
+        assert!(region.free & bit == 0, "block {addr:#x} freed twice");
         region.free |= bit;
         if region.free == all {
             regions.remove(&base);
@@ -160,12 +168,19 @@ fn map_region() -> Option<usize> {
             libc::munmap((base + REGION) as *mut libc::c_void, tail);
         }
     }
+    // Off unless asked for, even where the system default is "always":
+    // see the module comment for what huge pages cost on first touch.
     #[cfg(target_os = "linux")]
-    if advise_huge_pages() {
+    {
+        let advice = if advise_huge_pages() {
+            libc::MADV_HUGEPAGE
+        } else {
+            libc::MADV_NOHUGEPAGE
+        };
         // SAFETY: advice on our own mapping; it changes no contents.
         // Failure (no transparent huge pages here) leaves 4 KiB pages.
         unsafe {
-            libc::madvise(base as *mut libc::c_void, REGION, libc::MADV_HUGEPAGE);
+            libc::madvise(base as *mut libc::c_void, REGION, advice);
         }
     }
     Some(base)
@@ -228,7 +243,14 @@ impl<T: Copy> Buf<T> {
         }
         if let Some(class) = class_of(layout.size()).filter(|_| pool && cfg!(unix)) {
             debug_assert!(layout.align() <= MIN_POOLED);
-            if let Some(p) = POOL.lock().alloc(class) {
+            // A new region is mapped outside the lock (a system call); two
+            // threads racing here just map one region more than needed.
+            let got = POOL.lock().alloc(class);
+            let got = got.or_else(|| {
+                let base = map_region()?;
+                POOL.lock().add_region(class, base)
+            });
+            if let Some(p) = got {
                 return Some(Buf {
                     ptr: p.cast(),
                     len: 0,
@@ -324,8 +346,9 @@ impl<T: Copy> Clone for Buf<T> {
     /// A copy with the same capacity and pooling (on allocation failure,
     /// aborts as `Vec::clone` does).
     fn clone(&self) -> Buf<T> {
-        let mut c = Buf::try_with_capacity(self.cap, self.pooled)
-            .unwrap_or_else(|| std::alloc::handle_alloc_error(Layout::new::<T>()));
+        let mut c = Buf::try_with_capacity(self.cap, self.pooled).unwrap_or_else(|| {
+            std::alloc::handle_alloc_error(Layout::array::<T>(self.cap).expect("a valid layout"))
+        });
         c.extend_from_slice(self);
         c
     }
@@ -451,5 +474,209 @@ mod tests {
             all_blocks(CLASSES - 1).count_ones() as usize,
             REGION / MAX_POOLED
         );
+    }
+
+    /// Two threads allocate, fill, check and free buffers of two pooled
+    /// sizes the engine does not use (32 and 64 KiB), handing some to the
+    /// other thread to free. Every live block must keep its own pattern (no
+    /// overlap), no two live blocks may share an address range, and once all
+    /// are freed no region may stay mapped (no lost free).
+    #[test]
+    fn pool_blocks_never_overlap_and_every_free_is_counted() {
+        use std::collections::BTreeMap;
+        use std::sync::mpsc;
+        use std::sync::Mutex as StdMutex;
+        const SIZES: [usize; 2] = [32 << 10, 64 << 10];
+        if !cfg!(unix) {
+            return;
+        }
+        static LIVE: StdMutex<BTreeMap<usize, usize>> = StdMutex::new(BTreeMap::new());
+        fn claim(b: &Buf<u64>) {
+            let (a, n) = (b.as_ptr() as usize, b.capacity() * 8);
+            let mut live = LIVE.lock().unwrap();
+            if let Some((&s, &l)) = live.range(..a + n).next_back() {
+                assert!(
+                    s + l <= a,
+                    "block {a:#x}+{n:#x} overlaps live {s:#x}+{l:#x}"
+                );
+            }
+            live.insert(a, n);
+        }
+        fn release(b: Buf<u64>, tag: u64) {
+            assert!(
+                b.iter().all(|&x| x == tag),
+                "block {:p} was overwritten",
+                b.as_ptr()
+            );
+            assert!(LIVE
+                .lock()
+                .unwrap()
+                .remove(&(b.as_ptr() as usize))
+                .is_some());
+            drop(b);
+        }
+        let (tx0, rx0) = mpsc::channel::<(Buf<u64>, u64)>();
+        let (tx1, rx1) = mpsc::channel::<(Buf<u64>, u64)>();
+        let run =
+            |t: u64, tx: mpsc::Sender<(Buf<u64>, u64)>, rx: mpsc::Receiver<(Buf<u64>, u64)>| {
+                let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (t + 1);
+                let mut next = move || {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng
+                };
+                let mut mine: Vec<(Buf<u64>, u64)> = Vec::new();
+                for step in 0..20_000u64 {
+                    let r = next();
+                    match r % 8 {
+                        0..=3 => {
+                            let bytes = SIZES[(r >> 8) as usize % 2];
+                            let mut b: Buf<u64> = Buf::try_with_capacity(bytes / 8, true).unwrap();
+                            assert!(b.is_pooled());
+                            assert_eq!(b.as_ptr() as usize % bytes, 0, "aligned to its size");
+                            claim(&b);
+                            let tag = t << 32 | step;
+                            b.extend_with(bytes / 8, tag);
+                            mine.push((b, tag));
+                        }
+                        4 => {
+                            // Clone keeps the pooled flag: a second block.
+                            if let Some((b, tag)) = mine.last() {
+                                let (mut c, tag) = (b.clone(), *tag);
+                                assert!(c.is_pooled());
+                                claim(&c);
+                                let new = tag | 1 << 63;
+                                c.iter_mut().for_each(|x| *x = new);
+                                mine.push((c, new));
+                            }
+                        }
+                        5 => {
+                            if !mine.is_empty() {
+                                let k = (r >> 8) as usize % mine.len();
+                                let _ = tx.send(mine.swap_remove(k));
+                            }
+                        }
+                        _ => {
+                            if !mine.is_empty() {
+                                let k = (r >> 8) as usize % mine.len();
+                                let (b, tag) = mine.swap_remove(k);
+                                release(b, tag);
+                            }
+                        }
+                    }
+                    while let Ok((b, tag)) = rx.try_recv() {
+                        release(b, tag);
+                    }
+                    if mine.len() > 300 {
+                        for (b, tag) in mine.drain(..150) {
+                            release(b, tag);
+                        }
+                    }
+                }
+                for (b, tag) in mine {
+                    release(b, tag);
+                }
+                drop(tx);
+                for (b, tag) in rx {
+                    release(b, tag);
+                }
+            };
+        std::thread::scope(|s| {
+            s.spawn(|| run(0, tx0, rx1));
+            s.spawn(|| run(1, tx1, rx0));
+        });
+        assert!(LIVE.lock().unwrap().is_empty());
+        for bytes in SIZES {
+            assert_eq!(
+                regions_of(bytes),
+                0,
+                "a region of {bytes}-byte blocks stayed mapped"
+            );
+        }
+    }
+
+    /// Maps of several sizes (small ones on the heap, bigger ones on pooled
+    /// pages and full pooled chunks) built, snapshotted, rewritten under the
+    /// snapshot (copy-on-write page clones) and dropped from two threads;
+    /// each snapshot is checked and dropped on the other thread.
+    #[test]
+    fn maps_built_and_freed_on_two_threads_keep_their_contents() {
+        use crate::engine::{Map, Options, SnapshotData};
+        use std::sync::mpsc;
+        fn key(t: u64, r: u64, i: u64) -> Vec<u8> {
+            format!("{t}-{r}-{i:08}").into_bytes()
+        }
+        fn val(t: u64, r: u64, i: u64, v: u64) -> Vec<u8> {
+            format!(
+                "{t}/{r}/{i}/{v}/{:020}",
+                i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            )
+            .into_bytes()
+        }
+        type Sent = (SnapshotData, u64, u64, u64);
+        fn check_snapshot((s, t, r, n): Sent) {
+            assert_eq!(s.len() as u64, n);
+            for i in (0..n).step_by(7) {
+                assert_eq!(
+                    s.get(&key(t, r, i)).as_deref(),
+                    Some(&val(t, r, i, 0)[..]),
+                    "snapshot {t}-{r} key {i}"
+                );
+            }
+        }
+        let sizes: [u64; 5] = [1_000, 30_000, 90_000, 5_000, 150_000];
+        let (tx0, rx0) = mpsc::channel::<Sent>();
+        let (tx1, rx1) = mpsc::channel::<Sent>();
+        let run = |t: u64, tx: mpsc::Sender<Sent>, rx: mpsc::Receiver<Sent>| {
+            let mut kept: Vec<(Map, u64, u64)> = Vec::new();
+            for (r, &n) in sizes.iter().enumerate() {
+                let r = r as u64;
+                let m = Map::new(&Options::default()).unwrap();
+                for i in 0..n {
+                    assert!(m.insert(&key(t, r, i), &val(t, r, i, 0)).unwrap());
+                }
+                let snap = m.snapshot();
+                // Rewrite under the snapshot: every page it shares is copied.
+                for i in (0..n).step_by(3) {
+                    assert!(!m.insert(&key(t, r, i), &val(t, r, i, 1)).unwrap());
+                }
+                for i in (1..n).step_by(5) {
+                    m.remove(&key(t, r, i));
+                }
+                if n == 150_000 {
+                    assert!(regions_of(MIN_POOLED) > 0, "pages are pooled");
+                    assert!(regions_of(MAX_POOLED) > 0, "full chunks are pooled");
+                    assert!(m.stats().cow_pages > 0, "pages were copied");
+                }
+                tx.send((snap, t, r, n)).unwrap();
+                while let Ok(s) = rx.try_recv() {
+                    check_snapshot(s);
+                }
+                m.check_invariants().unwrap();
+                if r % 2 == 0 {
+                    kept.push((m, r, n));
+                }
+            }
+            for (m, r, n) in &kept {
+                for i in 0..*n {
+                    let want = if i % 5 == 1 {
+                        None
+                    } else {
+                        Some(val(t, *r, i, u64::from(i % 3 == 0)))
+                    };
+                    assert_eq!(m.get(&key(t, *r, i)), want, "map {t}-{r} key {i}");
+                }
+            }
+            drop(kept);
+            drop(tx);
+            for s in rx {
+                check_snapshot(s);
+            }
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| run(0, tx0, rx1));
+            s.spawn(|| run(1, tx1, rx0));
+        });
     }
 }
