@@ -223,19 +223,23 @@ unsafe impl<T: Copy + Send> Send for Buf<T> {}
 unsafe impl<T: Copy + Sync> Sync for Buf<T> {}
 
 impl<T: Copy> Buf<T> {
+    fn empty(ptr: NonNull<T>, cap: usize, pooled: bool) -> Buf<T> {
+        Buf {
+            ptr,
+            len: 0,
+            cap,
+            pooled,
+            _owns: PhantomData,
+        }
+    }
+
     /// An empty buffer with room for `cap` elements, from the pool when
-    /// `pool` is set, the pool is on and `cap` elements make a pooled size.
+    /// `pool` is set and `cap` elements make a pooled size (on Unix).
     /// None when the memory cannot be had.
     pub(crate) fn try_with_capacity(cap: usize, pool: bool) -> Option<Buf<T>> {
         let layout = Layout::array::<T>(cap).ok()?;
         if layout.size() == 0 {
-            return Some(Buf {
-                ptr: NonNull::dangling(),
-                len: 0,
-                cap,
-                pooled: false,
-                _owns: PhantomData,
-            });
+            return Some(Buf::empty(NonNull::dangling(), cap, false));
         }
         #[cfg(test)]
         if failure_injected() {
@@ -251,24 +255,12 @@ impl<T: Copy> Buf<T> {
                 POOL.lock().add_region(class, base)
             });
             if let Some(p) = got {
-                return Some(Buf {
-                    ptr: p.cast(),
-                    len: 0,
-                    cap,
-                    pooled: true,
-                    _owns: PhantomData,
-                });
+                return Some(Buf::empty(p.cast(), cap, true));
             }
         }
         // SAFETY: the layout has a nonzero size.
         let p = NonNull::new(unsafe { std::alloc::alloc(layout) })?;
-        Some(Buf {
-            ptr: p.cast(),
-            len: 0,
-            cap,
-            pooled: false,
-            _owns: PhantomData,
-        })
+        Some(Buf::empty(p.cast(), cap, false))
     }
 
     /// The elements' address, with the buffer's own provenance: valid for
@@ -282,7 +274,16 @@ impl<T: Copy> Buf<T> {
         self.cap
     }
 
+    /// A copy with the same capacity and pooling; None when the memory
+    /// cannot be had.
+    pub(crate) fn try_clone(&self) -> Option<Buf<T>> {
+        let mut c = Buf::try_with_capacity(self.cap, self.pooled)?;
+        c.extend_from_slice(self);
+        Some(c)
+    }
+
     /// Whether the memory came from the pool.
+    #[cfg(test)]
     pub(crate) fn is_pooled(&self) -> bool {
         self.pooled
     }
@@ -346,11 +347,9 @@ impl<T: Copy> Clone for Buf<T> {
     /// A copy with the same capacity and pooling (on allocation failure,
     /// aborts as `Vec::clone` does).
     fn clone(&self) -> Buf<T> {
-        let mut c = Buf::try_with_capacity(self.cap, self.pooled).unwrap_or_else(|| {
+        self.try_clone().unwrap_or_else(|| {
             std::alloc::handle_alloc_error(Layout::array::<T>(self.cap).expect("a valid layout"))
-        });
-        c.extend_from_slice(self);
-        c
+        })
     }
 }
 

@@ -218,8 +218,8 @@ impl Table {
     /// Adds `extra` empty slots at the end (more overflow slack).
     fn extend(&mut self, extra: usize) -> Result<()> {
         let new_len = self.len + extra;
-        // Whole pages of a big table come from the huge-page pool: its
-        // gets miss the TLB as well as the cache (see `pool`).
+        // Whole pages of a big table come from the region pool, so that
+        // freeing them gives the memory back (see `pool`).
         let pool = new_len >= POOLED_TABLE_SLOTS;
         // Fill the last partial page first.
         if let Some(last) = self.pages.last_mut() {
@@ -262,12 +262,10 @@ impl Table {
     /// allocated, the process aborts as on any failed small allocation.
     #[inline]
     fn page_mut(&mut self, p: usize) -> &mut [Slot] {
-        let page = &mut self.pages[p];
-        if unique_mut(&mut page.buf).is_none() {
-            *page = Page::new(Buf::clone(&page.buf));
-            self.cow_pages += 1;
+        if Arc::strong_count(&self.pages[p].buf) != 1 && self.copy_page(p).is_err() {
+            std::alloc::handle_alloc_error(std::alloc::Layout::new::<[Slot; PAGE_SLOTS]>());
         }
-        unique_mut(&mut page.buf).expect("just made unique")
+        unique_mut(&mut self.pages[p].buf).expect("just made unique")
     }
 
     /// Copies the pages among `first..=last` that a snapshot shares, so the
@@ -287,10 +285,7 @@ impl Table {
     #[inline(never)]
     fn copy_page(&mut self, p: usize) -> Result<()> {
         let page = &mut self.pages[p];
-        let mut copy = Buf::try_with_capacity(page.buf.capacity(), page.buf.is_pooled())
-            .ok_or_else(|| oom("slot page"))?;
-        copy.extend_from_slice(&page.buf);
-        *page = Page::new(copy);
+        *page = Page::new(page.buf.try_clone().ok_or_else(|| oom("slot page"))?);
         self.cow_pages += 1;
         Ok(())
     }
@@ -491,7 +486,7 @@ impl Arena {
         let idx = self.chunks.len() - 1;
         let chunk = unique_mut(&mut self.chunks[idx]).expect("last chunk is unique");
         if chunk.capacity() - chunk.len() < rec {
-            // Full-size chunks come from the huge-page pool (see `pool`).
+            // Full-size chunks come from the region pool (see `pool`).
             let want = CHUNK_MAX.min((chunk.capacity() * 2).max(chunk.len() + rec));
             chunk
                 .try_reserve_exact(want - chunk.len(), want == CHUNK_MAX)
@@ -1573,7 +1568,7 @@ mod tests {
     /// The same with the weak test hash: thousands of keys share an `h1`,
     /// so the writes that fail shift long runs and settle ties.
     #[test]
-    fn failed_allocations_while_extending_the_table() {
+    fn failed_allocations_with_shared_hashes() {
         writes_with_failing_allocations(&KeyHasher::new(14, [15, 16], true), 1200, 2500, 50);
     }
 
