@@ -31,6 +31,11 @@
  *    waits for another thread which is calling the same map. Callbacks of at
  *    most 32 maps can be nested on one thread; a call that would run a 33rd
  *    inside them gets MC_ERR_REENTRANT without running it.
+ *  - fork(): a child forked while another thread was inside a call may
+ *    find a lock that thread held (a map's, the memory pool's) still taken
+ *    and wait forever on it, as with most libraries. Fork while no other
+ *    thread is calling the library, or only exec in the child. A process
+ *    that forks while single-threaded can use its maps in the child.
  *  - Structural changes (they invalidate strict iterators): inserting a new
  *    key, deleting, clearing, mc_map_reserve, mc_map_shrink_to_fit and any
  *    re-layout of a table (growth, shrink). Overwriting a value is not; nor is
@@ -38,7 +43,9 @@
  *    iteration order.
  *  - Memory: big maps take their slot pages and record chunks from 2 MiB
  *    regions the library maps itself and unmaps once empty; small ones use
- *    malloc. MAPCORE_HUGEPAGES=1 in the environment (read at the first big
+ *    malloc. Valgrind's memcheck is told about every block of those regions,
+ *    so a read through a pointer kept past its callback into a freed block
+ *    is reported as with malloc'd memory. MAPCORE_HUGEPAGES=1 in the environment (read at the first big
  *    allocation) advises those regions for transparent huge pages: faster
  *    random reads on big maps, costlier first touch (README, Performance).
  */

@@ -2,6 +2,7 @@
 pub(crate) mod bytes;
 pub mod hash;
 pub mod map;
+mod memcheck;
 mod pool;
 mod shard_lock;
 pub mod table;

@@ -28,6 +28,8 @@ use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 
+use super::memcheck;
+
 const REGION: usize = 2 << 20;
 pub(crate) const MIN_POOLED: usize = 16 << 10;
 pub(crate) const MAX_POOLED: usize = 256 << 10;
@@ -183,6 +185,7 @@ fn map_region() -> Option<usize> {
             libc::madvise(base as *mut libc::c_void, REGION, advice);
         }
     }
+    memcheck::region_mapped(base, REGION);
     Some(base)
 }
 
@@ -273,6 +276,7 @@ impl<T: Copy> Buf<T> {
                 POOL.lock().add_region(class, base)
             });
             if let Some(p) = got {
+                memcheck::block_allocated(p.as_ptr(), layout.size());
                 return Some(Buf::empty(p.cast(), cap, true));
             }
         }
@@ -381,6 +385,9 @@ impl<T: Copy> Drop for Buf<T> {
         }
         if self.pooled {
             let class = class_of(layout.size()).expect("a pooled size");
+            // Before the block goes back: another thread may be handed it
+            // as soon as it is.
+            memcheck::block_freed(self.ptr.as_ptr().cast());
             // Slot pages only. A growth frees a whole table's pages at once,
             // and they stay resident until a later table reuses them. A
             // freed arena chunk is soon refilled by the repack that freed
