@@ -41,11 +41,13 @@
  *    re-layout of a table (growth, shrink). Overwriting a value is not; nor is
  *    compacting the byte arena behind the table, which moves no entry in
  *    iteration order.
- *  - Memory: big maps take their slot pages and record chunks from 2 MiB
- *    regions the library maps itself and unmaps once empty; small ones use
- *    malloc. Valgrind's memcheck is told about every block of those regions,
- *    so a read through a pointer kept past its callback into a freed block
- *    is reported as with malloc'd memory. MAPCORE_HUGEPAGES=1 in the environment (read at the first big
+ *  - Memory: slot pages (16 KiB) and full-size record chunks (256 KiB)
+ *    come from 2 MiB regions the library maps itself and unmaps once
+ *    empty; smaller buffers (the tables and arenas of small maps) use
+ *    malloc. Valgrind's memcheck is told about every block of those
+ *    regions, so a read through a pointer kept past its callback into a
+ *    freed block is reported as with malloc'd memory.
+ *    MAPCORE_HUGEPAGES=1 in the environment (read at the first big
  *    allocation) advises those regions for transparent huge pages: faster
  *    random reads on big maps, costlier first touch (README, Performance).
  */

@@ -1,12 +1,15 @@
 /* The header's fork() rule: a process that forks while no other thread is
  * inside the library can use its maps in the child, including one big
- * enough to live in the library's own memory pool, and the parent's map is
+ * enough for the library's own memory pool (slot pages and, outside
+ * MAPCORE_SMALL, full-size record chunks), and the parent's map is
  * unaffected by what the child does. */
 #define _POSIX_C_SOURCE 200809L
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
+
+enum { VAL_LEN = 32 };
 
 static void key_of(uint32_t i, uint8_t k[8]) {
     memcpy(k, "key-", 4);
@@ -19,13 +22,13 @@ static void check_contents(mc_map m, uint32_t n) {
     CHECK_OK(mc_map_len(m, &len));
     CHECK_MSG(len == n, "len %llu, expected %u", (unsigned long long)len, n);
     for (uint32_t i = 0; i < n; i += 97) {
-        uint8_t k[8], buf[8];
+        uint8_t k[8], buf[VAL_LEN];
         size_t got = 0;
         key_of(i, k);
         CHECK_OK(mc_map_get(m, k, sizeof k, buf, sizeof buf, &got));
         uint32_t v;
         memcpy(&v, buf, 4);
-        CHECK(got == 4 && v == i * 3);
+        CHECK(got == VAL_LEN && v == i * 3);
     }
 }
 
@@ -34,10 +37,11 @@ int main(void) {
     mc_map m;
     CHECK_OK(mc_map_new(&m));
     for (uint32_t i = 0; i < n; i++) {
-        uint8_t k[8];
+        uint8_t k[8], val[VAL_LEN] = {0};
         uint32_t v = i * 3;
+        memcpy(val, &v, 4);
         key_of(i, k);
-        CHECK_OK(mc_map_set(m, k, sizeof k, (const uint8_t *)&v, 4, NULL));
+        CHECK_OK(mc_map_set(m, k, sizeof k, val, sizeof val, NULL));
     }
     fflush(stdout);
     pid_t pid = fork();

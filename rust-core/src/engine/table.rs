@@ -38,6 +38,9 @@ const MAX_NOMINAL: usize = 1 << FRAG_BITS;
 /// Chunk offsets take `OFFSET_BITS` bits of a record location.
 const OFFSET_BITS: u32 = 18;
 const CHUNK_MAX: usize = 1 << OFFSET_BITS;
+// The pool gives back the pages of every freed block smaller than a
+// full-size chunk (slot pages) and keeps those of chunks (see `pool`).
+const _: () = assert!(CHUNK_MAX == super::pool::MAX_POOLED);
 /// Record headers: `[klen u8 < LONG_TAG][vlen u8]` when both lengths fit,
 /// else `[LONG_TAG][klen u32 LE][vlen u32 LE]`. Typical small entries thus
 /// spend 2 bytes on their lengths, not 8.
@@ -459,20 +462,23 @@ impl Arena {
         if !fits_last {
             // Chunks start small and double; the first of a repack's fresh
             // arena starts with room for what the repack copies, and once
-            // the arena has outgrown one full-size chunk the next is
-            // full-size at once. That one comes from the region pool, where
-            // capacity not yet written is not resident; growing it from
-            // 1 KiB instead copied every record once more and left the
-            // smaller buffers in glibc's per-thread arenas.
-            let full_size_before = self
+            // the arena has filled a full-size chunk the next is full-size
+            // at once. That one comes from the region pool, where capacity
+            // not yet written is not resident; growing it from 1 KiB
+            // instead copied every record once more and left the smaller
+            // buffers in glibc's per-thread arenas. Only when the last
+            // chunk is full, not merely shared with a snapshot: a write
+            // after every snapshot opens a chunk of its own, and at full
+            // size each would reserve 256 KiB for a few records.
+            let filled_full_chunk = self
                 .chunks
                 .last()
-                .is_some_and(|c| c.capacity() == CHUNK_MAX);
+                .is_some_and(|c| Arc::strong_count(c) == 1 && c.capacity() >= CHUNK_MAX);
             let first_cap = if rec > CHUNK_MAX / 2 {
                 rec
             } else if self.chunks.is_empty() {
                 rec.max(1024).max(self.first_chunk.min(CHUNK_MAX))
-            } else if full_size_before {
+            } else if filled_full_chunk {
                 CHUNK_MAX
             } else {
                 rec.max(1024)
@@ -1844,6 +1850,41 @@ mod tests {
         d.insert(&h, h.h1(&k), &k, b"v").unwrap();
         assert!(d.table.nominal < reserved);
         d.check_invariants(&h).unwrap();
+    }
+
+    /// Snapshots taken between writes to a shard past its first full-size
+    /// chunk: the chunk each write opens (the last one is shared) is a
+    /// small one, so the arena stays near the size of its records.
+    #[test]
+    fn snapshots_between_writes_do_not_reserve_full_size_chunks() {
+        let h = KeyHasher::new(9, [1, 2], false).with_h1_mask(u64::MAX >> SHARD_BITS);
+        let mut d = ShardData::new();
+        let val = [7u8; 40];
+        let mut n = 0u64;
+        while d.arena_bytes() < 2 * CHUNK_MAX {
+            let k = n.to_le_bytes();
+            d.insert(&h, h.h1(&k), &k, &val).unwrap();
+            n += 1;
+        }
+        let live = d.arena_bytes();
+        for _ in 0..300 {
+            let snap = d.clone();
+            for _ in 0..4 {
+                let k = n.to_le_bytes();
+                d.insert(&h, h.h1(&k), &k, &val).unwrap();
+                n += 1;
+            }
+            drop(snap);
+        }
+        d.check_invariants(&h).unwrap();
+        // 1,200 records of 50 bytes, at most CHUNK_REPACK_MIN small chunks
+        // and one full-size chunk being filled.
+        let bound = live + 1200 * 50 + CHUNK_REPACK_MIN * 1024 + CHUNK_MAX;
+        assert!(
+            d.arena_bytes() <= bound,
+            "arena {} bytes after the snapshots, bound {bound}",
+            d.arena_bytes()
+        );
     }
 
     /// A snapshot before every write: each write opens a chunk of its own,
