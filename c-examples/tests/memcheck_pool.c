@@ -9,7 +9,8 @@
  * the library's valgrind client requests can make memcheck report it.
  *
  * `make valgrind` runs it under memcheck and passes only if memcheck
- * reports the invalid read in a freed block. Outside valgrind it does
+ * reports the invalid read in the freed block, and one in a block of the
+ * same region that was never handed out. Outside valgrind it does
  * nothing: the read it exists to make is undefined behaviour. */
 #include <valgrind/valgrind.h>
 
@@ -45,10 +46,16 @@ int main(void) {
     const uint8_t *kept = NULL;
     CHECK_OK(mc_map_get_with(doomed, (const uint8_t *)"big", KEY_LEN, keep_pointer, &kept));
     CHECK(kept != NULL && kept[0] == 0xAB);
+    /* The region's first two blocks hold the two records (lowest free
+     * block first); its third was never handed out, and memcheck must
+     * report a read of it too (the region starts inaccessible). */
+    const uint8_t *unused_block = kept - HEADER - KEY_LEN + 2 * (256 << 10);
+    volatile uint8_t never = unused_block[100];
     CHECK_OK(mc_map_free(doomed));
     /* Memcheck must report this read: the block was freed with the map. */
     volatile uint8_t stale = kept[VAL_LEN / 2];
-    printf("memcheck_pool: read %#x through a pointer into a freed block\n", (unsigned)stale);
+    printf("memcheck_pool: read %#x in a block never handed out, %#x through a pointer into a freed block\n",
+           (unsigned)never, (unsigned)stale);
     CHECK_OK(mc_map_free(neighbour));
     return 0;
 }
