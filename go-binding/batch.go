@@ -280,6 +280,11 @@ type retainState struct {
 // from that OS thread with ErrReentrant, and memory freed afterwards by
 // any map is no longer reclaimed. Record failures in del and assert after
 // DeleteFunc returns.
+//
+// While a snapshot of the map is open, a delete may have to copy a piece
+// of the table; if that copy cannot be allocated, DeleteFunc stops and
+// returns ErrOutOfMemory: the entries visited before were kept or deleted
+// as del said, the others were not visited.
 func (m *Map) DeleteFunc(del func(key, val []byte) bool) (removed int, err error) {
 	const op = "Map.DeleteFunc"
 	if m.closed.Load() {
@@ -290,7 +295,8 @@ func (m *Map) DeleteFunc(del func(key, val []byte) bool) (removed int, err error
 	defer h.Delete()
 	r := C.gm_retain(C.uint64_t(m.id), C.uintptr_t(h))
 	runtime.KeepAlive(m)
-	if r.st == C.MC_OK && r.n > 0 {
+	// Out of memory, some entries may already be deleted.
+	if (r.st == C.MC_OK && r.n > 0) || r.st == C.MC_ERR_OUT_OF_MEMORY {
 		m.wrote(true)
 	}
 	if st.panicked {

@@ -17,9 +17,8 @@ import (
 // the map copy only the pieces of the table they touch (a write that grows
 // one of the map's 16 internal shards, or the first write after many made
 // each under a fresh snapshot, copies that shard: amortised over the writes
-// that led to it). A Set that cannot allocate such a copy returns
-// ErrOutOfMemory and changes nothing; a Delete, which reports no such error,
-// aborts the process then, as a failed allocation does in Go.
+// that led to it). A write (Set, Delete) that cannot allocate such a copy
+// returns ErrOutOfMemory and changes nothing.
 //
 // A Snapshot is safe for concurrent use. Close it when done (it pins the
 // memory of the state it shows); one that becomes unreachable is freed by

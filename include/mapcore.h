@@ -280,7 +280,9 @@ mc_status mc_map_get_with(struct mc_map map,
 mc_status mc_map_contains(struct mc_map map, const uint8_t *key, size_t key_len, bool *out);
 
 // Deletes `key` (a structural change). Returns MC_OK, MC_ERR_NOT_FOUND (nothing
-// changed), MC_ERR_NULL_ARGUMENT.
+// changed), MC_ERR_NULL_ARGUMENT, MC_ERR_OUT_OF_MEMORY (only while a snapshot
+// shares the slot page the delete writes, which must then be copied;
+// nothing changed).
 mc_status mc_map_delete(struct mc_map map, const uint8_t *key, size_t key_len);
 
 // Writes the number of entries to `*out`. Returns MC_OK, MC_ERR_NULL_ARGUMENT.
@@ -311,7 +313,10 @@ mc_status mc_map_shrink_to_fit(struct mc_map map);
 // not atomic. The predicate must return normally and must not call into this
 // map (such calls get MC_ERR_REENTRANT; other maps are fine).
 // `*out_removed` (may be NULL) receives the number deleted.
-// Returns MC_OK, MC_ERR_NULL_ARGUMENT (pred).
+// Returns MC_OK, MC_ERR_NULL_ARGUMENT (pred), MC_ERR_OUT_OF_MEMORY (only
+// while a snapshot shares a slot page a delete writes: the entries visited
+// before were kept or deleted as `pred` said, the others were not visited,
+// and `*out_removed` is not written).
 mc_status mc_map_retain(struct mc_map map, mc_entry_pred pred, void *user, size_t *out_removed);
 
 // Looks up n keys in one consistent state of the map (all involved shards
@@ -348,7 +353,9 @@ mc_status mc_map_set_many(struct mc_map map,
 
 // Deletes n keys atomically (all involved shards write-locked together).
 // Absent keys are skipped. `*out_removed` (may be NULL) receives how many
-// were present. Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE.
+// were present. Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE,
+// MC_ERR_OUT_OF_MEMORY (only while a snapshot shares slot pages the deletes
+// write; nothing deleted).
 mc_status mc_map_delete_many(struct mc_map map,
                              size_t n,
                              const uint8_t *keys,
@@ -420,8 +427,9 @@ mc_status mc_iter_seek(struct mc_map map, struct mc_iter *it, const uint8_t *key
 // of the map are invalidated (it is a structural change).
 // Returns MC_OK; MC_ERR_NOT_FOUND (no current entry: not started, finished,
 // already removed, or removed by someone else); MC_ERR_ITER_INVALIDATED
-// (strict token already stale; nothing deleted); the token errors; the
-// common map errors.
+// (strict token already stale; nothing deleted); MC_ERR_OUT_OF_MEMORY (only
+// while a snapshot shares the slot page the delete writes; nothing deleted);
+// the token errors; the common map errors.
 mc_status mc_iter_remove(struct mc_map map, struct mc_iter *it);
 
 // Replaces the value of the entry `*it` returned last (not structural: no
@@ -467,9 +475,8 @@ mc_status mc_batch_entry(const uint8_t *buf,
 // Takes a snapshot of `map` (all shards at one instant) into `*out`. Free it
 // with `mc_snapshot_free`; it stays valid after the map is freed.
 // While it lives, the first write to a 16 KiB page of slots copies that
-// page: an insert or overwrite that cannot allocate the copy returns
-// MC_ERR_OUT_OF_MEMORY and changes nothing, but a delete (which has no
-// such status) aborts the process, as a failed small allocation does.
+// page: a write (insert, overwrite or delete) that cannot allocate the copy
+// returns MC_ERR_OUT_OF_MEMORY and changes nothing.
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_OUT_OF_MEMORY, the common map errors.
 mc_status mc_snapshot_new(struct mc_map map, struct mc_snapshot *out);
 

@@ -49,7 +49,7 @@ fn writes_after_a_snapshot_copy_at_most_a_page_or_two() {
     // Deletes too.
     for i in 1000..1050 {
         let pre = m.stats();
-        assert!(m.remove(&key(i)));
+        assert!(m.remove(&key(i)).unwrap());
         assert!(m.stats().cow_pages - pre.cow_pages <= 2);
     }
     assert!(

@@ -421,16 +421,17 @@ impl Map {
         r
     }
 
-    /// Removes `key`; returns true if it was present.
-    pub fn remove(&self, key: &[u8]) -> bool {
+    /// Removes `key`; returns true if it was present. Fails, changing
+    /// nothing, only when a page a snapshot shares cannot be copied.
+    pub fn remove(&self, key: &[u8]) -> Result<bool> {
         let h1 = self.hasher.h1(key);
         let s = shard_of(h1);
         let mut g = self.shards[s].data.write();
-        let removed = g.remove(&self.hasher, h1, key);
+        let removed = g.remove(&self.hasher, h1, key)?;
         if removed {
             self.bump(s);
         }
-        removed
+        Ok(removed)
     }
 
     /// Entry count, read under all shard locks at one instant.
@@ -508,13 +509,17 @@ impl Map {
     }
 
     /// Removes every entry for which `keep` returns false. Each shard is
-    /// processed atomically; the whole call is not one atomic step.
-    pub fn retain(&self, mut keep: impl FnMut(&[u8], &[u8]) -> bool) -> usize {
+    /// processed atomically; the whole call is not one atomic step. Fails
+    /// only when a page a snapshot shares cannot be copied: the entries
+    /// visited before were kept or removed as `keep` said, the rest were
+    /// not visited.
+    pub fn retain(&self, mut keep: impl FnMut(&[u8], &[u8]) -> bool) -> Result<usize> {
         let mut removed = 0;
         for (s, shard) in self.shards.iter().enumerate() {
             let mut g = shard.data.write();
             let mut here = 0;
             let mut i = 0;
+            let mut failed = Ok(());
             while let Some(idx) = g.occupied_from(i) {
                 let k = {
                     let (k, v) = g.entry_at(idx);
@@ -523,7 +528,10 @@ impl Map {
                 if k {
                     i = idx + 1;
                 } else {
-                    g.remove_at(idx);
+                    failed = g.remove_at(idx);
+                    if failed.is_err() {
+                        break;
+                    }
                     here += 1;
                     i = idx;
                 }
@@ -532,9 +540,10 @@ impl Map {
                 g.settle();
                 self.bump(s);
             }
+            failed?;
             removed += here;
         }
-        removed
+        Ok(removed)
     }
 
     /// Runs `f` with read access to every shard any of `hashes` falls in, so
@@ -613,24 +622,34 @@ impl Map {
     }
 
     /// Removes every key; returns how many were present.
-    pub fn remove_many(&self, keys: &[&[u8]]) -> usize {
+    pub fn remove_many(&self, keys: &[&[u8]]) -> Result<usize> {
         let hashes: Vec<u64> = keys.iter().map(|k| self.hasher.h1(k)).collect();
         let mut guards = self.lock_write_many(&hashes);
+        // All or nothing: first copy every page a snapshot shares that a
+        // removal will write (the only allocation a removal makes), then
+        // remove, which can no longer fail.
+        for (k, &h) in keys.iter().zip(&hashes) {
+            guards[shard_of(h)]
+                .as_mut()
+                .expect("locked")
+                .prepare_remove(&self.hasher, h, k)?;
+        }
         let mut removed = 0;
         let mut changed = 0u32;
         for (k, &h) in keys.iter().zip(&hashes) {
             let s = shard_of(h);
-            if guards[s]
+            let present = guards[s]
                 .as_mut()
                 .expect("locked")
                 .remove(&self.hasher, h, k)
-            {
+                .expect("the pages it writes were prepared");
+            if present {
                 removed += 1;
                 changed |= 1 << s;
             }
         }
         self.bump_mask(changed);
-        removed
+        Ok(removed)
     }
 
     fn lock_write_many(&self, hashes: &[u64]) -> [Option<WriteGuard<'_, ShardData>>; SHARDS] {
@@ -722,7 +741,7 @@ impl Map {
             self.check_stamp(**st)?;
         }
         let i = g.find_pos(&self.hasher, cur.pos).ok_or_else(gone)?;
-        g.remove_at(i);
+        g.remove_at(i)?;
         g.settle();
         self.bump(s);
         if let Some(st) = stamp {
@@ -861,5 +880,42 @@ impl SnapshotData {
     /// `scan` into any `Sink`.
     pub(crate) fn scan_into(&self, cur: &mut Cursor, sink: &mut impl Sink) -> Result<Scan> {
         scan_with(&self.hasher, cur, sink, |s| Ok(&self.shards[s]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::pool;
+
+    /// Under a snapshot a delete first copies the slot pages it writes;
+    /// when that copy cannot be allocated, every form of delete reports
+    /// OUT_OF_MEMORY and changes nothing (a batch deletes all or nothing),
+    /// and the same deletes succeed once memory is back.
+    #[test]
+    fn deletes_that_cannot_copy_a_shared_page_change_nothing() {
+        let m = Map::new(&Options::default()).unwrap();
+        let keys: Vec<[u8; 4]> = (0..40_000u32).map(u32::to_le_bytes).collect();
+        for k in &keys {
+            m.insert(k, k).unwrap();
+        }
+        let snap = m.snapshot();
+        let batch: Vec<&[u8]> = keys[..500].iter().map(|k| &k[..]).collect();
+        let failing = |f: &dyn Fn() -> Result<usize>| {
+            pool::fail_after(Some(0));
+            let r = f();
+            pool::fail_after(None);
+            assert_eq!(r.map_err(|e| e.status), Err(McStatus::MC_ERR_OUT_OF_MEMORY));
+            assert_eq!(m.len(), keys.len(), "nothing deleted");
+            assert!(keys.iter().all(|k| m.get(k).as_deref() == Some(&k[..])));
+        };
+        failing(&|| m.remove_many(&batch));
+        failing(&|| m.remove(&keys[1000]).map(usize::from));
+        failing(&|| m.retain(|_, _| false));
+        assert_eq!(m.remove_many(&batch).unwrap(), 500);
+        assert!(m.remove(&keys[1000]).unwrap());
+        let odd_left = (500..40_000u32).filter(|i| i % 2 == 1).count();
+        assert_eq!(m.retain(|k, _| k[0] % 2 == 0).unwrap(), odd_left);
+        assert_eq!(snap.len(), keys.len(), "the snapshot kept every entry");
     }
 }

@@ -717,7 +717,7 @@ mod tests {
                     assert!(!m.insert(&key(t, r, i), &val(t, r, i, 1)).unwrap());
                 }
                 for i in (1..n).step_by(5) {
-                    m.remove(&key(t, r, i));
+                    m.remove(&key(t, r, i)).unwrap();
                 }
                 if n == 150_000 {
                     assert!(regions_of(MIN_POOLED) > 0, "pages are pooled");

@@ -254,9 +254,9 @@ impl Table {
     }
 
     /// Page `p` for writing; a page a snapshot shares is copied first (just
-    /// this page). Writes that can report failure call `unshare` first, so
-    /// the copy here only serves removals, which cannot: if it cannot be
-    /// allocated, the process aborts as on any failed small allocation.
+    /// this page). Every write calls `unshare` first, which reports a copy
+    /// that cannot be allocated; the copy here is a fallback that aborts
+    /// the process, as a failed small allocation does.
     #[inline]
     fn page_mut(&mut self, p: usize) -> &mut [Slot] {
         if Arc::strong_count(&self.pages[p].buf) != 1 && self.copy_page(p).is_err() {
@@ -902,37 +902,60 @@ impl ShardData {
         Ok(())
     }
 
-    pub fn remove(&mut self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> bool {
+    /// Removes `key`; returns whether it was present. Fails, changing
+    /// nothing, only when a page a snapshot shares cannot be copied.
+    pub fn remove(&mut self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> Result<bool> {
         match self.locate(hasher, h1, key) {
             Ok(i) => {
-                self.remove_at(i);
+                self.remove_at(i)?;
                 self.settle();
-                true
+                Ok(true)
             }
-            Err(_) => false,
+            Err(_) => Ok(false),
         }
     }
 
+    /// Copies the pages a snapshot shares that removing `key` would write,
+    /// so that the removal allocates nothing: a batch removal prepares all
+    /// its keys before removing any. Removing other keys first only moves
+    /// this key's run to the left, within the pages prepared here.
+    pub fn prepare_remove(&mut self, hasher: &KeyHasher, h1: u64, key: &[u8]) -> Result<()> {
+        if let Ok(i) = self.locate(hasher, h1, key) {
+            let end = self.shift_end(i);
+            self.table.unshare(i >> PAGE_BITS, end >> PAGE_BITS)?;
+        }
+        Ok(())
+    }
+
     /// Removes slot `i`, shifting the following run back towards home. Slot
-    /// indices stay meaningful until `settle` is called.
-    pub fn remove_at(&mut self, i: usize) {
+    /// indices stay meaningful until `settle` is called. Fails, changing
+    /// nothing, only when a page a snapshot shares cannot be copied.
+    pub fn remove_at(&mut self, i: usize) -> Result<()> {
+        let end = self.shift_end(i);
+        self.table.unshare(i >> PAGE_BITS, end >> PAGE_BITS)?;
         let s = self.table.get(i);
         self.arena.free(s.loc());
         self.table.count -= 1;
-        let mut j = i;
-        loop {
-            let next = j + 1;
-            if next >= self.table.len {
-                break;
-            }
-            let n = self.table.get(next);
-            if n.is_empty() || self.table.home_of(n) >= next {
-                break;
-            }
+        for j in i..end {
+            let n = self.table.get(j + 1);
             self.table.set(j, n);
-            j = next;
         }
-        self.table.set(j, Slot::EMPTY);
+        self.table.set(end, Slot::EMPTY);
+        Ok(())
+    }
+
+    /// The last slot that removing slot `i` writes: the end of the run of
+    /// entries after `i` that sit past their home and move back by one.
+    fn shift_end(&self, i: usize) -> usize {
+        let mut j = i;
+        while j + 1 < self.table.len {
+            let n = self.table.get(j + 1);
+            if n.is_empty() || self.table.home_of(n) > j {
+                break;
+            }
+            j += 1;
+        }
+        j
     }
 
     /// After removals: shrinks a mostly empty table and compacts a mostly dead
@@ -1479,8 +1502,8 @@ mod tests {
         }
         for i in (0..3000u64).step_by(2) {
             let k = key(i);
-            assert!(d.remove(&h, h.h1(&k), &k));
-            assert!(!d.remove(&h, h.h1(&k), &k));
+            assert!(d.remove(&h, h.h1(&k), &k).unwrap());
+            assert!(!d.remove(&h, h.h1(&k), &k).unwrap());
         }
         d.check_invariants(&h).unwrap();
         // Seeking after each remaining key's position finds the next one.
@@ -1551,11 +1574,11 @@ mod tests {
         // The empty key, with a value just past the short form.
         assert!(d.insert(&h, h.h1(b""), b"", &val(256, 3)).unwrap());
         assert_eq!(d.get(&h, h.h1(b""), b""), Some(&val(256, 3)[..]));
-        assert!(d.remove(&h, h.h1(b""), b""));
+        assert!(d.remove(&h, h.h1(b""), b"").unwrap());
         for &kl in &klens {
             for &vl in &vlens {
                 let k = key(kl, vl);
-                assert!(d.remove(&h, h.h1(&k), &k));
+                assert!(d.remove(&h, h.h1(&k), &k).unwrap());
             }
         }
         d.check_invariants(&h).unwrap();
@@ -1594,7 +1617,7 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
-        let mut failed = [0usize; 3]; // insert, reserve, shrink_to_fit
+        let mut failed = [0usize; 4]; // insert, remove, reserve, shrink_to_fit
         let mut snap: Option<(ShardData, HashMap<u64, Vec<u8>>)> = None;
         let mut failed_under_snapshot = 0;
         let key_bytes = |key: u64| key.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes();
@@ -1621,19 +1644,20 @@ mod tests {
             };
             let val = vec![(step % 251) as u8; len];
             let op = (r >> 32) % 16;
-            // A removal copies a shared page unconditionally (it cannot
-            // report failure): no injected failure then.
-            let inject = (r >> 20) % 2 == 0 && !((10..=13).contains(&op) && snap.is_some());
+            if (10..=13).contains(&op) && (r >> 16) % 4 == 0 {
+                // A removal allocates only to copy a page a snapshot
+                // shares: give a quarter of them a fresh snapshot.
+                snap = Some((d.clone(), model.clone()));
+            }
+            let inject = (r >> 20) % 2 == 0;
             if inject {
                 pool::fail_after(Some(((r >> 24) % 3) as usize));
             }
             let result = match op {
                 0..=9 => d.insert(h, h.h1(&k), &k, &val).map(|_| ()),
-                10..=13 => {
-                    let removed = d.remove(h, h.h1(&k), &k);
+                10..=13 => d.remove(h, h.h1(&k), &k).map(|removed| {
                     assert_eq!(removed, model.remove(&key).is_some(), "step {step}");
-                    Ok(())
-                }
+                }),
                 14 => d
                     .reserve((r >> 8) as usize % (2 * keys as usize))
                     .map(|_| ()),
@@ -1653,8 +1677,9 @@ mod tests {
                     assert_eq!(e.status, McStatus::MC_ERR_OUT_OF_MEMORY, "step {step}");
                     failed[match op {
                         0..=9 => 0,
-                        14 => 1,
-                        _ => 2,
+                        10..=13 => 1,
+                        14 => 2,
+                        _ => 3,
                     }] += 1;
                     failed_under_snapshot += usize::from(snap.is_some());
                 }
@@ -1699,7 +1724,7 @@ mod tests {
         d.check_invariants(&h).unwrap();
         for i in 0..2500u64 {
             let k = i.to_le_bytes();
-            assert!(d.remove(&h, h.h1(&k), &k));
+            assert!(d.remove(&h, h.h1(&k), &k).unwrap());
         }
         assert!(d.shrink_to_fit().unwrap());
         assert_eq!(Some(d.table.nominal), nominal_for(500));
@@ -1764,7 +1789,7 @@ mod tests {
         let gap = PAGE_SLOTS - 3 * BLOCK_SLOTS..PAGE_SLOTS + 2 * BLOCK_SLOTS;
         while let Some(i) = gap.clone().find(|&i| !d.table.get(i).is_empty()) {
             let k = d.entry_at(i).0.to_vec();
-            assert!(d.remove(&h, h.h1(&k), &k));
+            assert!(d.remove(&h, h.h1(&k), &k).unwrap());
         }
         let len = d.table.len;
         assert!(len > 2 * PAGE_SLOTS, "spans more than two pages");
@@ -1814,7 +1839,7 @@ mod tests {
         // One insert and its removal leave an empty table: still reserved.
         let k = key(1);
         d.insert(&h, h.h1(&k), &k, b"v").unwrap();
-        assert!(d.remove(&h, h.h1(&k), &k));
+        assert!(d.remove(&h, h.h1(&k), &k).unwrap());
         assert_eq!(d.table.nominal, reserved);
         // Filled, emptied and filled again without re-laying.
         for round in 0..2 {
@@ -1825,7 +1850,7 @@ mod tests {
             assert_eq!(d.table.nominal, reserved, "round {round}");
             for i in 0..3000 {
                 let k = key(i);
-                assert!(d.remove(&h, h.h1(&k), &k));
+                assert!(d.remove(&h, h.h1(&k), &k).unwrap());
             }
             assert_eq!(d.table.nominal, reserved, "round {round}");
             d.check_invariants(&h).unwrap();
@@ -1840,7 +1865,7 @@ mod tests {
         let grown = d.table.nominal;
         for i in 0..3000 {
             let k = key(i);
-            assert!(d.remove(&h, h.h1(&k), &k));
+            assert!(d.remove(&h, h.h1(&k), &k).unwrap());
         }
         assert!(d.table.nominal < grown / 8);
         // So does clear.

@@ -426,13 +426,15 @@ pub unsafe extern "C" fn mc_map_contains(
 }
 
 /// Deletes `key` (a structural change). Returns MC_OK, MC_ERR_NOT_FOUND (nothing
-/// changed), MC_ERR_NULL_ARGUMENT.
+/// changed), MC_ERR_NULL_ARGUMENT, MC_ERR_OUT_OF_MEMORY (only while a snapshot
+/// shares the slot page the delete writes, which must then be copied;
+/// nothing changed).
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_delete(map: mc_map, key: *const u8, key_len: usize) -> mc_status {
     on_map(map.id, |m, _| {
         // SAFETY: caller's readable key.
         let k = unsafe { bytes_in(key, key_len, "key")? };
-        if m.remove(k) {
+        if m.remove(k)? {
             Ok(McStatus::MC_OK)
         } else {
             Err(err(McStatus::MC_ERR_NOT_FOUND, "key not found"))
@@ -494,7 +496,10 @@ pub extern "C" fn mc_map_shrink_to_fit(map: mc_map) -> mc_status {
 /// not atomic. The predicate must return normally and must not call into this
 /// map (such calls get MC_ERR_REENTRANT; other maps are fine).
 /// `*out_removed` (may be NULL) receives the number deleted.
-/// Returns MC_OK, MC_ERR_NULL_ARGUMENT (pred).
+/// Returns MC_OK, MC_ERR_NULL_ARGUMENT (pred), MC_ERR_OUT_OF_MEMORY (only
+/// while a snapshot shares a slot page a delete writes: the entries visited
+/// before were kept or deleted as `pred` said, the others were not visited,
+/// and `*out_removed` is not written).
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_retain(
     map: mc_map,
@@ -507,7 +512,7 @@ pub unsafe extern "C" fn mc_map_retain(
         let removed = in_callback_scope(id, || {
             // SAFETY: pred is a non-NULL C function; slices are valid for the call.
             m.retain(|k, v| unsafe { pred(user, k.as_ptr(), k.len(), v.as_ptr(), v.len()) } != 0)
-        })?;
+        })??;
         // SAFETY: optional out-pointer.
         unsafe { put_opt(out_removed, removed) };
         Ok(McStatus::MC_OK)
@@ -701,7 +706,9 @@ pub unsafe extern "C" fn mc_map_set_many(
 
 /// Deletes n keys atomically (all involved shards write-locked together).
 /// Absent keys are skipped. `*out_removed` (may be NULL) receives how many
-/// were present. Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE.
+/// were present. Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE,
+/// MC_ERR_OUT_OF_MEMORY (only while a snapshot shares slot pages the deletes
+/// write; nothing deleted).
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_delete_many(
     map: mc_map,
@@ -713,7 +720,7 @@ pub unsafe extern "C" fn mc_map_delete_many(
     on_map(map.id, |m, _| {
         // SAFETY: caller's packed keys.
         let ks = unsafe { unpack(n, keys, key_lens, "keys")? };
-        let removed = m.remove_many(&ks);
+        let removed = m.remove_many(&ks)?;
         // SAFETY: optional out-pointer.
         unsafe { put_opt(out_removed, removed) };
         Ok(McStatus::MC_OK)
@@ -1104,8 +1111,9 @@ pub unsafe extern "C" fn mc_iter_seek(
 /// of the map are invalidated (it is a structural change).
 /// Returns MC_OK; MC_ERR_NOT_FOUND (no current entry: not started, finished,
 /// already removed, or removed by someone else); MC_ERR_ITER_INVALIDATED
-/// (strict token already stale; nothing deleted); the token errors; the
-/// common map errors.
+/// (strict token already stale; nothing deleted); MC_ERR_OUT_OF_MEMORY (only
+/// while a snapshot shares the slot page the delete writes; nothing deleted);
+/// the token errors; the common map errors.
 #[no_mangle]
 pub extern "C" fn mc_iter_remove(map: mc_map, it: *mut mc_iter) -> mc_status {
     on_map(map.id, |m, id| {
@@ -1254,9 +1262,8 @@ pub unsafe extern "C" fn mc_batch_entry(
 /// Takes a snapshot of `map` (all shards at one instant) into `*out`. Free it
 /// with `mc_snapshot_free`; it stays valid after the map is freed.
 /// While it lives, the first write to a 16 KiB page of slots copies that
-/// page: an insert or overwrite that cannot allocate the copy returns
-/// MC_ERR_OUT_OF_MEMORY and changes nothing, but a delete (which has no
-/// such status) aborts the process, as a failed small allocation does.
+/// page: a write (insert, overwrite or delete) that cannot allocate the copy
+/// returns MC_ERR_OUT_OF_MEMORY and changes nothing.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_OUT_OF_MEMORY, the common map errors.
 #[no_mangle]
 pub extern "C" fn mc_snapshot_new(map: mc_map, out: *mut mc_snapshot) -> mc_status {
