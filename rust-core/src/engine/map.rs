@@ -5,7 +5,8 @@
 //! Iteration order is global hash order (shard-major, then slot order), so a
 //! position `(h1, h2)` names "where a scan is" independently of any table.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use parking_lot::RwLockReadGuard;
 
@@ -82,6 +83,9 @@ pub struct Map {
     /// Secret for hiding positions in encoded tokens.
     secret: [u64; 2],
     poisoned: AtomicBool,
+    /// Live snapshots of this map: while there are none, no page of its
+    /// tables is shared, and a removal allocates nothing.
+    snapshots: Arc<AtomicUsize>,
 }
 
 pub fn check_key(key: &[u8]) -> Result<()> {
@@ -326,6 +330,7 @@ impl Map {
             // Never derived from the (possibly fixed, public) hash seed.
             secret: [random_seed(), random_seed()],
             poisoned: AtomicBool::new(false),
+            snapshots: Arc::default(),
         };
         if opts.capacity > 0 {
             map.reserve(opts.capacity)?;
@@ -499,12 +504,17 @@ impl Map {
     /// Point-in-time copy-on-write view: clones page pointers, not entries.
     pub fn snapshot(&self) -> SnapshotData {
         let guards: Vec<_> = self.shards.iter().map(|s| s.data.read()).collect();
+        // Counted before any page is shared, while the read locks keep
+        // writers out: a writer that then takes a shard's lock sees it.
+        self.snapshots.fetch_add(1, Ordering::Relaxed);
+        let live = SnapshotCount(self.snapshots.clone());
         let shards: Vec<ShardData> = guards.iter().map(|g| (**g).clone()).collect();
         let len = shards.iter().map(|s| s.entries()).sum();
         SnapshotData {
             shards,
             hasher: self.hasher.clone(),
             len,
+            _live: live,
         }
     }
 
@@ -625,31 +635,41 @@ impl Map {
     pub fn remove_many(&self, keys: &[&[u8]]) -> Result<usize> {
         let hashes: Vec<u64> = keys.iter().map(|k| self.hasher.h1(k)).collect();
         let mut guards = self.lock_write_many(&hashes);
-        // All or nothing: first copy every page a snapshot shares that a
-        // removal will write (the only allocation a removal makes), then
-        // remove, which can no longer fail.
-        for (k, &h) in keys.iter().zip(&hashes) {
-            guards[shard_of(h)]
-                .as_mut()
-                .expect("locked")
-                .prepare_remove(&self.hasher, h, k)?;
+        // All or nothing: with a snapshot alive, first copy every page it
+        // shares that a removal will write (the only allocation a removal
+        // makes), so that the removals cannot fail. Acquire: pairs with the
+        // count's decrement after a dropped snapshot let go of its pages.
+        if self.snapshots.load(Ordering::Acquire) > 0 {
+            for (k, &h) in keys.iter().zip(&hashes) {
+                guards[shard_of(h)]
+                    .as_mut()
+                    .expect("locked")
+                    .prepare_remove(&self.hasher, h, k)?;
+            }
         }
         let mut removed = 0;
         let mut changed = 0u32;
+        let mut result = Ok(());
         for (k, &h) in keys.iter().zip(&hashes) {
             let s = shard_of(h);
-            let present = guards[s]
+            match guards[s]
                 .as_mut()
                 .expect("locked")
                 .remove(&self.hasher, h, k)
-                .expect("the pages it writes were prepared");
-            if present {
-                removed += 1;
-                changed |= 1 << s;
+            {
+                Ok(present) => {
+                    removed += usize::from(present);
+                    changed |= u32::from(present) << s;
+                }
+                // Not after the preparation; reported rather than assumed.
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
         }
         self.bump_mask(changed);
-        Ok(removed)
+        result.map(|()| removed)
     }
 
     fn lock_write_many(&self, hashes: &[u64]) -> [Option<WriteGuard<'_, ShardData>>; SHARDS] {
@@ -844,6 +864,26 @@ pub struct SnapshotData {
     shards: Vec<ShardData>,
     hasher: KeyHasher,
     len: usize,
+    /// Declared last, so dropped after `shards` has let go of the pages.
+    _live: SnapshotCount,
+}
+
+/// One count in a map's live snapshots, given back on drop.
+struct SnapshotCount(Arc<AtomicUsize>);
+
+impl Clone for SnapshotCount {
+    /// A cloned snapshot shares the pages too.
+    fn clone(&self) -> Self {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        SnapshotCount(self.0.clone())
+    }
+}
+
+impl Drop for SnapshotCount {
+    fn drop(&mut self) {
+        // Release: the snapshot's pages were let go before this.
+        self.0.fetch_sub(1, Ordering::Release);
+    }
 }
 
 impl SnapshotData {
@@ -900,6 +940,11 @@ mod tests {
             m.insert(k, k).unwrap();
         }
         let snap = m.snapshot();
+        // The first key's slot page is copied now (a moved overwrite, then
+        // the old value back): removing it alone would allocate nothing,
+        // so only the preparation keeps the failing batch from removing it.
+        m.insert(&keys[0], b"longer value").unwrap();
+        m.insert(&keys[0], &keys[0]).unwrap();
         let batch: Vec<&[u8]> = keys[..500].iter().map(|k| &k[..]).collect();
         let failing = |f: &dyn Fn() -> Result<usize>| {
             pool::fail_after(Some(0));

@@ -213,16 +213,16 @@ impl Table {
     /// Adds `extra` empty slots at the end (more overflow slack).
     fn extend(&mut self, extra: usize) -> Result<()> {
         let new_len = self.len + extra;
-        // Whole pages come from the region pool, so that freeing them gives
-        // the memory back (see `pool`); a partial page is not a pooled size.
-        // (Pooling only tables of 8+ pages, a 10M map built from Go kept
-        // 63.7-64.1 B per entry resident over four runs; all: 63.8.)
-        let pool = true;
+        // Whole pages come from the region pool (`pool: true`), so that
+        // freeing them gives the memory back (see `pool`); a partial page
+        // is not a pooled size. (Pooling only tables of 8+ pages, a 10M map
+        // built from Go kept 63.7-64.1 B per entry resident over four runs;
+        // all: 63.8.)
         // Fill the last partial page first.
         if let Some(last) = self.pages.last_mut() {
             if last.len() < PAGE_SLOTS {
                 let want = PAGE_SLOTS.min(last.len() + (new_len - self.len));
-                let mut v = Buf::try_with_capacity(want, pool).ok_or_else(|| oom("slot page"))?;
+                let mut v = Buf::try_with_capacity(want, true).ok_or_else(|| oom("slot page"))?;
                 v.extend_from_slice(last);
                 v.extend_with(want - last.len(), Slot::EMPTY);
                 *last = Page::new(v);
@@ -234,7 +234,7 @@ impl Table {
             .map_err(|_| oom("page list"))?;
         while covered < new_len {
             let n = PAGE_SLOTS.min(new_len - covered);
-            let mut v = Buf::try_with_capacity(n, pool).ok_or_else(|| oom("slot page"))?;
+            let mut v = Buf::try_with_capacity(n, true).ok_or_else(|| oom("slot page"))?;
             v.extend_with(n, Slot::EMPTY);
             self.pages.push(Page::new(v));
             covered += n;
@@ -259,7 +259,7 @@ impl Table {
     /// the process, as a failed small allocation does.
     #[inline]
     fn page_mut(&mut self, p: usize) -> &mut [Slot] {
-        if Arc::strong_count(&self.pages[p].buf) != 1 && self.copy_page(p).is_err() {
+        if self.unshare(p, p).is_err() {
             std::alloc::handle_alloc_error(std::alloc::Layout::new::<[Slot; PAGE_SLOTS]>());
         }
         unique_mut(&mut self.pages[p].buf).expect("just made unique")
@@ -1585,14 +1585,12 @@ mod tests {
         assert_eq!(d.entries(), 0);
     }
 
-    /// Capacities need not be powers of two: a reserved table holds exactly
-    /// what was asked for without growing, and shrinking fits the count.
     /// Every write that allocates, with the allocation failing at its
     /// first, second or third buffer, with and without a snapshot sharing
-    /// the shard: a failed write reports MC_ERR_OUT_OF_MEMORY and leaves the
-    /// shard's contents as they were; removals (infallible, their tidying
-    /// best-effort) still remove; the invariants hold after every step, and
-    /// the snapshot keeps what it saw.
+    /// the shard: a failed write (removals included, which allocate only to
+    /// copy a page a snapshot shares) reports MC_ERR_OUT_OF_MEMORY and
+    /// leaves the shard's contents as they were; the invariants hold after
+    /// every step, and the snapshot keeps what it saw.
     #[test]
     fn failed_allocations_leave_the_shard_as_it_was() {
         let h = KeyHasher::new(11, [12, 13], false).with_h1_mask(u64::MAX >> SHARD_BITS);
@@ -1706,6 +1704,8 @@ mod tests {
         );
     }
 
+    /// Capacities need not be powers of two: a reserved table holds exactly
+    /// what was asked for without growing, and shrinking fits the count.
     #[test]
     fn reserve_and_shrink_size_the_table_to_the_entries() {
         let h = KeyHasher::new(5, [6, 7], false).with_h1_mask(u64::MAX >> SHARD_BITS);
