@@ -522,10 +522,36 @@ impl Arena {
     /// The record at `loc` as an `Entry` (key, value and the stored bytes).
     #[inline(always)]
     fn entry(&self, loc: u64) -> Entry<'_> {
-        let chunk = &self.chunks[chunk_index(loc)];
-        let off = chunk_offset(loc);
-        let (k, klen, vlen) = parse_header(chunk, off);
-        let body = &chunk[k..][..klen + vlen];
+        Self::entry_from(self.record_from(loc))
+    }
+
+    /// The record at `loc` and the rest of its chunk after it, for a scan
+    /// to prefetch now and read with `entry_from` later.
+    #[inline(always)]
+    fn record_from(&self, loc: u64) -> &[u8] {
+        &self.chunks[chunk_index(loc)][chunk_offset(loc)..]
+    }
+
+    /// The entry at the start of `record` (from `record_from`). Written
+    /// for the short header a scan nearly always meets: one length check
+    /// per record where `parse_header` took three.
+    #[inline(always)]
+    fn entry_from(record: &[u8]) -> Entry<'_> {
+        if let [klen, vlen, rest @ ..] = record {
+            if *klen < LONG_TAG {
+                let klen = usize::from(*klen);
+                let body = &rest[..klen + usize::from(*vlen)];
+                let (key, value) = body.split_at(klen);
+                return Entry { key, value, body };
+            }
+        }
+        Self::long_entry_from(record)
+    }
+
+    #[inline(always)]
+    fn long_entry_from(record: &[u8]) -> Entry<'_> {
+        let (k, klen, vlen) = parse_header(record, 0);
+        let body = &record[k..][..klen + vlen];
         let (key, value) = body.split_at(klen);
         Entry { key, value, body }
     }
@@ -555,21 +581,7 @@ impl Arena {
         }
     }
 
-    /// Prefetches the record at `loc` into L2 for a scan: its first byte
-    /// and the byte `reach` past it, which is in the next cache line when a
-    /// record of the shard's average length crosses into it. L2 because a
-    /// scan prefetches a block of records at a time, more misses than the L1
-    /// can track at once: waiting for its miss buffers stalled the scan
-    /// (measured: 5-10 % slower with L1 hints).
-    #[inline(always)]
-    fn prefetch_record(&self, loc: u64, reach: usize) {
-        if let Some(p) = self.record_ptr(loc) {
-            prefetch::<INTO_L2>(p);
-            prefetch::<INTO_L2>(p.wrapping_add(reach));
-        }
-    }
-
-    /// `prefetch_record`'s `reach` for this arena: the last byte of an
+    /// The `reach` of a scan's second prefetch per record: the last byte of an
     /// average live record, at most a cache line on.
     fn record_reach(&self, records: usize) -> usize {
         (self.live / records.max(1)).clamp(1, 64) - 1
@@ -627,10 +639,9 @@ const BLOCK_SLOTS: usize = 64;
 /// Up to `BLOCK_SLOTS` consecutive slots from slot `base`, with a bit set in
 /// `occupied` for each occupied one.
 #[derive(Clone, Copy)]
-struct Block<'a> {
+struct Block {
     base: usize,
     occupied: u64,
-    slots: &'a [Slot],
 }
 
 /// A mask with bit `j` set for each occupied `slots[j]` (at most 64 slots).
@@ -1231,18 +1242,23 @@ impl ShardData {
     /// on each mispredicted about as often as an entry was visited), and the
     /// next block's records are prefetched while this block's are visited:
     /// records appended since the last repack are scattered in the arena.
+    /// The gathering keeps each record's place (its chunk from its offset
+    /// on), so the visit does not decode the location a second time.
     #[inline(always)]
     pub fn visit_from(&self, start: usize, mut f: impl FnMut(usize, Entry<'_>) -> bool) -> bool {
         let mut next = start;
         let reach = self.arena.record_reach(self.table.count);
-        let mut cur = self.gather(&mut next, reach);
+        let mut records: [[&[u8]; BLOCK_SLOTS]; 2] = [[&[]; BLOCK_SLOTS]; 2];
+        let [first, second] = &mut records;
+        let (mut cur_records, mut ahead_records) = (first, second);
+        let mut cur = self.gather(&mut next, reach, cur_records);
         loop {
-            let ahead = self.gather(&mut next, reach);
+            let ahead = self.gather(&mut next, reach, ahead_records);
             let mut occupied = cur.occupied;
             while occupied != 0 {
-                let j = occupied.trailing_zeros() as usize;
+                let j = occupied.trailing_zeros() as usize % BLOCK_SLOTS;
                 occupied &= occupied - 1;
-                if !f(cur.base + j, self.arena.entry(cur.slots[j].loc())) {
+                if !f(cur.base + j, Arena::entry_from(cur_records[j])) {
                     return false;
                 }
             }
@@ -1250,14 +1266,25 @@ impl ShardData {
                 return true;
             }
             cur = ahead;
+            std::mem::swap(&mut cur_records, &mut ahead_records);
         }
     }
 
     /// The next block of slots from `*next` (never past the end of its
-    /// page), with a mask of the occupied ones, whose records it
-    /// prefetches; advances `*next`.
+    /// page), with a mask of the occupied ones; advances `*next`. Each
+    /// occupied slot's record goes into `records` at the slot's index in
+    /// the block, prefetched at its first byte and at `reach` past it (in
+    /// the next cache line when a record of the shard's average length
+    /// crosses into it). Into L2: a block is more misses than the L1 can
+    /// track at once, and waiting for its miss buffers stalled the scan
+    /// (measured: 5-10 % slower with L1 hints).
     #[inline(always)]
-    fn gather(&self, next: &mut usize, reach: usize) -> Block<'_> {
+    fn gather<'s>(
+        &'s self,
+        next: &mut usize,
+        reach: usize,
+        records: &mut [&'s [u8]; BLOCK_SLOTS],
+    ) -> Block {
         let base = *next;
         let slots = self
             .table
@@ -1270,15 +1297,14 @@ impl ShardData {
         *next = next.saturating_add(slots.len().max(1));
         let mut m = occupied;
         while m != 0 {
-            self.arena
-                .prefetch_record(slots[m.trailing_zeros() as usize].loc(), reach);
+            let j = m.trailing_zeros() as usize % BLOCK_SLOTS;
             m &= m - 1;
+            let record = self.arena.record_from(slots[j].loc());
+            prefetch::<INTO_L2>(record.as_ptr());
+            prefetch::<INTO_L2>(record.as_ptr().wrapping_add(reach));
+            records[j] = record;
         }
-        Block {
-            base,
-            occupied,
-            slots,
-        }
+        Block { base, occupied }
     }
 
     /// First occupied slot at or after `i`.
