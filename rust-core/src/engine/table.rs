@@ -558,10 +558,8 @@ impl Arena {
 
     #[inline(always)]
     fn record(&self, loc: u64) -> (&[u8], &[u8]) {
-        let chunk = &self.chunks[chunk_index(loc)];
-        let off = chunk_offset(loc);
-        let (k, klen, vlen) = parse_header(chunk, off);
-        (&chunk[k..k + klen], &chunk[k + klen..k + klen + vlen])
+        let e = self.entry(loc);
+        (e.key, e.value)
     }
 
     /// Where the record at `loc` starts, for prefetching: never
