@@ -19,33 +19,49 @@ pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// `dst.copy_from_slice(src)`, inlined for the common record sizes: up to
 /// four overlapping 16-byte moves instead of a `memcpy` call per entry.
-/// Written as 16-byte integer loads and stores: as `memcpy`s of constant
-/// length, LLVM merged the branches' tails into one `memcpy` call, and as
-/// byte arrays it spilled them to the stack.
 #[inline(always)]
 pub(crate) fn copy_small(dst: &mut [u8], src: &[u8]) {
+    assert_eq!(dst.len(), src.len(), "copy_small lengths");
+    // SAFETY: `dst` is a unique borrow of `src.len()` bytes, so it is
+    // writable and cannot overlap the shared borrow `src`.
+    unsafe { copy_small_to(dst.as_mut_ptr(), src) }
+}
+
+/// Copies `src` to `dst` as `copy_small` does, into memory that need not be
+/// initialised yet (a buffer's spare capacity). Written as 16-byte integer
+/// loads and stores: as `memcpy`s of constant length, LLVM merged the
+/// branches' tails into one `memcpy` call, and as byte arrays it spilled
+/// them to the stack.
+///
+/// # Safety
+/// `dst` must be valid for writes of `src.len()` bytes, and they must not
+/// overlap `src`.
+#[inline(always)]
+pub(crate) unsafe fn copy_small_to(dst: *mut u8, src: &[u8]) {
     #[inline(always)]
     fn load(src: &[u8], at: usize) -> u128 {
         u128::from_ne_bytes(src[at..at + 16].try_into().expect("16 bytes"))
     }
-    #[inline(always)]
-    fn store(dst: &mut [u8], at: usize, v: u128) {
-        dst[at..at + 16].copy_from_slice(&v.to_ne_bytes());
-    }
     let n = src.len();
-    if (16..=32).contains(&n) {
-        let (head, tail) = (load(src, 0), load(src, n - 16));
-        store(dst, 0, head);
-        store(dst, n - 16, tail);
-    } else if (32..=64).contains(&n) {
-        let (a, b) = (load(src, 0), load(src, 16));
-        let (c, d) = (load(src, n - 32), load(src, n - 16));
-        store(dst, 0, a);
-        store(dst, 16, b);
-        store(dst, n - 32, c);
-        store(dst, n - 16, d);
-    } else {
-        dst.copy_from_slice(src);
+    // SAFETY (every write below): each writes inside `dst[..n]`, which the
+    // caller guarantees writable and apart from `src`; unaligned writes
+    // need no alignment.
+    unsafe {
+        let put = |at: usize, v: u128| dst.add(at).cast::<u128>().write_unaligned(v);
+        if (16..=32).contains(&n) {
+            let (head, tail) = (load(src, 0), load(src, n - 16));
+            put(0, head);
+            put(n - 16, tail);
+        } else if (32..=64).contains(&n) {
+            let (a, b) = (load(src, 0), load(src, 16));
+            let (c, d) = (load(src, n - 32), load(src, n - 16));
+            put(0, a);
+            put(16, b);
+            put(n - 32, c);
+            put(n - 16, d);
+        } else {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), dst, n);
+        }
     }
 }
 

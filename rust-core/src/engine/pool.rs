@@ -28,6 +28,7 @@ use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 
+use super::bytes::copy_small_to;
 use super::memcheck;
 
 const REGION: usize = 2 << 20;
@@ -348,6 +349,20 @@ impl<T: Copy> Buf<T> {
             unsafe { self.ptr.as_ptr().add(self.len + i).write(x) };
         }
         self.len += n;
+    }
+}
+
+impl Buf<u8> {
+    /// `extend_from_slice` for the short keys and values of records:
+    /// fixed-size moves instead of a `memcpy` call (see `copy_small_to`).
+    #[inline(always)]
+    pub(crate) fn extend_from_bytes(&mut self, s: &[u8]) {
+        assert!(self.cap - self.len >= s.len(), "Buf overflow");
+        // SAFETY: the destination has room for `s` (checked above) and lies
+        // in this buffer's allocation, which `s` (a shared borrow) cannot
+        // overlap while `self` is borrowed mutably.
+        unsafe { copy_small_to(self.ptr.as_ptr().add(self.len), s) };
+        self.len += s.len();
     }
 }
 

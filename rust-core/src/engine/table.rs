@@ -511,8 +511,8 @@ impl Arena {
             chunk.extend_from_slice(&(key.len() as u32).to_le_bytes());
             chunk.extend_from_slice(&(val.len() as u32).to_le_bytes());
         }
-        chunk.extend_from_slice(key);
-        chunk.extend_from_slice(val);
+        chunk.extend_from_bytes(key);
+        chunk.extend_from_bytes(val);
         self.live += rec;
         self.total += rec;
         self.unsorted += 1;
