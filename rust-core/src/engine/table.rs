@@ -462,8 +462,29 @@ impl Arena {
         Self::header_len(klen, vlen) + klen + vlen
     }
 
+    /// Appends a record of `key` and `val`; returns its location. Inline for
+    /// the common case, a last chunk of this shard's own with room; opening
+    /// or growing a chunk is out of line.
+    #[inline(always)]
     fn alloc(&mut self, key: &[u8], val: &[u8]) -> Result<u64> {
         let rec = Self::record_len(key.len(), val.len());
+        let idx = self.chunks.len().wrapping_sub(1);
+        let last = self.chunks.last_mut().and_then(unique_mut);
+        match last {
+            Some(chunk)
+                if rec <= CHUNK_MAX / 2
+                    && chunk.capacity() - chunk.len() >= rec
+                    && chunk.len() + rec <= CHUNK_MAX =>
+            {
+                let off = Self::write_record(chunk, key, val);
+                Ok(self.appended(idx, off, rec))
+            }
+            _ => self.alloc_making_room(key, val, rec),
+        }
+    }
+
+    #[inline(never)]
+    fn alloc_making_room(&mut self, key: &[u8], val: &[u8], rec: usize) -> Result<u64> {
         let fits_last = rec <= CHUNK_MAX / 2
             && self
                 .chunks
@@ -514,6 +535,14 @@ impl Arena {
                 .try_reserve_exact(want - chunk.len(), want == CHUNK_MAX)
                 .ok_or_else(|| oom("arena chunk"))?;
         }
+        let off = Self::write_record(chunk, key, val);
+        Ok(self.appended(idx, off, rec))
+    }
+
+    /// Writes the record of `key` and `val` at the end of `chunk`, which
+    /// must have room; returns its offset.
+    #[inline(always)]
+    fn write_record(chunk: &mut Buf<u8>, key: &[u8], val: &[u8]) -> usize {
         let off = chunk.len();
         if Self::header_len(key.len(), val.len()) == SHORT_HEADER {
             chunk.extend_from_slice(&[key.len() as u8, val.len() as u8]);
@@ -524,10 +553,17 @@ impl Arena {
         }
         chunk.extend_from_bytes(key);
         chunk.extend_from_bytes(val);
+        off
+    }
+
+    /// Counts a `rec`-byte record just written at offset `off` of chunk
+    /// `idx`; returns its location.
+    #[inline(always)]
+    fn appended(&mut self, idx: usize, off: usize, rec: usize) -> u64 {
         self.live += rec;
         self.total += rec;
         self.unsorted += 1;
-        Ok(((idx as u64 + 1) << OFFSET_BITS) | off as u64)
+        ((idx as u64 + 1) << OFFSET_BITS) | off as u64
     }
 
     /// The record at `loc` as an `Entry` (key, value and the stored bytes).
