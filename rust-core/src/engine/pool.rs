@@ -86,17 +86,22 @@ impl Pool {
         NonNull::new((base + i * block) as *mut u8)
     }
 
-    /// Adds a region `map_region` made (outside the lock) and allocates
-    /// from it.
+    /// Adds a region `map_region` made (outside the lock) and hands out its
+    /// first block. That block, not the pool's lowest free one: another
+    /// thread may have freed a block elsewhere since this one found none,
+    /// and a region none of whose blocks is ever handed out is never freed,
+    /// so it would stay mapped for good.
     fn add_region(&mut self, class: usize, base: usize) -> Option<NonNull<u8>> {
+        // A region holds at least two blocks of any class (asserted below
+        // `all_blocks`), so the others stay free.
         self.regions[class].insert(
             base,
             Region {
-                free: all_blocks(class),
+                free: all_blocks(class) & !1,
             },
         );
         self.with_free[class].insert(base);
-        self.alloc(class)
+        NonNull::new(base as *mut u8)
     }
 
     /// The region of a handed-out block and the block's bit in its mask.
@@ -132,6 +137,8 @@ impl Pool {
         }
     }
 }
+
+const _: () = assert!(REGION / MAX_POOLED >= 2 && REGION / MIN_POOLED <= 128);
 
 fn all_blocks(class: usize) -> u128 {
     let n = REGION / (MIN_POOLED << class);
@@ -482,6 +489,39 @@ mod tests {
     /// Regions mapped for blocks of `bytes`.
     fn regions_of(bytes: usize) -> usize {
         POOL.lock().regions[class_of(bytes).expect("a pooled size")].len()
+    }
+
+    /// The state a thread meets when it mapped a region because the pool
+    /// had no free block, and another thread freed one in the meantime:
+    /// the new region must still hand out a block, or it would never be
+    /// freed, hence never unmapped. (Pool bookkeeping only: the addresses
+    /// are never touched.)
+    #[test]
+    fn a_region_added_after_a_race_hands_out_its_own_block() {
+        let class = 0;
+        let block = MIN_POOLED << class;
+        let mut pool = Pool {
+            regions: [const { BTreeMap::new() }; CLASSES],
+            with_free: [const { BTreeSet::new() }; CLASSES],
+        };
+        let (low, high) = (REGION, 2 * REGION);
+        let first = pool.add_region(class, low).expect("a block");
+        let mut held: Vec<_> = std::iter::from_fn(|| pool.alloc(class)).collect();
+        assert_eq!(held.len(), REGION / block - 1, "the low region is full");
+        // This thread found no free block and mapped `high`; another one
+        // frees a block of `low` before `high` is added.
+        assert_eq!(pool.free(class, held.pop().unwrap()), None);
+        let got = pool.add_region(class, high).expect("a block");
+        assert_eq!(got.as_ptr() as usize & !(REGION - 1), high);
+        assert_eq!(
+            pool.free(class, got),
+            Some(high),
+            "freeing it unmaps `high`"
+        );
+        for p in held.into_iter().chain([first]) {
+            let _ = pool.free(class, p);
+        }
+        assert!(pool.regions[class].is_empty() && pool.with_free[class].is_empty());
     }
 
     #[test]
