@@ -76,7 +76,9 @@
 // share a hash. For testing tie handling only; O(n) operations result.
 #define MC_OPT_WEAK_HASH_FOR_TESTING 2
 
-// Longest key in bytes; longer keys get MC_ERR_TOO_LARGE.
+// Longest key in bytes. Writes and `mc_iter_seek` refuse a longer key with
+// MC_ERR_TOO_LARGE; lookups and deletes report it absent (no such key can
+// be stored).
 #define MC_MAX_KEY_LEN (1 << 20)
 
 // Longest value in bytes; longer values get MC_ERR_TOO_LARGE.

@@ -31,7 +31,9 @@ pub const MC_OPT_FIXED_SEED: u32 = 1;
 /// `mc_options.flags`: a deliberately weak hash (3 bits) so that many keys
 /// share a hash. For testing tie handling only; O(n) operations result.
 pub const MC_OPT_WEAK_HASH_FOR_TESTING: u32 = 2;
-/// Longest key in bytes; longer keys get MC_ERR_TOO_LARGE.
+/// Longest key in bytes. Writes and `mc_iter_seek` refuse a longer key with
+/// MC_ERR_TOO_LARGE; lookups and deletes report it absent (no such key can
+/// be stored).
 pub const MC_MAX_KEY_LEN: usize = 1 << 20;
 /// Longest value in bytes; longer values get MC_ERR_TOO_LARGE.
 pub const MC_MAX_VALUE_LEN: usize = 1 << 30;
