@@ -215,12 +215,13 @@ func (m *Map) SetMany(keys, vals [][]byte) (inserted int, err error) {
 	n := len(keys)
 	kb, vb := s.b[:kTotal], s.b[kTotal:]
 	kl, vl := s.l[:n], s.l[n:]
+	m.beginWrite()
 	r := C.gm_set_many(C.uint64_t(m.id), C.size_t(n), bp(kb), u32p(kl), bp(vb), u32p(vl))
 	runtime.KeepAlive(m)
+	m.endWrite(r.st == C.MC_OK, r.n > 0)
 	if r.st != C.MC_OK {
 		return 0, resErr(op, r)
 	}
-	m.wrote(r.n > 0)
 	return int(r.n), nil
 }
 
@@ -238,13 +239,12 @@ func (m *Map) DeleteMany(keys [][]byte) (removed int, err error) {
 	if err := s.pack(op, keys); err != nil {
 		return 0, err
 	}
+	m.beginWrite()
 	r := C.gm_delete_many(C.uint64_t(m.id), C.size_t(len(keys)), bp(s.b), u32p(s.l))
 	runtime.KeepAlive(m)
+	m.endWrite(r.st == C.MC_OK && r.n > 0, true)
 	if r.st != C.MC_OK {
 		return 0, resErr(op, r)
-	}
-	if r.n > 0 {
-		m.wrote(true)
 	}
 	return int(r.n), nil
 }
@@ -267,7 +267,9 @@ type retainState struct {
 //
 // del runs while the library holds a lock on the map. It must not call any
 // method of the same map: such calls fail with ErrReentrant (Close included:
-// the map stays open). It must not wait for other goroutines that use this
+// the map stays open), and so does the Next of an iterator of the map
+// holding a batch, which must check its entry with the library while the
+// deletion is in progress. It must not wait for other goroutines that use this
 // map either (that would deadlock). Calls into other maps and snapshots
 // work, but two goroutines whose DeleteFunc callbacks call into each
 // other's maps can deadlock, like two locks taken in opposite orders. If
@@ -293,12 +295,11 @@ func (m *Map) DeleteFunc(del func(key, val []byte) bool) (removed int, err error
 	st := &retainState{del: del}
 	h := cgo.NewHandle(st)
 	defer h.Delete()
+	m.beginWrite()
 	r := C.gm_retain(C.uint64_t(m.id), C.uintptr_t(h))
 	runtime.KeepAlive(m)
 	// Out of memory, some entries may already be deleted.
-	if (r.st == C.MC_OK && r.n > 0) || r.st == C.MC_ERR_OUT_OF_MEMORY {
-		m.wrote(true)
-	}
+	m.endWrite((r.st == C.MC_OK && r.n > 0) || r.st == C.MC_ERR_OUT_OF_MEMORY, true)
 	if st.panicked {
 		dropRes(r)
 		panic(st.panicVal)

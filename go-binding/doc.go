@@ -24,7 +24,8 @@
 //
 // Keys and values are copied in and out: the map never retains a caller's
 // slice, and slices it returns belong to the caller. The empty key is a
-// valid key. Limits: MaxKeyLen, MaxValueLen (ErrTooLarge beyond).
+// valid key. Limits: MaxKeyLen, MaxValueLen (writes beyond them fail with
+// ErrTooLarge; lookups and deletes report a longer key absent).
 // Every method of Map and Snapshot is safe for concurrent use.
 //
 // # Iteration modes
@@ -96,12 +97,18 @@
 // many keys in one call. Batching must not weaken the guarantees above, so:
 //
 //   - Every write made through this package (Set, Delete, Clear, ...) is
-//     noted by the Map while some iterator holds a prefetched batch. Before
-//     returning a buffered entry, such an iterator checks for such writes: a
-//     strict iterator asks the library whether it is still valid (so a
-//     structural change is reported by the very next Next, not a batch
-//     later), and any iterator re-reads the entry from the map (a cursor
-//     iterator skips it if it was deleted; values are the current ones).
+//     noted by the Map from the moment its call starts until it returns,
+//     and what it changed is recorded while some iterator holds a
+//     prefetched batch. Before returning a buffered entry, such an iterator
+//     checks for writes made since the fetch and for writes in progress
+//     (the library may have applied one already, and another goroutine may
+//     have seen it: a Get missing a key that a long DeleteFunc has just
+//     deleted). Then a strict iterator asks the library whether it is
+//     still valid (so a structural change is reported by the very next
+//     Next, not a batch later), and any iterator re-reads the entry from
+//     the map (a cursor iterator skips it if it was deleted; values are the
+//     current ones). While another goroutine keeps writing, each Next is
+//     thus one or two library calls instead of none.
 //     Writes made by C code through Map.Handle are only seen at the next
 //     batch; WithBatchEntries(1) makes every Next one library call.
 //   - Iterator.Remove deletes the entry the caller is looking at, although

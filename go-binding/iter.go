@@ -291,6 +291,12 @@ func (it *Iterator) Keys() iter.Seq[[]byte] {
 	}
 }
 
+// zeroIterator is the error of an Iterator that no constructor made (a zero
+// value): it walks nothing.
+func zeroIterator(op string) error {
+	return goErr(op, StatusInvalidArgument, "zero Iterator: make one with Map.Iter, Map.Strict, Map.Cursor, Map.Resume or the Snapshot methods")
+}
+
 func (it *Iterator) fail(err error) {
 	if it.err == nil {
 		it.err = err
@@ -333,6 +339,10 @@ func (it *Iterator) Next() bool {
 	if it.err != nil || it.finished {
 		return false
 	}
+	if it.closed == nil {
+		it.fail(zeroIterator("Iterator.Next"))
+		return false
+	}
 	if it.done != nil {
 		select {
 		case <-it.done:
@@ -352,9 +362,10 @@ func (it *Iterator) Next() bool {
 			kEnd := e.ko + e.kl
 			vEnd := kEnd + e.vl
 			k, v := it.buf[e.ko:kEnd:kEnd], it.buf[kEnd:vEnd:vEnd]
-			// check only when the map changed since the fetch: most entries
-			// of a batch take this inlined test and no call.
-			if m := it.m; m != nil && i > 0 && (it.recheck ||
+			// check only when the map changed since the fetch or a write is
+			// in progress: most entries of a batch take this inlined test
+			// and no call.
+			if m := it.m; m != nil && i > 0 && (it.recheck || m.writing.Load() != 0 ||
 				m.structGen.Load() != it.sg0 || m.writeGen.Load() != it.wg0) {
 				v2, keep, ok := it.check(k, v)
 				if !ok {
@@ -380,8 +391,12 @@ func (it *Iterator) Next() bool {
 // to return the entry (false: skip it), and false in ok to stop.
 func (it *Iterator) check(k, v []byte) (val []byte, keep, ok bool) {
 	m := it.m
+	// A write in progress may already be applied and seen elsewhere: check
+	// this entry with the library, whatever the generations say. Read
+	// before them: a write that ended since has bumped them (endWrite).
+	busy := m.writing.Load() != 0
 	sg, wg := m.structGen.Load(), m.writeGen.Load()
-	if it.mode == ModeStrict && sg != it.sg0 {
+	if it.mode == ModeStrict && (sg != it.sg0 || busy) {
 		if err := it.probe(); err != nil {
 			it.fail(err)
 			return nil, false, false
@@ -391,7 +406,7 @@ func (it *Iterator) check(k, v []byte) (val []byte, keep, ok bool) {
 	if wg != it.wg0 {
 		it.recheck = true
 	}
-	if !it.recheck {
+	if !it.recheck && !busy {
 		return v, true, true
 	}
 	// A write happened since the fetch: the buffered value may be stale or
@@ -654,6 +669,9 @@ func (it *Iterator) writable(op string) error {
 	if it.err != nil {
 		return it.err
 	}
+	if it.closed == nil {
+		return zeroIterator(op)
+	}
 	if it.cur < 0 {
 		return noCurrent(op)
 	}
@@ -700,13 +718,14 @@ func (it *Iterator) Remove() error {
 		return err
 	}
 	o := it.beginOwn()
+	it.m.beginWrite()
 	r := C.gm_iter_remove(C.uint64_t(it.id), &it.before)
 	runtime.KeepAlive(it.m)
+	it.m.endWrite(r.st == C.MC_OK, true)
 	if r.st != C.MC_OK {
 		return resErr(op, r)
 	}
 	it.afterOK = false
-	it.m.wrote(true)
 	it.endOwn(o, true)
 	return nil
 }
@@ -733,13 +752,14 @@ func (it *Iterator) SetValue(val []byte) error {
 		tok = &it.before
 	}
 	o := it.beginOwn()
+	it.m.beginWrite()
 	r := C.gm_iter_set_value(C.uint64_t(it.id), tok, bp(val), C.size_t(len(val)))
 	runtime.KeepAlive(it.m)
 	runtime.KeepAlive(val)
+	it.m.endWrite(r.st == C.MC_OK, false)
 	if r.st != C.MC_OK {
 		return resErr(op, r)
 	}
-	it.m.wrote(false)
 	it.endOwn(o, false)
 	it.val = bytes.Clone(val)
 	if it.val == nil {
@@ -757,6 +777,9 @@ func (it *Iterator) SetValue(val []byte) error {
 // after the page's last entry: it is then the library's own batch token.
 func (it *Iterator) Token() (Token, error) {
 	const op = "Iterator.Token"
+	if it.closed == nil {
+		return Token{}, zeroIterator(op)
+	}
 	if it.closed.Load() {
 		return Token{}, closedErr(op)
 	}

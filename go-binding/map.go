@@ -28,6 +28,7 @@ type Map struct {
 	// Write notifications for iterators holding a prefetched batch: see
 	// "Batches and changes made while iterating" in the package doc.
 	watchers  atomic.Int32  // iterators currently holding a batch
+	writing   atomic.Int32  // writes in progress (see beginWrite)
 	structGen atomic.Uint64 // bumped after structural changes (while watched)
 	writeGen  atomic.Uint64 // bumped after every change (while watched)
 
@@ -136,15 +137,26 @@ func (m *Map) Close() error {
 // must stay open while C uses the handle.
 func (m *Map) Handle() uint64 { return m.id }
 
-// wrote records a successful change for iterators holding a batch.
-func (m *Map) wrote(structural bool) {
-	if m.watchers.Load() == 0 {
-		return
+// beginWrite announces a write about to be made through the library; the
+// caller must call endWrite once the call has returned. An iterator that
+// finds a write in progress checks its buffered entry with the library: the
+// library may have applied the write already, and another goroutine may
+// have seen it (a Get that misses a key being deleted), so returning the
+// entry from the buffer could contradict what that goroutine saw.
+func (m *Map) beginWrite() { m.writing.Add(1) }
+
+// endWrite ends a write begun with beginWrite, recording what it changed for
+// iterators holding a batch. The generations are bumped before the write
+// stops counting as in progress: an iterator that no longer sees it in
+// progress sees them.
+func (m *Map) endWrite(changed, structural bool) {
+	if changed && m.watchers.Load() != 0 {
+		if structural {
+			m.structGen.Add(1)
+		}
+		m.writeGen.Add(1)
 	}
-	if structural {
-		m.structGen.Add(1)
-	}
-	m.writeGen.Add(1)
+	m.writing.Add(-1)
 }
 
 // Get returns a copy of the value of key, or ErrNotFound.
@@ -315,13 +327,14 @@ func (m *Map) set(op string, k *C.uint8_t, kl int, v *C.uint8_t, vl int) (bool, 
 	if m.closed.Load() {
 		return false, closedErr(op)
 	}
+	m.beginWrite()
 	r := C.gm_set(C.uint64_t(m.id), k, C.size_t(kl), v, C.size_t(vl))
 	runtime.KeepAlive(m)
+	ins := r.n != 0
+	m.endWrite(r.st == C.MC_OK, ins)
 	if r.st != C.MC_OK {
 		return false, resErr(op, r)
 	}
-	ins := r.n != 0
-	m.wrote(ins)
 	return ins, nil
 }
 
@@ -343,11 +356,12 @@ func (m *Map) del(op string, k *C.uint8_t, kl int) (bool, error) {
 	if m.closed.Load() {
 		return false, closedErr(op)
 	}
+	m.beginWrite()
 	r := C.gm_delete(C.uint64_t(m.id), k, C.size_t(kl))
 	runtime.KeepAlive(m)
+	m.endWrite(r.st == C.MC_OK, true)
 	switch r.st {
 	case C.MC_OK:
-		m.wrote(true)
 		return true, nil
 	case C.MC_ERR_NOT_FOUND:
 		return false, nil
@@ -431,11 +445,12 @@ func (m *Map) structural(op string, call func() C.gm_res) error {
 	if m.closed.Load() {
 		return closedErr(op)
 	}
+	m.beginWrite()
 	r := call()
 	runtime.KeepAlive(m)
+	m.endWrite(r.st == C.MC_OK, true)
 	if r.st != C.MC_OK {
 		return resErr(op, r)
 	}
-	m.wrote(true)
 	return nil
 }

@@ -1,0 +1,138 @@
+package mapcore
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A write's effect is visible to other goroutines as soon as the library
+// has applied it, before the Go call returns: here a DeleteFunc deletes
+// slowly in one goroutine while this one, holding an iterator with the
+// whole map in its batch, waits until a Get sees a key gone. From then on
+// the iterator must not contradict that Get: a strict one fails at its very
+// next Next, a cursor one never returns the key.
+func TestIteratorSeesWritesStillInProgress(t *testing.T) {
+	for _, mode := range []Mode{ModeStrict, ModeCursor} {
+		t.Run(mode.String(), func(t *testing.T) {
+			m, err := New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			const n = 100 // one batch holds them all
+			key := func(i int) string { return fmt.Sprintf("k%03d", i) }
+			for i := range n {
+				m.SetString(key(i), "v")
+			}
+			it := m.Iter(mode)
+			if !it.Next() {
+				t.Fatal("no first entry:", it.Err())
+			}
+			first := string(it.Key())
+
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := m.DeleteFunc(func(k, v []byte) bool {
+					time.Sleep(time.Millisecond)
+					return true
+				}); err != nil {
+					t.Error(err)
+				}
+			}()
+			gone := ""
+			for deadline := time.Now().Add(10 * time.Second); gone == "" && time.Now().Before(deadline); {
+				for i := range n {
+					if k := key(i); k != first {
+						if _, err := m.GetString(k); errors.Is(err, ErrNotFound) {
+							gone = k
+							break
+						}
+					}
+				}
+			}
+			if gone == "" {
+				t.Fatal("no deletion seen in 10 s")
+			}
+			returned, returnedGone := 0, false
+			for it.Next() {
+				returned++
+				returnedGone = returnedGone || string(it.Key()) == gone
+			}
+			wg.Wait()
+			switch mode {
+			case ModeStrict:
+				if returned != 0 || !errors.Is(it.Err(), ErrIterInvalidated) {
+					t.Errorf("after %s was seen deleted: %d more entries, then %v; want ErrIterInvalidated at once", gone, returned, it.Err())
+				}
+			case ModeCursor:
+				if returnedGone || it.Err() != nil {
+					t.Errorf("returned %s (seen deleted before the cursor reached it): %v; error %v", gone, returnedGone, it.Err())
+				}
+			}
+		})
+	}
+}
+
+// Inside a DeleteFunc callback every call into the same map is refused,
+// and so is an iterator's Next that would return an entry from its batch:
+// the write in progress may have deleted it already.
+func TestBufferedNextInsideDeleteFuncIsReentrant(t *testing.T) {
+	m, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for i := range 50 {
+		m.SetString(fmt.Sprint("k", i), "v")
+	}
+	it := m.Strict()
+	if !it.Next() {
+		t.Fatal(it.Err())
+	}
+	calls := 0
+	if _, err := m.DeleteFunc(func(k, v []byte) bool {
+		if calls++; calls == 10 && it.Next() {
+			t.Errorf("Next returned %q inside the callback", it.Key())
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(it.Err(), ErrReentrant) {
+		t.Errorf("Err() = %v, want ErrReentrant", it.Err())
+	}
+}
+
+// An Iterator no constructor made walks nothing and says why; it never
+// panics.
+func TestZeroIterator(t *testing.T) {
+	var it Iterator
+	if it.Next() {
+		t.Fatal("a zero Iterator returned an entry")
+	}
+	if !errors.Is(it.Err(), ErrInvalidArgument) {
+		t.Errorf("Err() = %v, want ErrInvalidArgument", it.Err())
+	}
+	var z Iterator
+	for range z.All() {
+		t.Fatal("All of a zero Iterator yielded")
+	}
+	var zt Iterator
+	if _, err := zt.Token(); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Token: %v", err)
+	}
+	for name, f := range map[string]func(*Iterator) error{
+		"Remove":   (*Iterator).Remove,
+		"SetValue": func(it *Iterator) error { return it.SetValue([]byte("v")) },
+	} {
+		var it Iterator
+		if err := f(&it); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("%s: %v, want ErrInvalidArgument", name, err)
+		}
+	}
+}
