@@ -47,15 +47,18 @@ func (s *scratch) put() {
 	scratchPool.Put(s)
 }
 
-// pack appends elems to s.b back to back and their lengths to s.l.
-func (s *scratch) pack(op string, elems [][]byte) error {
+// pack appends elems to s.b back to back and their lengths to s.l. An
+// element longer than limit is refused before anything is copied (what
+// names it in the error): a 2 GiB value would otherwise be copied only for
+// the library to refuse it.
+func (s *scratch) pack(op string, elems [][]byte, what string, limit int) error {
 	if len(elems) > MaxBatch {
 		return goErr(op, StatusTooLarge, "batch of %d exceeds MaxBatch (%d)", len(elems), MaxBatch)
 	}
 	total := 0
-	for _, e := range elems {
-		if len(e) > math.MaxUint32 {
-			return goErr(op, StatusTooLarge, "element of %d bytes", len(e))
+	for i, e := range elems {
+		if len(e) > limit {
+			return goErr(op, StatusTooLarge, "%s %d is %d bytes; the limit is %d", what, i, len(e), limit)
 		}
 		total += len(e)
 	}
@@ -117,7 +120,7 @@ func (m *Map) GetMany(keys [][]byte) (vals [][]byte, err error) {
 // two calls, so it loops). It returns the extended slice and the value
 // lengths (MC_ABSENT for an absent key), which live in s.
 func (m *Map) readMany(op string, s *scratch, dst []byte, keys [][]byte) ([]byte, []C.uint32_t, error) {
-	if err := s.pack(op, keys); err != nil {
+	if err := s.pack(op, keys, "key", math.MaxUint32); err != nil {
 		return nil, nil, err
 	}
 	n := len(keys)
@@ -205,11 +208,11 @@ func (m *Map) SetMany(keys, vals [][]byte) (inserted int, err error) {
 	}
 	s := getScratch()
 	defer s.put()
-	if err := s.pack(op, keys); err != nil {
+	if err := s.pack(op, keys, "key", MaxKeyLen); err != nil {
 		return 0, err
 	}
 	kTotal := len(s.b)
-	if err := s.pack(op, vals); err != nil {
+	if err := s.pack(op, vals, "value", MaxValueLen); err != nil {
 		return 0, err
 	}
 	n := len(keys)
@@ -236,7 +239,7 @@ func (m *Map) DeleteMany(keys [][]byte) (removed int, err error) {
 	}
 	s := getScratch()
 	defer s.put()
-	if err := s.pack(op, keys); err != nil {
+	if err := s.pack(op, keys, "key", math.MaxUint32); err != nil {
 		return 0, err
 	}
 	m.beginWrite()
