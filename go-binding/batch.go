@@ -47,18 +47,15 @@ func (s *scratch) put() {
 	scratchPool.Put(s)
 }
 
-// pack appends elems to s.b back to back and their lengths to s.l. An
-// element longer than limit is refused before anything is copied (what
-// names it in the error): a 2 GiB value would otherwise be copied only for
-// the library to refuse it.
-func (s *scratch) pack(op string, elems [][]byte, what string, limit int) error {
+// pack appends elems to s.b back to back and their lengths to s.l.
+func (s *scratch) pack(op string, elems [][]byte) error {
 	if len(elems) > MaxBatch {
 		return goErr(op, StatusTooLarge, "batch of %d exceeds MaxBatch (%d)", len(elems), MaxBatch)
 	}
 	total := 0
-	for i, e := range elems {
-		if len(e) > limit {
-			return goErr(op, StatusTooLarge, "%s %d is %d bytes; the limit is %d", what, i, len(e), limit)
+	for _, e := range elems {
+		if len(e) > math.MaxUint32 {
+			return goErr(op, StatusTooLarge, "element of %d bytes", len(e))
 		}
 		total += len(e)
 	}
@@ -67,6 +64,16 @@ func (s *scratch) pack(op string, elems [][]byte, what string, limit int) error 
 	for _, e := range elems {
 		s.b = append(s.b, e...)
 		s.l = append(s.l, C.uint32_t(len(e)))
+	}
+	return nil
+}
+
+// within reports the first element of elems longer than limit bytes.
+func within(op string, elems [][]byte, what string, limit int) error {
+	for i, e := range elems {
+		if len(e) > limit {
+			return goErr(op, StatusTooLarge, "%s %d is %d bytes; the limit is %d", what, i, len(e), limit)
+		}
 	}
 	return nil
 }
@@ -120,7 +127,7 @@ func (m *Map) GetMany(keys [][]byte) (vals [][]byte, err error) {
 // two calls, so it loops). It returns the extended slice and the value
 // lengths (MC_ABSENT for an absent key), which live in s.
 func (m *Map) readMany(op string, s *scratch, dst []byte, keys [][]byte) ([]byte, []C.uint32_t, error) {
-	if err := s.pack(op, keys, "key", math.MaxUint32); err != nil {
+	if err := s.pack(op, keys); err != nil {
 		return nil, nil, err
 	}
 	n := len(keys)
@@ -194,7 +201,11 @@ func (m *Map) AppendMany(dst []byte, vals, keys [][]byte) ([]byte, error) {
 
 // SetMany inserts or overwrites keys[i] = vals[i] for all i, atomically:
 // other goroutines see all of the entries or none. It returns how many keys
-// were new. len(keys) must equal len(vals).
+// were new. len(keys) must equal len(vals). Lengths are checked first
+// (ErrTooLarge: nothing stored); only ErrOutOfMemory, ErrTooLarge for the
+// storage limit, or ErrInvalidArgument for a key whose two keyed hashes
+// both equal another key's (see mc_map_set; astronomically rare) can leave
+// the batch partly applied, as with mc_map_set_many.
 func (m *Map) SetMany(keys, vals [][]byte) (inserted int, err error) {
 	const op = "Map.SetMany"
 	if m.closed.Load() {
@@ -206,13 +217,22 @@ func (m *Map) SetMany(keys, vals [][]byte) (inserted int, err error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
+	// Lengths first: an entry over its limit would otherwise be copied into
+	// the packing buffer (a value up to 4 GiB) only for the library to
+	// refuse it.
+	if err := within(op, keys, "key", MaxKeyLen); err != nil {
+		return 0, err
+	}
+	if err := within(op, vals, "value", MaxValueLen); err != nil {
+		return 0, err
+	}
 	s := getScratch()
 	defer s.put()
-	if err := s.pack(op, keys, "key", MaxKeyLen); err != nil {
+	if err := s.pack(op, keys); err != nil {
 		return 0, err
 	}
 	kTotal := len(s.b)
-	if err := s.pack(op, vals, "value", MaxValueLen); err != nil {
+	if err := s.pack(op, vals); err != nil {
 		return 0, err
 	}
 	n := len(keys)
@@ -221,7 +241,7 @@ func (m *Map) SetMany(keys, vals [][]byte) (inserted int, err error) {
 	m.beginWrite()
 	r := C.gm_set_many(C.uint64_t(m.id), C.size_t(n), bp(kb), u32p(kl), bp(vb), u32p(vl))
 	runtime.KeepAlive(m)
-	m.endWrite(r.st == C.MC_OK, r.n > 0)
+	m.endWrite(r.st, true, r.n > 0)
 	if r.st != C.MC_OK {
 		return 0, resErr(op, r)
 	}
@@ -239,13 +259,13 @@ func (m *Map) DeleteMany(keys [][]byte) (removed int, err error) {
 	}
 	s := getScratch()
 	defer s.put()
-	if err := s.pack(op, keys, "key", math.MaxUint32); err != nil {
+	if err := s.pack(op, keys); err != nil {
 		return 0, err
 	}
 	m.beginWrite()
 	r := C.gm_delete_many(C.uint64_t(m.id), C.size_t(len(keys)), bp(s.b), u32p(s.l))
 	runtime.KeepAlive(m)
-	m.endWrite(r.st == C.MC_OK && r.n > 0, true)
+	m.endWrite(r.st, r.n > 0, true)
 	if r.st != C.MC_OK {
 		return 0, resErr(op, r)
 	}
@@ -282,8 +302,9 @@ type retainState struct {
 // the library's frames without letting them clean up. Treat that as fatal
 // to the process's use of the library: the shard being processed stays
 // locked (later calls that need it block), the map refuses further calls
-// from that OS thread with ErrReentrant, and memory freed afterwards by
-// any map is no longer reclaimed. Record failures in del and assert after
+// from that OS thread with ErrReentrant, its iterators take every buffered
+// entry for one touched by a write in progress (and check it with the
+// library), and memory freed afterwards by any map is no longer reclaimed. Record failures in del and assert after
 // DeleteFunc returns.
 //
 // While a snapshot of the map is open, a delete may have to copy a piece
@@ -301,8 +322,8 @@ func (m *Map) DeleteFunc(del func(key, val []byte) bool) (removed int, err error
 	m.beginWrite()
 	r := C.gm_retain(C.uint64_t(m.id), C.uintptr_t(h))
 	runtime.KeepAlive(m)
-	// Out of memory, some entries may already be deleted.
-	m.endWrite((r.st == C.MC_OK && r.n > 0) || r.st == C.MC_ERR_OUT_OF_MEMORY, true)
+	// Out of memory, some entries may already be deleted: endWrite counts it.
+	m.endWrite(r.st, r.n > 0, true)
 	if st.panicked {
 		dropRes(r)
 		panic(st.panicVal)

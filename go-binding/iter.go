@@ -126,7 +126,7 @@ type Iterator struct {
 }
 
 // watchState registers an iterator holding a batch with its map (see
-// Map.wrote); a runtime cleanup unregisters an abandoned iterator.
+// Map.endWrite); a runtime cleanup unregisters an abandoned iterator.
 type watchState struct {
 	m  *Map
 	on atomic.Bool
@@ -409,8 +409,9 @@ func (it *Iterator) check(k, v []byte) (val []byte, keep, ok bool) {
 	if !it.recheck && !busy {
 		return v, true, true
 	}
-	// A write happened since the fetch: the buffered value may be stale or
-	// the entry gone. Re-read it (one call per entry until the next batch).
+	// A write happened since the fetch, or one is in progress: the buffered
+	// value may be stale or the entry gone. Re-read it (one call per entry,
+	// until the next batch once a write has ended).
 	const op = "Iterator.Next"
 	var err error
 	if it.cfg.noCopy {
@@ -721,7 +722,7 @@ func (it *Iterator) Remove() error {
 	it.m.beginWrite()
 	r := C.gm_iter_remove(C.uint64_t(it.id), &it.before)
 	runtime.KeepAlive(it.m)
-	it.m.endWrite(r.st == C.MC_OK, true)
+	it.m.endWrite(r.st, true, true)
 	if r.st != C.MC_OK {
 		return resErr(op, r)
 	}
@@ -756,7 +757,7 @@ func (it *Iterator) SetValue(val []byte) error {
 	r := C.gm_iter_set_value(C.uint64_t(it.id), tok, bp(val), C.size_t(len(val)))
 	runtime.KeepAlive(it.m)
 	runtime.KeepAlive(val)
-	it.m.endWrite(r.st == C.MC_OK, false)
+	it.m.endWrite(r.st, true, false)
 	if r.st != C.MC_OK {
 		return resErr(op, r)
 	}

@@ -145,11 +145,22 @@ func (m *Map) Handle() uint64 { return m.id }
 // entry from the buffer could contradict what that goroutine saw.
 func (m *Map) beginWrite() { m.writing.Add(1) }
 
-// endWrite ends a write begun with beginWrite, recording what it changed for
-// iterators holding a batch. The generations are bumped before the write
-// stops counting as in progress: an iterator that no longer sees it in
-// progress sees them.
-func (m *Map) endWrite(changed, structural bool) {
+// endWrite ends a write begun with beginWrite, recording for iterators
+// holding a batch what it changed: on success (st MC_OK) what changed and
+// structural say; on failure, a structural change, unless st says the call
+// was refused before it touched anything (a batch, reserve or shrink that
+// failed part-way may have done some of its work). The generations are
+// bumped before the write stops counting as in progress: an iterator that
+// no longer sees it in progress sees them.
+func (m *Map) endWrite(st C.int32_t, changed, structural bool) {
+	switch st {
+	case C.MC_OK:
+	case C.MC_ERR_NOT_FOUND, C.MC_ERR_BAD_HANDLE, C.MC_ERR_NULL_ARGUMENT,
+		C.MC_ERR_REENTRANT, C.MC_ERR_POISONED:
+		changed = false
+	default:
+		changed, structural = true, true
+	}
 	if changed && m.watchers.Load() != 0 {
 		if structural {
 			m.structGen.Add(1)
@@ -331,7 +342,7 @@ func (m *Map) set(op string, k *C.uint8_t, kl int, v *C.uint8_t, vl int) (bool, 
 	r := C.gm_set(C.uint64_t(m.id), k, C.size_t(kl), v, C.size_t(vl))
 	runtime.KeepAlive(m)
 	ins := r.n != 0
-	m.endWrite(r.st == C.MC_OK, ins)
+	m.endWrite(r.st, true, ins)
 	if r.st != C.MC_OK {
 		return false, resErr(op, r)
 	}
@@ -359,7 +370,7 @@ func (m *Map) del(op string, k *C.uint8_t, kl int) (bool, error) {
 	m.beginWrite()
 	r := C.gm_delete(C.uint64_t(m.id), k, C.size_t(kl))
 	runtime.KeepAlive(m)
-	m.endWrite(r.st == C.MC_OK, true)
+	m.endWrite(r.st, true, true)
 	switch r.st {
 	case C.MC_OK:
 		return true, nil
@@ -448,7 +459,7 @@ func (m *Map) structural(op string, call func() C.gm_res) error {
 	m.beginWrite()
 	r := call()
 	runtime.KeepAlive(m)
-	m.endWrite(r.st == C.MC_OK, true)
+	m.endWrite(r.st, true, true)
 	if r.st != C.MC_OK {
 		return resErr(op, r)
 	}

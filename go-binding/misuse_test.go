@@ -353,6 +353,14 @@ func TestTooLargeAndInvalid(t *testing.T) {
 	if n := mustLen(t, m); n != 0 {
 		t.Fatalf("a failed SetMany stored %d entries", n)
 	}
+	// A value over the limit is refused before anything is packed (the
+	// slice is never touched, so its gigabyte is never resident).
+	hugeVal := make([]byte, MaxValueLen+1)
+	_, err = m.SetMany([][]byte{[]byte("ok"), []byte("k")}, [][]byte{nil, hugeVal})
+	wantErr(t, err, ErrTooLarge)
+	if n := mustLen(t, m); n != 0 {
+		t.Fatalf("a failed SetMany stored %d entries", n)
+	}
 	// Lookups of an over-long key simply do not find it.
 	if ok, err := m.Contains(huge); ok || err != nil {
 		t.Fatal(ok, err)

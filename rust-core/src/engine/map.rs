@@ -145,7 +145,7 @@ impl<F: FnMut(&Entry<'_>) -> bool> Sink for Visit<'_, F> {
         // A local count, kept in a register, not one written through `self`.
         let (mut n, max) = (self.taken, self.max);
         let f = &mut *self.f;
-        let finished = data.visit_from(start, |i, e| {
+        let finished = data.visit_from(start, max - n, |i, e| {
             if n >= max || !f(&e) {
                 return false;
             }
@@ -211,7 +211,7 @@ impl Sink for Pack<'_> {
         let mut rest = std::mem::take(&mut self.rest);
         let room = rest.len();
         let mut need = 0;
-        let finished = data.visit_from(start, |i, e| {
+        let finished = data.visit_from(start, max - n, |i, e| {
             let body = e.body();
             let rec = PACKED_HEADER + body.len();
             if n >= max {

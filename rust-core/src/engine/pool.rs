@@ -19,7 +19,8 @@
 //!   where huge pages fault cheaply, the trade is better; off by default.
 //!
 //! The pool is process-wide, one set of regions per block size, and hands
-//! out the lowest free block so that live blocks crowd into few regions.
+//! out the lowest free block so that live blocks crowd into few regions
+//! (a region it has just mapped gives its own first block).
 use std::alloc::Layout;
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
@@ -37,6 +38,7 @@ pub(crate) const MAX_POOLED: usize = 256 << 10;
 const CLASSES: usize = (MAX_POOLED.trailing_zeros() - MIN_POOLED.trailing_zeros() + 1) as usize;
 const MAX_BLOCKS: usize = REGION / MIN_POOLED;
 const _: () = assert!(MAX_BLOCKS <= 128, "a region's free blocks are a u128 mask");
+const _: () = assert!(REGION / MAX_POOLED >= 2, "a new region keeps a free block");
 
 /// Whether regions are advised for huge pages (`MAPCORE_HUGEPAGES=1`),
 /// read once.
@@ -92,14 +94,17 @@ impl Pool {
     /// and a region none of whose blocks is ever handed out is never freed,
     /// so it would stay mapped for good.
     fn add_region(&mut self, class: usize, base: usize) -> Option<NonNull<u8>> {
-        // A region holds at least two blocks of any class (asserted below
-        // `all_blocks`), so the others stay free.
-        self.regions[class].insert(
-            base,
-            Region {
-                free: all_blocks(class) & !1,
-            },
-        );
+        // A region holds at least two blocks of any class (asserted at the
+        // top), so the others stay free.
+        let fresh = self.regions[class]
+            .insert(
+                base,
+                Region {
+                    free: all_blocks(class) & !1,
+                },
+            )
+            .is_none();
+        debug_assert!(fresh, "region {base:#x} mapped twice");
         self.with_free[class].insert(base);
         NonNull::new(base as *mut u8)
     }
@@ -137,8 +142,6 @@ impl Pool {
         }
     }
 }
-
-const _: () = assert!(REGION / MAX_POOLED >= 2 && REGION / MIN_POOLED <= 128);
 
 fn all_blocks(class: usize) -> u128 {
     let n = REGION / (MIN_POOLED << class);

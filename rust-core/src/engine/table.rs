@@ -472,9 +472,7 @@ impl Arena {
         let last = self.chunks.last_mut().and_then(unique_mut);
         match last {
             Some(chunk)
-                if rec <= CHUNK_MAX / 2
-                    && chunk.capacity() - chunk.len() >= rec
-                    && chunk.len() + rec <= CHUNK_MAX =>
+                if Self::may_append(chunk, rec) && chunk.capacity() - chunk.len() >= rec =>
             {
                 let off = Self::write_record(chunk, key, val);
                 Ok(self.appended(idx, off, rec))
@@ -483,14 +481,21 @@ impl Arena {
         }
     }
 
+    /// Whether a `rec`-byte record may go into `chunk` (the shard's own
+    /// last chunk), growing it if needed: a record over half a chunk gets
+    /// a chunk of its own, and offsets must stay below `CHUNK_MAX`.
+    #[inline(always)]
+    fn may_append(chunk: &Buf<u8>, rec: usize) -> bool {
+        rec <= CHUNK_MAX / 2 && chunk.len() + rec <= CHUNK_MAX
+    }
+
     #[inline(never)]
     fn alloc_making_room(&mut self, key: &[u8], val: &[u8], rec: usize) -> Result<u64> {
-        let fits_last = rec <= CHUNK_MAX / 2
-            && self
-                .chunks
-                .last_mut()
-                .and_then(unique_mut)
-                .is_some_and(|c| c.len() + rec <= CHUNK_MAX);
+        let fits_last = self
+            .chunks
+            .last_mut()
+            .and_then(unique_mut)
+            .is_some_and(|c| Self::may_append(c, rec));
         if !fits_last {
             // Chunks start small and double; the first of a repack's fresh
             // arena starts with room for what the repack copies, and once
@@ -580,7 +585,7 @@ impl Arena {
     }
 
     /// The entry at the start of `record` (from `record_from`). Written
-    /// for the short header a scan nearly always meets: one length check
+    /// for the short header a scan nearly always meets: two length checks
     /// per record where `parse_header` took three.
     #[inline(always)]
     fn entry_from(record: &[u8]) -> Entry<'_> {
@@ -680,6 +685,10 @@ pub struct ShardData {
 
 /// Slots `visit_from` takes per block: one bit each in `Block::occupied`.
 const BLOCK_SLOTS: usize = 64;
+
+/// Up to this many wanted entries, `visit_from` neither gathers blocks nor
+/// prefetches.
+const FEW_WANTED: usize = 4;
 
 /// Up to `BLOCK_SLOTS` consecutive slots from slot `base`, with a bit set in
 /// `occupied` for each occupied one.
@@ -1058,7 +1067,7 @@ impl ShardData {
         match fresh.as_mut() {
             Some(a) => {
                 let mut failed = Ok(());
-                self.visit_from(0, |i, e| {
+                self.visit_from(0, usize::MAX, |i, e| {
                     let s = self.table.get(i);
                     failed = a.alloc(e.key, e.value).and_then(|loc| place(s, loc));
                     failed.is_ok()
@@ -1126,7 +1135,7 @@ impl ShardData {
             .try_reserve_exact(self.table.count)
             .map_err(|_| oom("compaction"))?;
         let mut failed = Ok(());
-        self.visit_from(0, |i, e| match fresh.alloc(e.key, e.value) {
+        self.visit_from(0, usize::MAX, |i, e| match fresh.alloc(e.key, e.value) {
             Ok(loc) => {
                 moved.push((i, loc));
                 true
@@ -1289,8 +1298,28 @@ impl ShardData {
     /// records appended since the last repack are scattered in the arena.
     /// The gathering keeps each record's place (its chunk from its offset
     /// on), so the visit does not decode the location a second time.
+    ///
+    /// `want` is the most entries `f` may accept: for a handful (a single
+    /// `next`, a strict token's validity probe) the slots are walked one by
+    /// one with no prefetching, which would fetch two blocks' records (some
+    /// 80) for one entry.
     #[inline(always)]
-    pub fn visit_from(&self, start: usize, mut f: impl FnMut(usize, Entry<'_>) -> bool) -> bool {
+    pub fn visit_from(
+        &self,
+        start: usize,
+        want: usize,
+        mut f: impl FnMut(usize, Entry<'_>) -> bool,
+    ) -> bool {
+        if want <= FEW_WANTED {
+            let mut i = start;
+            while let Some(j) = self.occupied_from(i) {
+                if !f(j, self.arena.entry(self.table.get(j).loc())) {
+                    return false;
+                }
+                i = j + 1;
+            }
+            return true;
+        }
         let mut next = start;
         let reach = self.arena.record_reach(self.table.count);
         let mut records: [[&[u8]; BLOCK_SLOTS]; 2] = [[&[]; BLOCK_SLOTS]; 2];
@@ -1635,7 +1664,7 @@ mod tests {
         }
         d.check_invariants(&h).unwrap();
         let mut seen = 0;
-        d.visit_from(0, |_, e| {
+        d.visit_from(0, usize::MAX, |_, e| {
             assert_eq!(e.body(), &[e.key, e.value].concat()[..]);
             assert!(e.value.iter().all(|&b| b == 3));
             seen += 1;
@@ -1877,20 +1906,25 @@ mod tests {
         for p in [0, PAGE_SLOTS, 2 * PAGE_SLOTS] {
             starts.extend(edges.iter().map(|e| p + e));
         }
-        for start in starts {
+        // Both ways: block by block with prefetching, and slot by slot for
+        // a caller wanting a few entries.
+        for (start, wanted) in starts.into_iter().flat_map(|s| [(s, usize::MAX), (s, 1)]) {
             let want: Vec<usize> = occupied.iter().copied().filter(|&i| i >= start).collect();
             let mut seen = Vec::new();
-            assert!(d.visit_from(start, |i, e| {
+            assert!(d.visit_from(start, wanted, |i, e| {
                 assert_eq!(e.key, e.value);
                 assert_eq!(e.key, d.entry_at(i).0);
                 seen.push(i);
                 true
             }));
-            assert!(seen == want, "from slot {start}: {seen:?}");
+            assert!(
+                seen == want,
+                "from slot {start}, wanting {wanted}: {seen:?}"
+            );
             // Stopping early stops at once, wherever in a block it happens.
             for stop in [1, 2, 40, 41, 100] {
                 let mut n = 0;
-                let finished = d.visit_from(start, |_, _| {
+                let finished = d.visit_from(start, wanted, |_, _| {
                     n += 1;
                     n < stop
                 });
