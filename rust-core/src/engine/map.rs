@@ -265,7 +265,9 @@ fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a>(
     }
     let first = if cur.started { shard_of(cur.pos.h1) } else { 0 };
     let mut after = if cur.started { Some(cur.pos) } else { None };
-    let mut held: Vec<G> = Vec::new();
+    // The guards of every shard visited, held to the end: one call sees one
+    // state. An array, not a `Vec`: a single `next` would allocate for it.
+    let mut held: [Option<G>; SHARDS] = std::array::from_fn(|_| None);
     let mut last: Option<(usize, usize)> = None;
     let mut exhausted = true;
     for s in first..SHARDS {
@@ -277,15 +279,14 @@ fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a>(
                 break;
             }
         };
-        held.push(g);
-        let data: &ShardData = &held[held.len() - 1];
+        let data: &ShardData = held[s].insert(g);
         let Some(start) = data.seek_after(hasher, after) else {
             after = None;
             continue;
         };
         let (l, stopped) = sink.take(data, start);
         if let Some(i) = l {
-            last = Some((held.len() - 1, i));
+            last = Some((s, i));
         }
         if stopped {
             exhausted = false;
@@ -295,7 +296,7 @@ fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a>(
     }
     match last {
         Some((h, i)) => {
-            cur.pos = pos_at(&held[h], hasher, i);
+            cur.pos = pos_at(held[h].as_deref().expect("held"), hasher, i);
             cur.started = true;
             cur.current = true;
             Ok(Scan::Entries(sink.taken()))
