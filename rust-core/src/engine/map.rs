@@ -270,7 +270,7 @@ fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a>(
     let mut held: [Option<G>; SHARDS] = std::array::from_fn(|_| None);
     let mut last: Option<(usize, usize)> = None;
     let mut exhausted = true;
-    for s in first..SHARDS {
+    for (s, slot) in held.iter_mut().enumerate().skip(first) {
         let g = match shard(s) {
             Ok(g) => g,
             Err(e) if sink.taken() == 0 => return Err(e),
@@ -279,7 +279,7 @@ fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a>(
                 break;
             }
         };
-        let data: &ShardData = held[s].insert(g);
+        let data: &ShardData = slot.insert(g);
         let Some(start) = data.seek_after(hasher, after) else {
             after = None;
             continue;
