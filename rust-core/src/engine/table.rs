@@ -259,21 +259,10 @@ impl Table {
     /// the process, as a failed small allocation does.
     #[inline]
     fn page_mut(&mut self, p: usize) -> &mut [Slot] {
-        // The check `unshare` makes, inline: this runs for every slot a
-        // rebuild places and every page a shift touches (out of line with
-        // `unshare`'s loop, it took 44 instructions a call).
-        if Arc::strong_count(&self.pages[p].buf) != 1 {
-            self.copy_page_or_abort(p);
-        }
-        unique_mut(&mut self.pages[p].buf).expect("just made unique")
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn copy_page_or_abort(&mut self, p: usize) {
-        if self.copy_page(p).is_err() {
+        if self.unshare_page(p).is_err() {
             std::alloc::handle_alloc_error(std::alloc::Layout::new::<[Slot; PAGE_SLOTS]>());
         }
+        unique_mut(&mut self.pages[p].buf).expect("just made unique")
     }
 
     /// Copies the pages among `first..=last` that a snapshot shares, so the
@@ -282,9 +271,18 @@ impl Table {
     #[inline]
     fn unshare(&mut self, first: usize, last: usize) -> Result<()> {
         for p in first..=last {
-            if Arc::strong_count(&self.pages[p].buf) != 1 {
-                self.copy_page(p)?;
-            }
+            self.unshare_page(p)?;
+        }
+        Ok(())
+    }
+
+    /// `unshare` of page `p` alone. Inline, the copy out of line: it runs
+    /// for every slot a rebuild places and every page a shift touches (as
+    /// an out-of-line call through `unshare`'s loop it took 44 instructions).
+    #[inline(always)]
+    fn unshare_page(&mut self, p: usize) -> Result<()> {
+        if Arc::strong_count(&self.pages[p].buf) != 1 {
+            self.copy_page(p)?;
         }
         Ok(())
     }
