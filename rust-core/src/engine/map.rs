@@ -5,6 +5,7 @@
 //! Iteration order is global hash order (shard-major, then slot order), so a
 //! position `(h1, h2)` names "where a scan is" independently of any table.
 
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -56,14 +57,45 @@ impl Stats {
     }
 }
 
-/// Where a scan stands. `pos` is the position of the last returned entry.
+/// Where a scan stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cursor {
     pub started: bool,
     pub done: bool,
-    /// The entry at `pos` was returned and not yet removed through this cursor.
+    /// The entry last returned is still there, not removed through this cursor.
     pub current: bool,
-    pub pos: Pos,
+    /// Meaningful once `started`.
+    pub at: At,
+}
+
+/// Where a started scan resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    /// After the entry at this position, wherever the layout has put it
+    /// since: what a cursor-mode scan keeps, valid across any change.
+    Pos(Pos),
+    /// At slot `next` of shard `shard`; the current entry, if any, is at
+    /// `next - 1`. Only a strict scan keeps this: its stamp proves that the
+    /// layout is the one the slot numbers refer to, and resuming costs no
+    /// hashing (a position needs both keyed hashes of the last key, and a
+    /// walk of its run to find it again).
+    Slot { shard: usize, next: usize },
+}
+
+impl Default for At {
+    fn default() -> At {
+        At::Pos(Pos::default())
+    }
+}
+
+impl Cursor {
+    /// The shard of the entry last returned (or of the place sought).
+    fn shard(&self) -> usize {
+        match self.at {
+            At::Pos(p) => shard_of(p.h1),
+            At::Slot { shard, .. } => shard,
+        }
+    }
 }
 
 /// How a scan call ended.
@@ -251,26 +283,54 @@ fn pos_at(data: &ShardData, hasher: &KeyHasher, i: usize) -> Pos {
     hasher.pos(data.entry_at(i).0)
 }
 
+/// The guards a scan holds: those of shards `first..end`, released together
+/// when it ends. An array, not a `Vec` (a single `next` would allocate for
+/// it), and only the visited range is walked on release: dropping the whole
+/// array tested all `SHARDS` entries, on every call.
+struct Held<G> {
+    guards: ManuallyDrop<[Option<G>; SHARDS]>,
+    first: usize,
+    end: usize,
+}
+
+impl<G> Drop for Held<G> {
+    fn drop(&mut self) {
+        // Entries outside the range were never filled: nothing is leaked.
+        for g in &mut self.guards[self.first..self.end] {
+            drop(g.take());
+        }
+    }
+}
+
 /// Runs a scan over a sequence of shards. `shard(s)` gives access to shard `s`
 /// (locking it if needed) or an error that aborts the scan when nothing was
 /// consumed yet; with entries consumed it ends the call early instead.
+/// `keep_slot` leaves the cursor on a slot rather than a position: only for
+/// scans whose next call sees the same layout or fails (strict scans of a
+/// map, which check the stamp, and scans of a snapshot, which never changes).
 fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a>(
     hasher: &KeyHasher,
     cur: &mut Cursor,
+    keep_slot: bool,
     sink: &mut impl Sink,
     mut shard: impl FnMut(usize) -> Result<G>,
 ) -> Result<Scan> {
     if cur.done {
         return Ok(Scan::Done);
     }
-    let first = if cur.started { shard_of(cur.pos.h1) } else { 0 };
-    let mut after = if cur.started { Some(cur.pos) } else { None };
+    let first = if cur.started { cur.shard() } else { 0 };
+    // Where to start in the first shard; later shards start at their first entry.
+    let mut resume = cur.started.then_some(cur.at);
     // The guards of every shard visited, held to the end: one call sees one
-    // state. An array, not a `Vec`: a single `next` would allocate for it.
-    let mut held: [Option<G>; SHARDS] = std::array::from_fn(|_| None);
+    // state.
+    let mut held = Held {
+        guards: ManuallyDrop::new([const { None }; SHARDS]),
+        first,
+        end: first,
+    };
     let mut last: Option<(usize, usize)> = None;
     let mut exhausted = true;
-    for (s, slot) in held.iter_mut().enumerate().skip(first) {
+    for s in first..SHARDS {
         let g = match shard(s) {
             Ok(g) => g,
             Err(e) if sink.taken() == 0 => return Err(e),
@@ -279,9 +339,14 @@ fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a>(
                 break;
             }
         };
-        let data: &ShardData = slot.insert(g);
-        let Some(start) = data.seek_after(hasher, after) else {
-            after = None;
+        held.end = s + 1;
+        let data: &ShardData = held.guards[s].insert(g);
+        let start = match resume.take() {
+            None => data.occupied_from(0),
+            Some(At::Pos(p)) => data.seek_after(hasher, Some(p)),
+            Some(At::Slot { next, .. }) => data.occupied_from(next),
+        };
+        let Some(start) = start else {
             continue;
         };
         let (l, stopped) = sink.take(data, start);
@@ -292,11 +357,17 @@ fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a>(
             exhausted = false;
             break;
         }
-        after = None;
     }
     match last {
         Some((h, i)) => {
-            cur.pos = pos_at(held[h].as_deref().expect("held"), hasher, i);
+            cur.at = if keep_slot {
+                At::Slot {
+                    shard: h,
+                    next: i + 1,
+                }
+            } else {
+                At::Pos(pos_at(held.guards[h].as_deref().expect("held"), hasher, i))
+            };
             cur.started = true;
             cur.current = true;
             Ok(Scan::Entries(sink.taken()))
@@ -396,10 +467,10 @@ impl Map {
             started: true,
             done: false,
             current: true,
-            pos: Pos {
+            at: At::Pos(Pos {
                 h1: self.hasher.h1(key),
                 h2: self.hasher.h2(key),
-            },
+            }),
         }
     }
 
@@ -723,7 +794,7 @@ impl Map {
                 self.check_stamp(st)?;
             }
         }
-        scan_with(&self.hasher, cur, sink, |s| {
+        scan_with(&self.hasher, cur, stamp.is_some(), sink, |s| {
             let g = self.shards[s].data.read();
             if let Some(st) = stamp {
                 self.check_stamp(st)?;
@@ -756,19 +827,32 @@ impl Map {
         if !cur.current {
             return Err(no_current());
         }
-        let s = shard_of(cur.pos.h1);
+        let s = cur.shard();
         let mut g = self.shards[s].data.write();
         if let Some(st) = &stamp {
             self.check_stamp(**st)?;
         }
-        let i = g.find_pos(&self.hasher, cur.pos).ok_or_else(gone)?;
+        let i = current_slot(&g, &self.hasher, cur, stamp.is_some())?;
+        // Where to resume should a shrink re-lay the shard.
+        let pos = match cur.at {
+            At::Pos(p) => p,
+            At::Slot { .. } => pos_at(&g, &self.hasher, i),
+        };
         g.remove_at(i)?;
-        g.settle();
+        let relaid = g.settle();
         self.bump(s);
         if let Some(st) = stamp {
             *st += 1;
         }
         cur.current = false;
+        if let At::Slot { next, .. } = &mut cur.at {
+            // The entries after slot `i` moved back by one or stayed put:
+            // either way the scan goes on from `i`.
+            *next = i;
+            if relaid {
+                cur.at = At::Pos(pos);
+            }
+        }
         Ok(())
     }
 
@@ -781,12 +865,12 @@ impl Map {
         if !cur.current {
             return Err(no_current());
         }
-        let s = shard_of(cur.pos.h1);
+        let s = cur.shard();
         let mut g = self.shards[s].data.write();
         if let Some(st) = stamp {
             self.check_stamp(st)?;
         }
-        let i = g.find_pos(&self.hasher, cur.pos).ok_or_else(gone)?;
+        let i = current_slot(&g, &self.hasher, cur, stamp.is_some())?;
         g.set_value_at(i, val)
     }
 
@@ -812,6 +896,22 @@ impl Map {
                 .map_err(|e| format!("shard {s}: {e}"))?;
         }
         Ok(())
+    }
+}
+
+/// The slot of the entry `cur` returned last (`cur.current` is set), in the
+/// locked shard `g`; `stamped` says that the caller checked a strict stamp
+/// under the lock, without which a slot number means nothing.
+fn current_slot(g: &ShardData, hasher: &KeyHasher, cur: &Cursor, stamped: bool) -> Result<usize> {
+    match cur.at {
+        At::Pos(p) => g.find_pos(hasher, p).ok_or_else(gone),
+        At::Slot { next, .. } => match next.checked_sub(1) {
+            Some(i) if stamped && g.is_occupied(i) => Ok(i),
+            _ => Err(Error::new(
+                McStatus::MC_ERR_INTERNAL,
+                "a strict iterator's current slot is empty or unchecked",
+            )),
+        },
     }
 }
 
@@ -915,12 +1015,18 @@ impl SnapshotData {
         max: usize,
         f: &mut F,
     ) -> Result<Scan> {
-        self.scan_into(cur, &mut Visit::new(max, f))
+        self.scan_into(cur, false, &mut Visit::new(max, f))
     }
 
-    /// `scan` into any `Sink`.
-    pub(crate) fn scan_into(&self, cur: &mut Cursor, sink: &mut impl Sink) -> Result<Scan> {
-        scan_with(&self.hasher, cur, sink, |s| Ok(&self.shards[s]))
+    /// `scan` into any `Sink`. With `strict`, the cursor keeps slot numbers
+    /// (see `At::Slot`): a snapshot's layout never changes.
+    pub(crate) fn scan_into(
+        &self,
+        cur: &mut Cursor,
+        strict: bool,
+        sink: &mut impl Sink,
+    ) -> Result<Scan> {
+        scan_with(&self.hasher, cur, strict, sink, |s| Ok(&self.shards[s]))
     }
 }
 
@@ -928,6 +1034,51 @@ impl SnapshotData {
 mod tests {
     use super::*;
     use crate::engine::pool;
+
+    /// A strict scan that removes nearly every entry through its cursor
+    /// makes the shards shrink under it: the cursor then trades its slot for
+    /// the removed entry's position, and every entry is still returned once.
+    #[test]
+    fn strict_removal_through_the_cursor_survives_shrinks() {
+        let m = Map::new(&Options::default()).unwrap();
+        let n = 20_000u32;
+        for i in 0..n {
+            m.insert(&i.to_le_bytes(), b"v").unwrap();
+        }
+        let mut stamp = m.generation();
+        let mut cur = Cursor::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut fell_back = 0;
+        loop {
+            let mut k = Vec::new();
+            let r = m.scan(&mut cur, Some(stamp), 1, &mut |e| {
+                k = e.key.to_vec();
+                true
+            });
+            match r.unwrap() {
+                Scan::Done => break,
+                Scan::Entries(taken) => assert_eq!(taken, 1),
+            }
+            assert!(
+                matches!(cur.at, At::Slot { .. }),
+                "a strict scan keeps a slot"
+            );
+            assert!(seen.insert(k.clone()), "returned twice");
+            if u32::from_le_bytes(k[..].try_into().unwrap()) % 50 == 0 {
+                m.set_current_value(&cur, Some(stamp), b"kept").unwrap();
+            } else {
+                m.remove_current(&mut cur, Some(&mut stamp)).unwrap();
+                fell_back += matches!(cur.at, At::Pos(_)) as usize;
+            }
+        }
+        assert_eq!(seen.len(), n as usize);
+        assert!(fell_back > 0, "no shard shrank during the scan");
+        assert_eq!(m.len(), (n / 50) as usize);
+        for i in (0..n).step_by(50) {
+            assert_eq!(m.get(&i.to_le_bytes()).as_deref(), Some(&b"kept"[..]));
+        }
+        m.check_invariants().unwrap();
+    }
 
     /// Under a snapshot a delete first copies the slot pages it writes;
     /// when that copy cannot be allocated, every form of delete reports

@@ -1023,15 +1023,18 @@ impl ShardData {
 
     /// After removals: shrinks a mostly empty table and compacts a mostly dead
     /// arena. Both are best-effort; on allocation failure the old layout stays.
-    pub fn settle(&mut self) {
+    /// Returns whether slots moved (the table shrank).
+    pub fn settle(&mut self) -> bool {
+        let mut relaid = false;
         if self.table.nominal > MIN_NOMINAL && self.table.count < self.table.nominal / 8 {
             let nominal = (self.table.count * 2).max(capped_nominal_for(self.reserved));
             if nominal < self.table.nominal {
                 // Shrinking is best-effort: on allocation failure the bigger table stays.
-                let _ = self.rebuild(nominal);
+                relaid = self.rebuild(nominal).is_ok();
             }
         }
         let _ = self.maybe_compact();
+        relaid
     }
 
     /// Re-lays the table with nominal capacity `nominal` (at least
@@ -1379,8 +1382,12 @@ impl ShardData {
         Block { base, occupied }
     }
 
-    /// First occupied slot at or after `i`.
     #[inline]
+    pub fn is_occupied(&self, i: usize) -> bool {
+        i < self.table.len && !self.table.get(i).is_empty()
+    }
+
+    /// First occupied slot at or after `i`.
     pub fn occupied_from(&self, mut i: usize) -> Option<usize> {
         while i < self.table.len {
             if !self.table.get(i).is_empty() {

@@ -1,10 +1,12 @@
 //! Iterator tokens: a cursor plus mode and stamp, sealed into six 64-bit words
 //! that the caller owns, and a text form for handing to other processes.
 //!
-//! In-memory words: `[source, meta, stamp, h1, h2, mac]`. The MAC (SipHash-1-3
+//! In-memory words: `[source, meta, stamp, a, b, mac]`, where `(a, b)` is the
+//! place: a position `(h1, h2)`, or for strict tokens `(shard, slot)` (a
+//! meta flag tells which). The MAC (SipHash-1-3
 //! under a process-wide random key) catches corruption and forgery before any
 //! field is trusted; `source` then tells whether the token belongs to the map.
-//! The text form hides the position and the stamp: `(h1, h2)` and
+//! The text form hides the place and the stamp: `(a, b)` and
 //! `(meta, stamp)` are enciphered with a 4-round Feistel network keyed by
 //! the map's secret (only the map id stays in clear), and a separate MAC (SipHash-2-4,
 //! process key) covers the whole text, so holders learn no hash values and
@@ -17,7 +19,8 @@ use std::sync::OnceLock;
 use siphasher::sip::{SipHasher13, SipHasher24};
 
 use super::hash::{random_seed, Pos};
-use super::map::Cursor;
+use super::map::{At, Cursor};
+use super::table::SHARDS;
 use crate::status::{Error, McStatus, Result};
 
 pub(crate) const TOKEN_WORDS: usize = 6;
@@ -29,7 +32,9 @@ const VERSION: u64 = 1;
 const FLAG_STARTED: u64 = 1;
 const FLAG_DONE: u64 = 2;
 const FLAG_CURRENT: u64 = 4;
-const FLAG_MASK: u64 = 7;
+/// The place words hold a shard and a slot (`At::Slot`), not a position.
+const FLAG_SLOT: u64 = 8;
+const FLAG_MASK: u64 = 15;
 const TEXT_PREFIX: &[u8] = b"mc1";
 /// Separates the Feistel block hiding (meta, stamp) from the one hiding the position.
 const STAMP_TWEAK: u64 = 0x5354_414D_505F_5457;
@@ -91,14 +96,24 @@ fn flags_of(c: &Cursor) -> u64 {
     ((c.started as u64) * FLAG_STARTED)
         | ((c.done as u64) * FLAG_DONE)
         | ((c.current as u64) * FLAG_CURRENT)
+        | (matches!(c.at, At::Slot { .. }) as u64 * FLAG_SLOT)
+}
+
+/// The two words that hold where a cursor stands.
+fn place_words(at: At) -> (u64, u64) {
+    match at {
+        At::Pos(p) => (p.h1, p.h2),
+        At::Slot { shard, next } => (shard as u64, next as u64),
+    }
 }
 
 fn meta_of(t: &Token) -> u64 {
     MAGIC << 32 | VERSION << 24 | (t.mode as u64) << 8 | flags_of(&t.cursor)
 }
 
-/// Checks magic, version, mode and flags of a meta word.
-fn parse_meta(meta: u64) -> Result<(Mode, Cursor)> {
+/// Checks magic, version, mode and flags of a meta word, and the place
+/// words `(a, b)` the flags say how to read.
+fn parse_meta(meta: u64, a: u64, b: u64) -> Result<(Mode, Cursor)> {
     if meta >> 32 != MAGIC || (meta >> 24) & 0xFF != VERSION || (meta >> 16) & 0xFF != 0 {
         return Err(bad("not an initialised mapcore iterator token"));
     }
@@ -108,11 +123,22 @@ fn parse_meta(meta: u64) -> Result<(Mode, Cursor)> {
     if flags & !FLAG_MASK != 0 {
         return Err(bad("unknown flags in token"));
     }
+    let at = if flags & FLAG_SLOT == 0 {
+        At::Pos(Pos { h1: a, h2: b })
+    } else {
+        // Sealed tokens never break these rules; checked all the same, so
+        // that no token leads a scan outside the shards or to a slot number
+        // without a stamp to vouch for it.
+        match (mode, usize::try_from(a), usize::try_from(b)) {
+            (Mode::Strict, Ok(shard), Ok(next)) if shard < SHARDS => At::Slot { shard, next },
+            _ => return Err(bad("inconsistent place in token")),
+        }
+    };
     let cursor = Cursor {
         started: flags & FLAG_STARTED != 0,
         done: flags & FLAG_DONE != 0,
         current: flags & FLAG_CURRENT != 0,
-        pos: Pos::default(),
+        at,
     };
     Ok((mode, cursor))
 }
@@ -129,14 +155,8 @@ impl Token {
 
     /// The caller-owned words, with a MAC over the rest.
     pub fn seal(&self) -> [u64; TOKEN_WORDS] {
-        let mut w = [
-            self.source,
-            meta_of(self),
-            self.stamp,
-            self.cursor.pos.h1,
-            self.cursor.pos.h2,
-            0,
-        ];
+        let (a, b) = place_words(self.cursor.at);
+        let mut w = [self.source, meta_of(self), self.stamp, a, b, 0];
         w[5] = mac13(&w[..5]);
         w
     }
@@ -148,14 +168,10 @@ impl Token {
                 "iterator token failed its integrity check (corrupted, forged or uninitialised)",
             ));
         }
-        let (mode, mut cursor) = parse_meta(words[1])?;
+        let (mode, cursor) = parse_meta(words[1], words[3], words[4])?;
         if words[0] != source {
             return Err(wrong_source());
         }
-        cursor.pos = Pos {
-            h1: words[3],
-            h2: words[4],
-        };
         Ok(Token {
             source,
             mode,
@@ -166,13 +182,8 @@ impl Token {
 
     /// Text form for untrusted holders. `secret` is the map's own secret.
     pub fn encode(&self, secret: [u64; 2]) -> String {
-        let (l, r) = feistel(
-            secret,
-            self.source,
-            self.cursor.pos.h1,
-            self.cursor.pos.h2,
-            false,
-        );
+        let (a, b) = place_words(self.cursor.at);
+        let (l, r) = feistel(secret, self.source, a, b, false);
         // The stamp counts structural changes: hide it (and the flags) too.
         let (m, st) = feistel(
             secret,
@@ -217,9 +228,8 @@ impl Token {
             return Err(wrong_source());
         }
         let (meta, stamp) = feistel(secret, source ^ STAMP_TWEAK, words[1], words[2], true);
-        let (mode, mut cursor) = parse_meta(meta)?;
-        let (h1, h2) = feistel(secret, source, words[3], words[4], true);
-        cursor.pos = Pos { h1, h2 };
+        let (a, b) = feistel(secret, source, words[3], words[4], true);
+        let (mode, cursor) = parse_meta(meta, a, b)?;
         Ok(Token {
             source,
             mode,
@@ -310,10 +320,10 @@ mod tests {
             started: true,
             done: false,
             current: true,
-            pos: Pos {
+            at: At::Pos(Pos {
                 h1: 0xDEAD_BEEF,
                 h2: 77,
-            },
+            }),
         };
         t
     }
@@ -389,6 +399,36 @@ mod tests {
                 .status,
             McStatus::MC_ERR_BAD_TOKEN
         );
+    }
+
+    #[test]
+    fn slot_places_round_trip_and_must_be_consistent() {
+        let mut t = sample();
+        t.cursor.at = At::Slot {
+            shard: SHARDS - 1,
+            next: 12_345,
+        };
+        assert_eq!(Token::open(&t.seal(), t.source).unwrap(), t);
+        let secret = [3, 4];
+        assert_eq!(
+            Token::decode(t.encode(secret).as_bytes(), t.source, secret).unwrap(),
+            t
+        );
+        // Sealed with a valid MAC, yet a slot outside the shards, or a slot
+        // in a cursor-mode token (no stamp vouches for it), is refused.
+        let mut far = t;
+        far.cursor.at = At::Slot {
+            shard: SHARDS,
+            next: 0,
+        };
+        let mut cursor_mode = t;
+        cursor_mode.mode = Mode::Cursor;
+        for bad_token in [far, cursor_mode] {
+            let e = Token::open(&bad_token.seal(), t.source).unwrap_err();
+            assert_eq!(e.status, McStatus::MC_ERR_BAD_TOKEN, "{bad_token:?}");
+            let e = Token::decode(bad_token.encode(secret).as_bytes(), t.source, secret);
+            assert_eq!(e.unwrap_err().status, McStatus::MC_ERR_BAD_TOKEN);
+        }
     }
 
     #[test]

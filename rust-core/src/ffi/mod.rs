@@ -763,7 +763,9 @@ impl Source<'_> {
                 (t.mode == Mode::Strict).then_some(t.stamp),
                 sink,
             ),
-            Source::Snapshot(s) => s.data.scan_into(&mut t.cursor, sink),
+            Source::Snapshot(s) => s
+                .data
+                .scan_into(&mut t.cursor, t.mode == Mode::Strict, sink),
         }
     }
 }
