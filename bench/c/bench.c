@@ -174,6 +174,20 @@ static void mcb_iterate(mcb_t m, size_t *count, uint64_t *acc) {
         *count += cnt;
     }
 }
+/* The simplest loop a C user writes: one mc_iter_next call per entry,
+ * copying key and value out (a strict token, checked on every call). */
+static void mcb_iterate_one(mcb_t m, size_t *count, uint64_t *acc) {
+    uint8_t k[64], v[64];
+    size_t kl, vl;
+    mc_iter it;
+    mc_ok(mc_iter_init(m, MC_MODE_STRICT, &it), "mc_iter_init");
+    mc_status st;
+    while ((st = mc_iter_next(m, &it, k, sizeof k, &kl, v, sizeof v, &vl)) == MC_OK) {
+        visit(acc, k, kl, v, vl);
+        (*count)++;
+    }
+    CHECK(st == MC_DONE, "mc_iter_next");
+}
 static size_t mcb_get_batch(mcb_t m, const uint8_t *keys, size_t n, uint8_t *out, uint32_t *lens) {
     size_t used, hits = 0;
     mc_ok(mc_map_get_many(m, n, keys, LENS16, out, 256 * VLEN, lens, &used), "mc_map_get_many");
@@ -304,6 +318,8 @@ static inline void gh_cset(gh_t m, const uint8_t *k, const uint8_t *v) {
     gh_set(m, k, v);
     g_rw_lock_writer_unlock(&m->lock);
 }
+/* GHashTable's iterator already takes one call per entry. */
+#define gh_iterate_one gh_iterate
 #define C_HAS_PRESIZE 0
 #define C_HAS_BATCH 0
 #define C_CONCURRENT 1

@@ -155,6 +155,7 @@ var ops = []opInfo{
 	{"delete_half", 1, "delete half", "delete", true},
 	{"reinsert_half", 1, "re-insert half", "reinsert", true},
 	{"iterate", 1, "full iteration (per entry)", "iterate", true},
+	{"iterate_one", 1, "full iteration, one call per entry (C: mc_iter_next; GHashTable: its iterator)", "iter.one", true},
 	{"iterate_copy", 1, "full iteration, Go All() copying each batch (per entry)", "iter.All", true},
 	{"mixed", 1, "mixed 90% get / 10% set", "mixed", true},
 	{"get_hit", 2, "get hit, 2 threads (wall ns per op)", "get 2T", true},
