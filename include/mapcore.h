@@ -19,8 +19,10 @@
  *    map; free it), MC_ERR_REENTRANT (called from a callback of the same map)
  *    and MC_ERR_INTERNAL (a caught panic; the map is then poisoned). Functions
  *    taking a snapshot handle can return MC_ERR_BAD_HANDLE and
- *    MC_ERR_INTERNAL the same way. A buffer capacity above PTRDIFF_MAX gives
- *    MC_ERR_TOO_LARGE.
+ *    MC_ERR_INTERNAL the same way. A length or buffer capacity above
+ *    PTRDIFF_MAX (no real object is that large) gives MC_ERR_TOO_LARGE,
+ *    whatever the function's own list says: also for keys to look up or
+ *    delete, which report keys merely over MC_MAX_KEY_LEN absent.
  *  - mc_last_error() gives a detail message for the calling thread's last failure.
  *  - Callbacks run while the entry is guaranteed valid, under the map's
  *    lock; they must return normally (no longjmp, no C++ exception). A call
