@@ -241,7 +241,7 @@ func (m *Map) SetMany(keys, vals [][]byte) (inserted int, err error) {
 	m.beginWrite()
 	r := C.gm_set_many(C.uint64_t(m.id), C.size_t(n), bp(kb), u32p(kl), bp(vb), u32p(vl))
 	runtime.KeepAlive(m)
-	m.endWrite(r.st, true, r.n > 0)
+	m.endWrite()
 	if r.st != C.MC_OK {
 		return 0, resErr(op, r)
 	}
@@ -265,7 +265,7 @@ func (m *Map) DeleteMany(keys [][]byte) (removed int, err error) {
 	m.beginWrite()
 	r := C.gm_delete_many(C.uint64_t(m.id), C.size_t(len(keys)), bp(s.b), u32p(s.l))
 	runtime.KeepAlive(m)
-	m.endWrite(r.st, r.n > 0, true)
+	m.endWrite()
 	if r.st != C.MC_OK {
 		return 0, resErr(op, r)
 	}
@@ -322,8 +322,7 @@ func (m *Map) DeleteFunc(del func(key, val []byte) bool) (removed int, err error
 	m.beginWrite()
 	r := C.gm_retain(C.uint64_t(m.id), C.uintptr_t(h))
 	runtime.KeepAlive(m)
-	// Out of memory, some entries may already be deleted: endWrite counts it.
-	m.endWrite(r.st, r.n > 0, true)
+	m.endWrite()
 	if st.panicked {
 		dropRes(r)
 		panic(st.panicVal)

@@ -22,6 +22,8 @@ package mapcore
 #cgo nocallback gm_new
 #cgo noescape gm_free
 #cgo nocallback gm_free
+#cgo noescape gm_counters
+#cgo nocallback gm_counters
 #cgo noescape gm_set
 #cgo nocallback gm_set
 #cgo noescape gm_get

@@ -96,21 +96,21 @@
 // call) and hand them out one by one; GetMany, SetMany and DeleteMany do
 // many keys in one call. Batching must not weaken the guarantees above, so:
 //
-//   - Every write made through this package (Set, Delete, Clear, ...) is
-//     noted by the Map from the moment its call starts until it returns,
-//     and what it changed is recorded while some iterator holds a
-//     prefetched batch. Before returning a buffered entry, such an iterator
-//     checks for writes made since the fetch and for writes in progress
-//     (the library may have applied one already, and another goroutine may
-//     have seen it: a Get missing a key that a long DeleteFunc has just
-//     deleted). Then a strict iterator asks the library whether it is
+//   - The library counts every change to a map, per shard, in memory this
+//     package reads without a call (mc_map_counters), and counts each write
+//     before any other call can see it. Before returning a buffered entry,
+//     an iterator compares those counts with the ones it noted before the
+//     fetch, so it sees every write made since: through this package, by
+//     other goroutines, or by C code through Map.Handle. It also checks for
+//     writes in progress through this package (a long DeleteFunc, whose
+//     callback may itself call Next: that Next fails with ErrReentrant).
+//     After a change, a strict iterator asks the library whether it is
 //     still valid (so a structural change is reported by the very next
 //     Next, not a batch later), and any iterator re-reads the entry from
 //     the map (a cursor iterator skips it if it was deleted; values are the
 //     current ones). While another goroutine keeps writing, each Next is
-//     thus one or two library calls instead of none.
-//     Writes made by C code through Map.Handle are only seen at the next
-//     batch; WithBatchEntries(1) makes every Next one library call.
+//     thus one or two library calls instead of none; without writes it
+//     costs a sum of 16 counters.
 //   - Iterator.Remove deletes the entry the caller is looking at, although
 //     the library's token points past the whole batch (mc_iter_remove
 //     removes the entry the token returned last). In strict mode the

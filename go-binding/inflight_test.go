@@ -136,3 +136,68 @@ func TestZeroIterator(t *testing.T) {
 		}
 	}
 }
+
+// C code holding the map's handle writes without this package knowing:
+// iterators holding a batch must see those writes as they see the
+// package's own (the library counts every change where Go can read it).
+func TestIteratorsSeeWritesMadeThroughTheHandle(t *testing.T) {
+	const n = 100
+	m := newMap(t)
+	fill(t, m, n)
+	raw := func(st Status) {
+		t.Helper()
+		if st != StatusOK {
+			t.Fatalf("write through the handle: %v", st)
+		}
+	}
+
+	// Strict: an insert from C invalidates the iterator at its next Next.
+	it := m.Strict()
+	if !it.Next() {
+		t.Fatal(it.Err())
+	}
+	raw(rawSet(m.Handle(), []byte("from C"), []byte("v")))
+	if it.Next() {
+		t.Fatalf("strict iterator returned %q after an insert made through the handle", it.Key())
+	}
+	if !errors.Is(it.Err(), ErrIterInvalidated) {
+		t.Fatalf("err = %v, want ErrIterInvalidated", it.Err())
+	}
+
+	// Values replaced from C are the ones Next returns.
+	it = m.Strict()
+	if !it.Next() {
+		t.Fatal(it.Err())
+	}
+	for i := range n {
+		raw(rawSet(m.Handle(), key(i), []byte("new")))
+	}
+	for it.Next() {
+		if string(it.Key()) != "from C" && string(it.Value()) != "new" {
+			t.Fatalf("%q = %q, replaced through the handle by %q", it.Key(), it.Value(), "new")
+		}
+	}
+	if it.Err() != nil {
+		t.Fatal(it.Err())
+	}
+
+	// Cursor: keys deleted from C before the cursor reached them are not returned.
+	it = m.Cursor()
+	if !it.Next() {
+		t.Fatal(it.Err())
+	}
+	first := string(it.Key())
+	for i := range n {
+		if string(key(i)) != first {
+			raw(rawDelete(m.Handle(), key(i)))
+		}
+	}
+	for it.Next() {
+		if k := string(it.Key()); k != "from C" {
+			t.Fatalf("cursor returned %q, deleted through the handle before it got there", k)
+		}
+	}
+	if it.Err() != nil {
+		t.Fatal(it.Err())
+	}
+}

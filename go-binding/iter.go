@@ -117,25 +117,11 @@ type Iterator struct {
 	vbuf    []byte // re-read values in no-copy mode
 	size    int    // size of the next fetch buffer
 
-	watch    *watchState
-	sg0, wg0 uint64 // generations seen when the batch was fetched
+	sg0, wg0 uint64 // the map's change counts when the batch was fetched
 	recheck  bool   // a write happened since the fetch: re-read entries
 
 	finished bool
 	err      error
-}
-
-// watchState registers an iterator holding a batch with its map (see
-// Map.endWrite); a runtime cleanup unregisters an abandoned iterator.
-type watchState struct {
-	m  *Map
-	on atomic.Bool
-}
-
-func unwatchCleanup(w *watchState) {
-	if w.on.Swap(false) {
-		w.m.watchers.Add(-1)
-	}
 }
 
 // Iter returns an iterator over the map in the given mode.
@@ -301,36 +287,21 @@ func (it *Iterator) fail(err error) {
 	if it.err == nil {
 		it.err = err
 	}
-	it.unwatch()
 }
 
-// release ends the iterator's registration and drops its buffers.
+// release drops the iterator's buffers.
 func (it *Iterator) release() {
-	it.unwatch()
 	it.store, it.scratch, it.vbuf = nil, nil, nil
 }
 
+// startWatch notes the map's change counts before a fetch: any write that
+// the fetch does not see is counted after them.
 func (it *Iterator) startWatch() {
 	if it.m == nil {
 		return
 	}
-	if it.watch == nil {
-		it.watch = &watchState{m: it.m}
-		runtime.AddCleanup(it, unwatchCleanup, it.watch)
-	}
-	if !it.watch.on.Swap(true) {
-		it.m.watchers.Add(1)
-	}
-	// Loaded after registering and before the fetch: a write that happens
-	// after the fetch sees watchers > 0 and bumps a generation we compare to.
-	it.sg0, it.wg0 = it.m.structGen.Load(), it.m.writeGen.Load()
+	it.sg0, it.wg0 = it.m.counts()
 	it.recheck = false
-}
-
-func (it *Iterator) unwatch() {
-	if it.watch != nil && it.watch.on.Swap(false) {
-		it.m.watchers.Add(-1)
-	}
 }
 
 // Next advances to the next entry and reports whether there is one. It
@@ -366,7 +337,7 @@ func (it *Iterator) Next() bool {
 			// in progress: most entries of a batch take this inlined test
 			// and no call.
 			if m := it.m; m != nil && i > 0 && (it.recheck || m.writing.Load() != 0 ||
-				m.structGen.Load() != it.sg0 || m.writeGen.Load() != it.wg0) {
+				m.changes() != it.wg0) {
 				v2, keep, ok := it.check(k, v)
 				if !ok {
 					return false
@@ -391,11 +362,11 @@ func (it *Iterator) Next() bool {
 // to return the entry (false: skip it), and false in ok to stop.
 func (it *Iterator) check(k, v []byte) (val []byte, keep, ok bool) {
 	m := it.m
-	// A write in progress may already be applied and seen elsewhere: check
-	// this entry with the library, whatever the generations say. Read
-	// before them: a write that ended since has bumped them (endWrite).
+	// A write in progress may already be applied (a long DeleteFunc, this
+	// goroutine's own included): check this entry with the library,
+	// whatever the counts say.
 	busy := m.writing.Load() != 0
-	sg, wg := m.structGen.Load(), m.writeGen.Load()
+	sg, wg := m.counts()
 	if it.mode == ModeStrict && (sg != it.sg0 || busy) {
 		if err := it.probe(); err != nil {
 			it.fail(err)
@@ -483,7 +454,6 @@ func (it *Iterator) fetch() bool {
 		case C.MC_DONE:
 			it.finished = true
 			it.before = it.after
-			it.unwatch()
 			return false
 		case C.MC_ERR_BUFFER_TOO_SMALL:
 			// Not even one entry fits: fetch it alone into a buffer of its size.
@@ -642,7 +612,7 @@ type ownWrite struct {
 }
 
 func (it *Iterator) beginOwn() ownWrite {
-	sg, wg := it.m.structGen.Load(), it.m.writeGen.Load()
+	sg, wg := it.m.counts()
 	return ownWrite{sg, wg, sg == it.sg0 && wg == it.wg0 && !it.recheck}
 }
 
@@ -654,7 +624,7 @@ func (it *Iterator) endOwn(o ownWrite, structural bool) {
 	if structural {
 		ds = 1
 	}
-	sg, wg := it.m.structGen.Load(), it.m.writeGen.Load()
+	sg, wg := it.m.counts()
 	if sg == o.sg+ds && wg == o.wg+1 { // nobody else wrote in between
 		it.sg0, it.wg0 = sg, wg
 	}
@@ -722,7 +692,7 @@ func (it *Iterator) Remove() error {
 	it.m.beginWrite()
 	r := C.gm_iter_remove(C.uint64_t(it.id), &it.before)
 	runtime.KeepAlive(it.m)
-	it.m.endWrite(r.st, true, true)
+	it.m.endWrite()
 	if r.st != C.MC_OK {
 		return resErr(op, r)
 	}
@@ -757,7 +727,7 @@ func (it *Iterator) SetValue(val []byte) error {
 	r := C.gm_iter_set_value(C.uint64_t(it.id), tok, bp(val), C.size_t(len(val)))
 	runtime.KeepAlive(it.m)
 	runtime.KeepAlive(val)
-	it.m.endWrite(r.st, true, false)
+	it.m.endWrite()
 	if r.st != C.MC_OK {
 		return resErr(op, r)
 	}

@@ -25,12 +25,14 @@ type Map struct {
 	closeMu sync.Mutex // serializes Close
 	cleanup runtime.Cleanup
 
-	// Write notifications for iterators holding a prefetched batch: see
-	// "Batches and changes made while iterating" in the package doc.
-	watchers  atomic.Int32  // iterators currently holding a batch
-	writing   atomic.Int32  // writes in progress (see beginWrite)
-	structGen atomic.Uint64 // bumped after structural changes (while watched)
-	writeGen  atomic.Uint64 // bumped after every change (while watched)
+	// For iterators holding a prefetched batch: see "Batches and changes
+	// made while iterating" in the package doc.
+	writing atomic.Int32 // writes in progress (see beginWrite)
+	// The library's change counters (mc_map_counters), in C memory that
+	// stays readable for the life of the process: a record every stride
+	// words, word 0 counting structural changes, word 1 every change.
+	counters []uint64
+	stride   int
 
 	valHint atomic.Uint32 // see getValue
 }
@@ -95,10 +97,36 @@ func New(opts ...Option) (*Map, error) {
 		return nil, resErr("New", r)
 	}
 	id := uint64(r.n)
-	m := &Map{id: id}
-	liveMaps.Add(1)
-	m.cleanup = runtime.AddCleanup(m, freeMap, id)
-	return m, nil
+	var words *C.uint64_t
+	if r := C.gm_counters(C.uint64_t(id), &words); r.st != C.MC_OK {
+		dropRes(C.gm_free(C.uint64_t(id)))
+		return nil, resErr("New", r)
+	} else {
+		m := &Map{id: id, stride: int(r.used)}
+		m.counters = unsafe.Slice((*uint64)(unsafe.Pointer(words)), int(r.n)*m.stride)
+		liveMaps.Add(1)
+		m.cleanup = runtime.AddCleanup(m, freeMap, id)
+		return m, nil
+	}
+}
+
+// changes sums the library's counters of every change to m, whoever made
+// it (this package, or C code through Handle). It only grows.
+func (m *Map) changes() (all uint64) {
+	for i := 0; i < len(m.counters); i += m.stride {
+		all += atomic.LoadUint64(&m.counters[i+1])
+	}
+	return all
+}
+
+// counts sums the library's counters of structural changes and of every
+// change to m.
+func (m *Map) counts() (structural, all uint64) {
+	for i := 0; i < len(m.counters); i += m.stride {
+		structural += atomic.LoadUint64(&m.counters[i])
+		all += atomic.LoadUint64(&m.counters[i+1])
+	}
+	return structural, all
 }
 
 // freeMap is the cleanup of a Map that was never closed.
@@ -132,8 +160,8 @@ func (m *Map) Close() error {
 }
 
 // Handle returns the library handle (mc_map.id) for passing the map to C
-// code in the same process. Changes C code makes through it are not seen by
-// the write notifications of Go iterators (see the package doc); the Map
+// code in the same process. Go iterators see the changes C code makes
+// through it as they see the package's own (see the package doc); the Map
 // must stay open while C uses the handle.
 func (m *Map) Handle() uint64 { return m.id }
 
@@ -145,30 +173,10 @@ func (m *Map) Handle() uint64 { return m.id }
 // entry from the buffer could contradict what that goroutine saw.
 func (m *Map) beginWrite() { m.writing.Add(1) }
 
-// endWrite ends a write begun with beginWrite, recording for iterators
-// holding a batch what it changed: on success (st MC_OK) what changed and
-// structural say; on failure, a structural change, unless st says the call
-// was refused before it touched anything (a batch, reserve or shrink that
-// failed part-way may have done some of its work). The generations are
-// bumped before the write stops counting as in progress: an iterator that
-// no longer sees it in progress sees them.
-func (m *Map) endWrite(st C.int32_t, changed, structural bool) {
-	switch st {
-	case C.MC_OK:
-	case C.MC_ERR_NOT_FOUND, C.MC_ERR_BAD_HANDLE, C.MC_ERR_NULL_ARGUMENT,
-		C.MC_ERR_REENTRANT, C.MC_ERR_POISONED:
-		changed = false
-	default:
-		changed, structural = true, true
-	}
-	if changed && m.watchers.Load() != 0 {
-		if structural {
-			m.structGen.Add(1)
-		}
-		m.writeGen.Add(1)
-	}
-	m.writing.Add(-1)
-}
+// endWrite ends a write begun with beginWrite. What the write changed
+// iterators learn from the library's change counters (see Map.changes),
+// which the library bumps before anyone can see the change.
+func (m *Map) endWrite() { m.writing.Add(-1) }
 
 // Get returns a copy of the value of key, or ErrNotFound.
 func (m *Map) Get(key []byte) ([]byte, error) {
@@ -342,7 +350,7 @@ func (m *Map) set(op string, k *C.uint8_t, kl int, v *C.uint8_t, vl int) (bool, 
 	r := C.gm_set(C.uint64_t(m.id), k, C.size_t(kl), v, C.size_t(vl))
 	runtime.KeepAlive(m)
 	ins := r.n != 0
-	m.endWrite(r.st, true, ins)
+	m.endWrite()
 	if r.st != C.MC_OK {
 		return false, resErr(op, r)
 	}
@@ -370,7 +378,7 @@ func (m *Map) del(op string, k *C.uint8_t, kl int) (bool, error) {
 	m.beginWrite()
 	r := C.gm_delete(C.uint64_t(m.id), k, C.size_t(kl))
 	runtime.KeepAlive(m)
-	m.endWrite(r.st, true, true)
+	m.endWrite()
 	switch r.st {
 	case C.MC_OK:
 		return true, nil
@@ -459,7 +467,7 @@ func (m *Map) structural(op string, call func() C.gm_res) error {
 	m.beginWrite()
 	r := call()
 	runtime.KeepAlive(m)
-	m.endWrite(r.st, true, true)
+	m.endWrite()
 	if r.st != C.MC_OK {
 		return resErr(op, r)
 	}

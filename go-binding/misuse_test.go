@@ -438,26 +438,6 @@ func TestCleanupFreesForgottenMaps(t *testing.T) {
 	if it.Err() != nil || n != 300 {
 		t.Fatal(it.Err(), n)
 	}
-	// An abandoned iterator holding a batch stops counting as a watcher.
-	m := newMap(t)
-	fill(t, m, 100)
-	func() {
-		it := m.Cursor()
-		it.Next()
-		if m.watchers.Load() != 1 {
-			t.Fatalf("watchers = %d", m.watchers.Load())
-		}
-	}()
-	if !waitFor(func() bool { return m.watchers.Load() == 0 }) {
-		t.Fatal("abandoned iterator still registered")
-	}
-	// Range loops unregister when they end, including by break.
-	for range m.All() {
-		break
-	}
-	if m.watchers.Load() != 0 {
-		t.Fatal("range loop left a watcher")
-	}
 }
 
 func flip(c string) string {

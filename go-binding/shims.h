@@ -70,6 +70,17 @@ static inline gm_res gm_new(uint32_t flags, uint64_t seed, uint64_t capacity) {
 	return gm_fin(r, st, 0);
 }
 
+// n: how many records of change counters *p points to; used: the words
+// between two records (mc_map_counters).
+static inline gm_res gm_counters(uint64_t id, const uint64_t **p) {
+	gm_res r = {0};
+	size_t count = 0, stride = 0;
+	int32_t st = mc_map_counters((mc_map){id}, p, &count, &stride);
+	r.n = count;
+	r.used = stride;
+	return gm_fin(r, st, 0);
+}
+
 static inline gm_res gm_free(uint64_t id) {
 	gm_res r = {0};
 	return gm_fin(r, mc_map_free((mc_map){id}), 0);

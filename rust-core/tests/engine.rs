@@ -688,3 +688,93 @@ fn keys_crafted_against_public_hash_seeds_do_not_collide() {
         distinct.len()
     );
 }
+
+/// Sums of a map's change counters: (structural, every change).
+fn counter_sums(p: *const u64, n: usize, stride: usize) -> (u64, u64) {
+    use std::sync::atomic::{AtomicU64, Ordering::Acquire};
+    let word = |i: usize| unsafe { AtomicU64::from_ptr(p.add(i).cast_mut()).load(Acquire) };
+    (0..n).fold((0, 0), |(s, c), r| {
+        (s + word(r * stride), c + word(r * stride + 1))
+    })
+}
+
+#[test]
+fn change_counters_count_every_write_and_outlive_the_map() {
+    let m = M::new();
+    let (mut p, mut n, mut stride) = (std::ptr::null(), 0usize, 0usize);
+    assert_eq!(
+        unsafe { mc_map_counters(m.0, &mut p, &mut n, &mut stride) },
+        MC_OK
+    );
+    assert!(n > 0 && stride >= 2);
+    let sums = || counter_sums(p, n, stride);
+    // Each step and how much it must add to (structural, changes).
+    type Step<'a> = (&'static str, Box<dyn Fn() + 'a>, (u64, u64));
+    let steps: Vec<Step> = vec![
+        (
+            "insert",
+            Box::new(|| assert_eq!(m.set(b"a", b"1"), Ok(true))),
+            (1, 1),
+        ),
+        (
+            "overwrite",
+            Box::new(|| assert_eq!(m.set(b"a", b"2"), Ok(false))),
+            (0, 1),
+        ),
+        (
+            "get",
+            Box::new(|| assert_eq!(m.get(b"a").unwrap(), b"2")),
+            (0, 0),
+        ),
+        (
+            "delete of a missing key",
+            Box::new(|| assert_eq!(m.del(b"zz"), MC_ERR_NOT_FOUND)),
+            (0, 0),
+        ),
+        (
+            "delete",
+            Box::new(|| assert_eq!(m.del(b"a"), MC_OK)),
+            (1, 1),
+        ),
+        (
+            "insert again",
+            Box::new(|| assert_eq!(m.set(b"b", b"1"), Ok(true))),
+            (1, 1),
+        ),
+        (
+            "value set through a strict token",
+            Box::new(|| {
+                let mut it = m.iter(MC_MODE_STRICT);
+                m.next(&mut it).unwrap();
+                assert_eq!(m.set_cur(&it, b"3"), MC_OK);
+            }),
+            (0, 1),
+        ),
+        (
+            "remove through a token",
+            Box::new(|| {
+                let mut it = m.iter(MC_MODE_CURSOR);
+                m.next(&mut it).unwrap();
+                assert_eq!(m.remove_cur(&mut it), MC_OK);
+            }),
+            (1, 1),
+        ),
+    ];
+    for (what, step, (ds, dc)) in steps {
+        let (s0, c0) = sums();
+        step();
+        assert_eq!(sums(), (s0 + ds, c0 + dc), "{what}");
+    }
+    // Batches count once per part of the map they touch: only growth is certain.
+    let (s0, c0) = sums();
+    assert_eq!(mc_map_clear(m.0), MC_OK);
+    let (s1, c1) = sums();
+    assert!(s1 > s0 && c1 > c0, "clear");
+    // NULL out-parameters are refused, and the others stay unwritten.
+    let (mut q, mut k) = (std::ptr::null(), 7usize);
+    let st = unsafe { mc_map_counters(m.0, &mut q, &mut k, std::ptr::null_mut()) };
+    assert_eq!((st, q.is_null(), k), (MC_ERR_NULL_ARGUMENT, true, 7));
+    // The counters stay readable after the map is freed.
+    drop(m);
+    assert!(sums().0 >= s1);
+}

@@ -1,17 +1,18 @@
 //! The concurrent map: `SHARDS` shards chosen by the top bits of `h1`, each a
 //! `ShardLock` (a reader-writer lock whose short reads skip the lock word)
-//! over a `ShardData`, plus a structural generation counter.
+//! over a `ShardData`, plus change counters (`counters`).
 //!
 //! Iteration order is global hash order (shard-major, then slot order), so a
 //! position `(h1, h2)` names "where a scan is" independently of any table.
 
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLockReadGuard;
 
 use super::bytes::copy_small;
+use super::counters::Counters;
 use super::hash::{random_seed, KeyHasher, Pos};
 use super::shard_lock::{Group, ShardLock, WriteGuard};
 use super::table::{Entry, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS};
@@ -31,8 +32,6 @@ pub struct Options {
 #[repr(align(128))]
 struct Shard {
     data: ShardLock<ShardData>,
-    /// Bumped under the write lock by every structural change to this shard.
-    generation: AtomicU64,
 }
 
 /// Most entries one `reserve` (or `Options::capacity`) may ask room for:
@@ -118,6 +117,13 @@ pub struct Map {
     /// Live snapshots of this map: while there are none, no page of its
     /// tables is shared, and a removal allocates nothing.
     snapshots: Arc<AtomicUsize>,
+    counters: &'static Counters,
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        Counters::give_back(self.counters);
+    }
 }
 
 pub fn check_key(key: &[u8]) -> Result<()> {
@@ -388,7 +394,6 @@ impl Map {
         let shards = (0..SHARDS)
             .map(|_| Shard {
                 data: ShardLock::new(ShardData::new(), group),
-                generation: AtomicU64::new(0),
             })
             .collect();
         let h2_key = match opts.seed {
@@ -403,6 +408,7 @@ impl Map {
             secret: [random_seed(), random_seed()],
             poisoned: AtomicBool::new(false),
             snapshots: Arc::default(),
+            counters: Counters::take(),
         };
         if opts.capacity > 0 {
             map.reserve(opts.capacity)?;
@@ -426,20 +432,24 @@ impl Map {
         self.poisoned.store(true, Ordering::Relaxed);
     }
 
-    /// Sum of the shards' structural generations. Each counter only grows, so
-    /// an unchanged sum means no shard changed structurally.
+    /// The structural generation: the sum of the shards' structural counters.
     pub fn generation(&self) -> u64 {
-        self.shards
-            .iter()
-            .map(|s| s.generation.load(Ordering::Acquire))
-            .sum()
+        self.counters.structural()
     }
 
-    /// Called with shard `s` write-locked: the lock makes this thread the
-    /// counter's only writer, so a load and a store replace a locked add.
+    /// The map's change counters (see `counters`).
+    pub fn counters(&self) -> &'static Counters {
+        self.counters
+    }
+
+    /// Counts a structural change of shard `s`; only with `s` write-locked.
     fn bump(&self, s: usize) {
-        let g = &self.shards[s].generation;
-        g.store(g.load(Ordering::Relaxed) + 1, Ordering::Release);
+        self.counters.bump_structural(s);
+    }
+
+    /// Counts a value replaced in shard `s`; only with `s` write-locked.
+    fn touch(&self, s: usize) {
+        self.counters.bump(s);
     }
 
     /// Calls `f` with the value of `key` while the entry is guaranteed valid.
@@ -492,7 +502,9 @@ impl Map {
         let r = g.insert(&self.hasher, h1, key, val);
         // A failed insert may already have re-laid the table: count it as
         // structural (a spurious invalidation is allowed, a missed one is not).
-        if !matches!(r, Ok(false)) {
+        if matches!(r, Ok(false)) {
+            self.touch(s);
+        } else {
             self.bump(s);
         }
         r
@@ -677,7 +689,7 @@ impl Map {
         let hashes: Vec<u64> = pairs.iter().map(|(k, _)| self.hasher.h1(k)).collect();
         let mut guards = self.lock_write_many(&hashes);
         let mut new_keys = 0;
-        let mut changed = 0u32;
+        let (mut changed, mut touched) = (0u32, 0u32);
         let mut result = Ok(());
         for ((k, v), &h) in pairs.iter().zip(&hashes) {
             let s = shard_of(h);
@@ -690,7 +702,7 @@ impl Map {
                     new_keys += 1;
                     changed |= 1 << s;
                 }
-                Ok(false) => {}
+                Ok(false) => touched |= 1 << s,
                 Err(e) => {
                     changed |= 1 << s;
                     result = Err(e);
@@ -699,6 +711,11 @@ impl Map {
             }
         }
         self.bump_mask(changed);
+        for s in 0..SHARDS {
+            if touched & !changed & (1 << s) != 0 {
+                self.touch(s);
+            }
+        }
         drop(guards);
         result.map(|_| new_keys)
     }
@@ -871,7 +888,11 @@ impl Map {
             self.check_stamp(st)?;
         }
         let i = current_slot(&g, &self.hasher, cur, stamp.is_some())?;
-        g.set_value_at(i, val)
+        let r = g.set_value_at(i, val);
+        if r.is_ok() {
+            self.touch(s);
+        }
+        r
     }
 
     /// Storage statistics summed over shards.

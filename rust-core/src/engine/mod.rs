@@ -1,5 +1,6 @@
 //! The engine: safe Rust, no knowledge of C.
 pub(crate) mod bytes;
+pub mod counters;
 pub mod hash;
 pub mod map;
 mod memcheck;
