@@ -96,9 +96,9 @@
 // call) and hand them out one by one; GetMany, SetMany and DeleteMany do
 // many keys in one call. Batching must not weaken the guarantees above, so:
 //
-//   - The library counts every change to a map, per shard, in memory this
-//     package reads without a call (mc_map_counters), and counts each write
-//     before any other call can see it. Before returning a buffered entry,
+//   - The library counts the changes to a map in memory this package reads
+//     without a call (mc_map_counters), and counts each write before any
+//     other call can see it. Before returning a buffered entry,
 //     an iterator compares those counts with the ones it noted before the
 //     fetch, so it sees every write made since: through this package, by
 //     other goroutines, or by C code through Map.Handle. It also checks for
@@ -110,7 +110,7 @@
 //     the map (a cursor iterator skips it if it was deleted; values are the
 //     current ones). While another goroutine keeps writing, each Next is
 //     thus one or two library calls instead of none; without writes it
-//     costs a sum of 16 counters.
+//     costs one atomic load.
 //   - Iterator.Remove deletes the entry the caller is looking at, although
 //     the library's token points past the whole batch (mc_iter_remove
 //     removes the entry the token returned last). In strict mode the

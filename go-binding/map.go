@@ -29,10 +29,11 @@ type Map struct {
 	// made while iterating" in the package doc.
 	writing atomic.Int32 // writes in progress (see beginWrite)
 	// The library's change counters (mc_map_counters), in C memory that
-	// stays readable for the life of the process: a record every stride
-	// words, word 0 counting structural changes, word 1 every change.
-	counters []uint64
-	stride   int
+	// stays readable for the life of the process: every change to the map,
+	// and structural changes per shard (one every stride words).
+	changeCount  *uint64
+	structCounts []uint64
+	stride       int
 
 	valHint atomic.Uint32 // see getValue
 }
@@ -97,36 +98,31 @@ func New(opts ...Option) (*Map, error) {
 		return nil, resErr("New", r)
 	}
 	id := uint64(r.n)
-	var words *C.uint64_t
-	if r := C.gm_counters(C.uint64_t(id), &words); r.st != C.MC_OK {
+	var changes, structural *C.uint64_t
+	if r := C.gm_counters(C.uint64_t(id), &changes, &structural); r.st != C.MC_OK {
 		dropRes(C.gm_free(C.uint64_t(id)))
 		return nil, resErr("New", r)
 	} else {
 		m := &Map{id: id, stride: int(r.used)}
-		m.counters = unsafe.Slice((*uint64)(unsafe.Pointer(words)), int(r.n)*m.stride)
+		m.changeCount = (*uint64)(unsafe.Pointer(changes))
+		m.structCounts = unsafe.Slice((*uint64)(unsafe.Pointer(structural)), int(r.n)*m.stride)
 		liveMaps.Add(1)
 		m.cleanup = runtime.AddCleanup(m, freeMap, id)
 		return m, nil
 	}
 }
 
-// changes sums the library's counters of every change to m, whoever made
-// it (this package, or C code through Handle). It only grows.
-func (m *Map) changes() (all uint64) {
-	for i := 0; i < len(m.counters); i += m.stride {
-		all += atomic.LoadUint64(&m.counters[i+1])
-	}
-	return all
-}
+// changes reads the library's count of every change to m, whoever made it
+// (this package, or C code through Handle). It only grows.
+func (m *Map) changes() uint64 { return atomic.LoadUint64(m.changeCount) }
 
-// counts sums the library's counters of structural changes and of every
-// change to m.
+// counts reads the library's counts of structural changes (summed over the
+// shards) and of every change to m.
 func (m *Map) counts() (structural, all uint64) {
-	for i := 0; i < len(m.counters); i += m.stride {
-		structural += atomic.LoadUint64(&m.counters[i])
-		all += atomic.LoadUint64(&m.counters[i+1])
+	for i := 0; i < len(m.structCounts); i += m.stride {
+		structural += atomic.LoadUint64(&m.structCounts[i])
 	}
-	return structural, all
+	return structural, m.changes()
 }
 
 // freeMap is the cleanup of a Map that was never closed.

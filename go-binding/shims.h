@@ -70,12 +70,12 @@ static inline gm_res gm_new(uint32_t flags, uint64_t seed, uint64_t capacity) {
 	return gm_fin(r, st, 0);
 }
 
-// n: how many records of change counters *p points to; used: the words
-// between two records (mc_map_counters).
-static inline gm_res gm_counters(uint64_t id, const uint64_t **p) {
+// *changes: the map's counter of every change; *structural: n counters of
+// structural changes, used words apart (mc_map_counters).
+static inline gm_res gm_counters(uint64_t id, const uint64_t **changes, const uint64_t **structural) {
 	gm_res r = {0};
 	size_t count = 0, stride = 0;
-	int32_t st = mc_map_counters((mc_map){id}, p, &count, &stride);
+	int32_t st = mc_map_counters((mc_map){id}, changes, structural, &count, &stride);
 	r.n = count;
 	r.used = stride;
 	return gm_fin(r, st, 0);

@@ -295,20 +295,22 @@ mc_status mc_map_len(struct mc_map map, size_t *out);
 // The map's change counters, for code that buffers entries (as the Go
 // binding's iterators do) and must learn of every later write, including
 // writes made through this handle by other code, without a call per entry.
-// `*out` receives `*out_count` records, `*out_stride` uint64_t apart; in
-// record i, word 0 counts the structural changes (see MC_MODE_STRICT) and
-// word 1 every change, structural or not (a value replaced, too) of one
-// part of the map. Sums over the records: an unchanged sum of word 0 means
-// no structural change; of word 1, no change at all. Counters only grow,
-// and a write counts itself before any other call can see its effect.
-// Read them with atomic 64-bit loads (`__atomic_load_n(p, __ATOMIC_ACQUIRE)`),
-// never write them. The memory stays readable for the life of the process,
-// also after mc_map_free; a map created later may then reuse it (its
-// counters go on growing from where they stand).
+// `*out_changes` receives one counter of every change to the map
+// (structural or not: a value replaced counts too); `*out_structural`
+// receives `*out_count` counters, `*out_stride` uint64_t apart, whose sum
+// counts the structural changes (see MC_MODE_STRICT). An unchanged value
+// of the first means no change at all; an unchanged sum of the others, no
+// structural change. Counters only grow, and a write counts itself before
+// any other call can see its effect. Read them with atomic 64-bit loads
+// (`__atomic_load_n(p, __ATOMIC_ACQUIRE)`), never write them. The memory
+// stays readable for the life of the process, also after mc_map_free; a map
+// created later may then reuse it (its counters go on growing from where
+// they stand).
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT; the out-parameters are written only
 // on success.
 mc_status mc_map_counters(struct mc_map map,
-                          const uint64_t **out,
+                          const uint64_t **out_changes,
+                          const uint64_t **out_structural,
                           size_t *out_count,
                           size_t *out_stride);
 

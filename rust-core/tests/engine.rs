@@ -689,25 +689,29 @@ fn keys_crafted_against_public_hash_seeds_do_not_collide() {
     );
 }
 
-/// Sums of a map's change counters: (structural, every change).
-fn counter_sums(p: *const u64, n: usize, stride: usize) -> (u64, u64) {
+/// A map's change counters: (structural sum, every change).
+fn counter_sums(
+    changes: *const u64,
+    structural: *const u64,
+    n: usize,
+    stride: usize,
+) -> (u64, u64) {
     use std::sync::atomic::{AtomicU64, Ordering::Acquire};
-    let word = |i: usize| unsafe { AtomicU64::from_ptr(p.add(i).cast_mut()).load(Acquire) };
-    (0..n).fold((0, 0), |(s, c), r| {
-        (s + word(r * stride), c + word(r * stride + 1))
-    })
+    let word = |p: *const u64| unsafe { AtomicU64::from_ptr(p.cast_mut()).load(Acquire) };
+    let s = (0..n)
+        .map(|i| word(unsafe { structural.add(i * stride) }))
+        .sum();
+    (s, word(changes))
 }
 
 #[test]
 fn change_counters_count_every_write_and_outlive_the_map() {
     let m = M::new();
-    let (mut p, mut n, mut stride) = (std::ptr::null(), 0usize, 0usize);
-    assert_eq!(
-        unsafe { mc_map_counters(m.0, &mut p, &mut n, &mut stride) },
-        MC_OK
-    );
-    assert!(n > 0 && stride >= 2);
-    let sums = || counter_sums(p, n, stride);
+    let (mut c, mut p, mut n, mut stride) = (std::ptr::null(), std::ptr::null(), 0, 0);
+    let st = unsafe { mc_map_counters(m.0, &mut c, &mut p, &mut n, &mut stride) };
+    assert_eq!(st, MC_OK);
+    assert!(n > 0 && stride >= 1);
+    let sums = || counter_sums(c, p, n, stride);
     // Each step and how much it must add to (structural, changes).
     type Step<'a> = (&'static str, Box<dyn Fn() + 'a>, (u64, u64));
     let steps: Vec<Step> = vec![
@@ -771,9 +775,12 @@ fn change_counters_count_every_write_and_outlive_the_map() {
     let (s1, c1) = sums();
     assert!(s1 > s0 && c1 > c0, "clear");
     // NULL out-parameters are refused, and the others stay unwritten.
-    let (mut q, mut k) = (std::ptr::null(), 7usize);
-    let st = unsafe { mc_map_counters(m.0, &mut q, &mut k, std::ptr::null_mut()) };
-    assert_eq!((st, q.is_null(), k), (MC_ERR_NULL_ARGUMENT, true, 7));
+    let (mut q, mut r, mut k) = (std::ptr::null(), std::ptr::null(), 7usize);
+    let st = unsafe { mc_map_counters(m.0, &mut q, &mut r, &mut k, std::ptr::null_mut()) };
+    assert_eq!(
+        (st, q.is_null(), r.is_null(), k),
+        (MC_ERR_NULL_ARGUMENT, true, true, 7)
+    );
     // The counters stay readable after the map is freed.
     drop(m);
     assert!(sums().0 >= s1);

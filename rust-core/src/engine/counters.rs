@@ -4,9 +4,12 @@
 //! a batch, one library call per batch) must learn of every write made
 //! since the batch was read, including writes made by C code through the
 //! same handle, without paying a call per entry. So every map counts its
-//! changes, per shard, in memory the caller may read with atomic loads:
-//! `structural` counts the structural changes (the strict stamp is their
-//! sum) and `changes` counts every change, structural or not.
+//! changes in memory the caller may read with atomic loads: `changes`
+//! counts every change to the map, structural or not, in one word (one
+//! load tells a reader whether anything changed), and `structural[s]`
+//! counts the structural changes of shard `s` (the strict stamp is their
+//! sum; per shard, so that writers of different shards do not contend on
+//! them, the way they contend on `changes`).
 //!
 //! Writers bump them under the shard's write lock, so before the change
 //! becomes visible to any other call: whoever has seen a change and then
@@ -21,23 +24,19 @@ use std::sync::Mutex;
 
 use super::table::SHARDS;
 
-/// One shard's counters, on a cache line of their own: writers of different
-/// shards do not share lines.
-#[repr(C, align(64))]
-pub struct ShardCounters {
-    pub structural: AtomicU64,
-    pub changes: AtomicU64,
-}
+/// A counter on a line of its own (two lines: Intel's adjacent-line
+/// prefetcher pairs them), so that writers of different shards do not
+/// share lines.
+#[repr(C, align(128))]
+pub struct Padded(pub AtomicU64);
 
-/// Distance between two shards' counters, in 64-bit words.
-pub const STRIDE_WORDS: usize = std::mem::size_of::<ShardCounters>() / 8;
-// The C ABI documents word 0 of a shard's record as `structural`, word 1 as
-// `changes`.
-const _: () = assert!(std::mem::offset_of!(ShardCounters, changes) == 8);
+/// Distance between two shards' structural counters, in 64-bit words.
+pub const STRIDE_WORDS: usize = std::mem::size_of::<Padded>() / 8;
 
 #[repr(C)]
 pub struct Counters {
-    pub shards: [ShardCounters; SHARDS],
+    pub changes: Padded,
+    pub structural: [Padded; SHARDS],
 }
 
 static FREE: Mutex<Vec<&'static Counters>> = Mutex::new(Vec::new());
@@ -48,10 +47,8 @@ impl Counters {
         let reused = FREE.lock().unwrap_or_else(|e| e.into_inner()).pop();
         reused.unwrap_or_else(|| {
             Box::leak(Box::new(Counters {
-                shards: std::array::from_fn(|_| ShardCounters {
-                    structural: AtomicU64::new(0),
-                    changes: AtomicU64::new(0),
-                }),
+                changes: Padded(AtomicU64::new(0)),
+                structural: std::array::from_fn(|_| Padded(AtomicU64::new(0))),
             }))
         })
     }
@@ -64,32 +61,38 @@ impl Counters {
     /// Sum of the structural counters. Each only grows, so an unchanged sum
     /// means no shard changed structurally.
     pub fn structural(&self) -> u64 {
-        self.shards
+        self.structural
             .iter()
-            .map(|s| s.structural.load(Ordering::Acquire))
+            .map(|c| c.0.load(Ordering::Acquire))
             .sum()
     }
 
+    pub fn changes(&self) -> u64 {
+        self.changes.0.load(Ordering::Acquire)
+    }
+
     /// Counts a structural change of shard `s`. Only with `s` write-locked:
-    /// the lock makes this thread the counters' only writer, so a load and
-    /// a store replace a locked add.
+    /// the lock makes this thread the shard counter's only writer, so a
+    /// load and a store replace a locked add.
     pub fn bump_structural(&self, s: usize) {
-        let c = &self.shards[s];
-        c.structural
-            .store(c.structural.load(Ordering::Relaxed) + 1, Ordering::Release);
-        self.bump(s);
-    }
-
-    /// Counts a change of shard `s` that is not structural (a value
-    /// replaced). Only with `s` write-locked.
-    pub fn bump(&self, s: usize) {
-        let c = &self.shards[s].changes;
+        let c = &self.structural[s].0;
         c.store(c.load(Ordering::Relaxed) + 1, Ordering::Release);
+        self.bump();
     }
 
-    /// The first word, for the C ABI.
-    pub fn as_words(&'static self) -> *const u64 {
-        self.shards.as_ptr().cast()
+    /// Counts a change that is not structural (a value replaced). Writers
+    /// of all shards share this word: a locked add.
+    pub fn bump(&self) {
+        self.changes.0.fetch_add(1, Ordering::Release);
+    }
+
+    /// Where the C ABI's readers find the counters.
+    pub fn changes_word(&'static self) -> *const u64 {
+        self.changes.0.as_ptr().cast_const()
+    }
+
+    pub fn structural_words(&'static self) -> *const u64 {
+        self.structural.as_ptr().cast()
     }
 }
 
@@ -100,12 +103,11 @@ mod tests {
     #[test]
     fn structural_changes_count_as_changes_too() {
         let c = Counters::take();
-        let changes = |c: &Counters| c.shards[3].changes.load(Ordering::Relaxed);
-        let (s0, c0) = (c.structural(), changes(c));
+        let (s0, c0) = (c.structural(), c.changes());
         c.bump_structural(3);
-        c.bump(3);
+        c.bump();
         assert_eq!(c.structural(), s0 + 1);
-        assert_eq!(changes(c), c0 + 2);
+        assert_eq!(c.changes(), c0 + 2);
         Counters::give_back(c);
     }
 }

@@ -447,9 +447,9 @@ impl Map {
         self.counters.bump_structural(s);
     }
 
-    /// Counts a value replaced in shard `s`; only with `s` write-locked.
-    fn touch(&self, s: usize) {
-        self.counters.bump(s);
+    /// Counts a value replaced; only with the shard write-locked.
+    fn touch(&self) {
+        self.counters.bump();
     }
 
     /// Calls `f` with the value of `key` while the entry is guaranteed valid.
@@ -503,7 +503,7 @@ impl Map {
         // A failed insert may already have re-laid the table: count it as
         // structural (a spurious invalidation is allowed, a missed one is not).
         if matches!(r, Ok(false)) {
-            self.touch(s);
+            self.touch();
         } else {
             self.bump(s);
         }
@@ -711,10 +711,8 @@ impl Map {
             }
         }
         self.bump_mask(changed);
-        for s in 0..SHARDS {
-            if touched & !changed & (1 << s) != 0 {
-                self.touch(s);
-            }
+        if touched & !changed != 0 {
+            self.touch();
         }
         drop(guards);
         result.map(|_| new_keys)
@@ -890,7 +888,7 @@ impl Map {
         let i = current_slot(&g, &self.hasher, cur, stamp.is_some())?;
         let r = g.set_value_at(i, val);
         if r.is_ok() {
-            self.touch(s);
+            self.touch();
         }
         r
     }

@@ -458,34 +458,38 @@ pub unsafe extern "C" fn mc_map_len(map: mc_map, out: *mut usize) -> mc_status {
 /// The map's change counters, for code that buffers entries (as the Go
 /// binding's iterators do) and must learn of every later write, including
 /// writes made through this handle by other code, without a call per entry.
-/// `*out` receives `*out_count` records, `*out_stride` uint64_t apart; in
-/// record i, word 0 counts the structural changes (see MC_MODE_STRICT) and
-/// word 1 every change, structural or not (a value replaced, too) of one
-/// part of the map. Sums over the records: an unchanged sum of word 0 means
-/// no structural change; of word 1, no change at all. Counters only grow,
-/// and a write counts itself before any other call can see its effect.
-/// Read them with atomic 64-bit loads (`__atomic_load_n(p, __ATOMIC_ACQUIRE)`),
-/// never write them. The memory stays readable for the life of the process,
-/// also after mc_map_free; a map created later may then reuse it (its
-/// counters go on growing from where they stand).
+/// `*out_changes` receives one counter of every change to the map
+/// (structural or not: a value replaced counts too); `*out_structural`
+/// receives `*out_count` counters, `*out_stride` uint64_t apart, whose sum
+/// counts the structural changes (see MC_MODE_STRICT). An unchanged value
+/// of the first means no change at all; an unchanged sum of the others, no
+/// structural change. Counters only grow, and a write counts itself before
+/// any other call can see its effect. Read them with atomic 64-bit loads
+/// (`__atomic_load_n(p, __ATOMIC_ACQUIRE)`), never write them. The memory
+/// stays readable for the life of the process, also after mc_map_free; a map
+/// created later may then reuse it (its counters go on growing from where
+/// they stand).
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT; the out-parameters are written only
 /// on success.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_counters(
     map: mc_map,
-    out: *mut *const u64,
+    out_changes: *mut *const u64,
+    out_structural: *mut *const u64,
     out_count: *mut usize,
     out_stride: *mut usize,
 ) -> mc_status {
     on_map(map.id, |m, _| {
-        let out = out_ptr(out, "out")?;
+        let out_changes = out_ptr(out_changes, "out_changes")?;
+        let out_structural = out_ptr(out_structural, "out_structural")?;
         let out_count = out_ptr(out_count, "out_count")?;
         let out_stride = out_ptr(out_stride, "out_stride")?;
         let c = m.counters();
-        // SAFETY: all three checked non-NULL.
+        // SAFETY: all four checked non-NULL.
         unsafe {
-            put(out, c.as_words());
-            put(out_count, c.shards.len());
+            put(out_changes, c.changes_word());
+            put(out_structural, c.structural_words());
+            put(out_count, c.structural.len());
             put(out_stride, engine::counters::STRIDE_WORDS);
         }
         Ok(McStatus::MC_OK)
