@@ -302,9 +302,8 @@ type retainState struct {
 // the library's frames without letting them clean up. Treat that as fatal
 // to the process's use of the library: the shard being processed stays
 // locked (later calls that need it block), the map refuses further calls
-// from that OS thread with ErrReentrant, its iterators take every buffered
-// entry for one touched by a write in progress (and check it with the
-// library), and memory freed afterwards by any map is no longer reclaimed. Record failures in del and assert after
+// from that OS thread with ErrReentrant, and memory freed afterwards by any
+// map is no longer reclaimed. Record failures in del and assert after
 // DeleteFunc returns.
 //
 // While a snapshot of the map is open, a delete may have to copy a piece
@@ -320,9 +319,10 @@ func (m *Map) DeleteFunc(del func(key, val []byte) bool) (removed int, err error
 	h := cgo.NewHandle(st)
 	defer h.Delete()
 	m.beginWrite()
+	// Deferred: a runtime.Goexit in del still ends the write (see above).
+	defer m.endWrite()
 	r := C.gm_retain(C.uint64_t(m.id), C.uintptr_t(h))
 	runtime.KeepAlive(m)
-	m.endWrite()
 	if st.panicked {
 		dropRes(r)
 		panic(st.panicVal)
