@@ -1,7 +1,8 @@
 /* Instruction counts per mapcore operation, for `make -C bench profile`
  * (valgrind --tool=callgrind). Usage: ops MODE [N] [OPS]
  * MODE: 0 build only, 1 get hit, 2 get miss, 3 full iteration (next-batch),
- * 4 loop overhead only, 5 get_many (batches of 64), 6 overwrite (set).
+ * 4 loop overhead only, 5 get_many (batches of 64), 6 overwrite (set),
+ * 7 / 8 full iteration with one mc_iter_next call per entry (strict / cursor).
  * Each mode builds the same map of N entries first; the per-operation cost
  * is (Ir(mode) - Ir(baseline)) / OPS, which `make profile` prints. */
 #include <stdio.h>
@@ -64,6 +65,18 @@ int main(int argc, char **argv) {
     case 6:
         for (size_t r = 0; r < ops; r++) { gen_key(r % n, k); acc += mc_map_set(m, k, 16, v, 32, NULL); }
         break;
+    case 7:
+    case 8: {
+        /* One mc_iter_next call per entry: strict (7) or cursor (8) tokens. */
+        uint8_t kb[64];
+        size_t kl, vl;
+        for (size_t done = 0; done < ops;) {
+            mc_iter it;
+            mc_iter_init(m, mode == 7 ? MC_MODE_STRICT : MC_MODE_CURSOR, &it);
+            while (done < ops && mc_iter_next(m, &it, kb, sizeof kb, &kl, out, sizeof out, &vl) == MC_OK) done++;
+        }
+        break;
+    }
     }
     printf("%lu\n", acc);
     mc_map_free(m);
