@@ -24,6 +24,8 @@ package mapcore
 #cgo nocallback gm_free
 #cgo noescape gm_counters
 #cgo nocallback gm_counters
+#cgo noescape gm_watch
+#cgo nocallback gm_watch
 #cgo noescape gm_set
 #cgo nocallback gm_set
 #cgo noescape gm_get

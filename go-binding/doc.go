@@ -98,7 +98,9 @@
 //
 //   - The library counts the changes to a map in memory this package reads
 //     without a call (mc_map_counters), and counts each write before any
-//     other call can see it. Before returning a buffered entry,
+//     other call can see it; it counts while some reader is registered, and
+//     an iterator registers (mc_map_watch, one call) before its first fetch
+//     until it ends or is collected. Before returning a buffered entry,
 //     an iterator compares those counts with the ones it noted before the
 //     fetch, so it sees every write made since: through this package, by
 //     other goroutines, or by C code through Map.Handle. It also checks for

@@ -117,11 +117,29 @@ type Iterator struct {
 	vbuf    []byte // re-read values in no-copy mode
 	size    int    // size of the next fetch buffer
 
+	watch    *watchState
 	sg0, wg0 uint64 // the map's change counts when the batch was fetched
 	recheck  bool   // a write happened since the fetch: re-read entries
 
 	finished bool
 	err      error
+}
+
+// watchState registers an iterator holding a batch with the library as a
+// reader of its map's change count (mc_map_watch: the count moves only
+// while someone watches); a runtime cleanup unregisters an abandoned one.
+type watchState struct {
+	m  *Map
+	on atomic.Bool
+}
+
+func unwatchCleanup(w *watchState) { w.stop() }
+
+func (w *watchState) stop() {
+	if w.on.Swap(false) {
+		// A closed map's registrations ended with it (BAD_HANDLE here).
+		dropRes(C.gm_watch(C.uint64_t(w.m.id), 0))
+	}
 }
 
 // Iter returns an iterator over the map in the given mode.
@@ -287,21 +305,45 @@ func (it *Iterator) fail(err error) {
 	if it.err == nil {
 		it.err = err
 	}
+	it.unwatch()
 }
 
-// release drops the iterator's buffers.
+// release ends the iterator's registration and drops its buffers.
 func (it *Iterator) release() {
+	it.unwatch()
 	it.store, it.scratch, it.vbuf = nil, nil, nil
 }
 
-// startWatch notes the map's change counts before a fetch: any write that
-// the fetch does not see is counted after them.
+// startWatch registers the iterator as a reader of the map's change count
+// (once) and notes the counts before a fetch: any write that the fetch does
+// not see is counted after them.
 func (it *Iterator) startWatch() {
 	if it.m == nil {
 		return
 	}
+	if it.watch == nil {
+		it.watch = &watchState{m: it.m}
+		runtime.AddCleanup(it, unwatchCleanup, it.watch)
+	}
+	if !it.watch.on.Load() {
+		r := C.gm_watch(C.uint64_t(it.m.id), 1)
+		if r.st != C.MC_OK {
+			// The map is closed or broken: the fetch reports it. Until
+			// then, count on nothing: re-check every buffered entry.
+			dropRes(r)
+			it.recheck = true
+			return
+		}
+		it.watch.on.Store(true)
+	}
 	it.sg0, it.wg0 = it.m.counts()
 	it.recheck = false
+}
+
+func (it *Iterator) unwatch() {
+	if it.watch != nil {
+		it.watch.stop()
+	}
 }
 
 // Next advances to the next entry and reports whether there is one. It
@@ -454,6 +496,7 @@ func (it *Iterator) fetch() bool {
 		case C.MC_DONE:
 			it.finished = true
 			it.before = it.after
+			it.unwatch()
 			return false
 		case C.MC_ERR_BUFFER_TOO_SMALL:
 			// Not even one entry fits: fetch it alone into a buffer of its size.

@@ -438,6 +438,35 @@ func TestCleanupFreesForgottenMaps(t *testing.T) {
 	if it.Err() != nil || n != 300 {
 		t.Fatal(it.Err(), n)
 	}
+	// An iterator holding a batch makes the library count changes (it
+	// registers with mc_map_watch); abandoned, its cleanup unregisters it,
+	// and writes no longer move the count.
+	m := newMap(t)
+	fill(t, m, 100)
+	counted := func() bool {
+		before := m.changes()
+		if _, err := m.SetString("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		return m.changes() != before
+	}
+	func() {
+		it := m.Cursor()
+		it.Next()
+		if !counted() {
+			t.Fatal("a write was not counted while an iterator holds a batch")
+		}
+	}()
+	if !waitFor(func() bool { return !counted() }) {
+		t.Fatal("abandoned iterator still registered")
+	}
+	// Range loops unregister when they end, including by break.
+	for range m.All() {
+		break
+	}
+	if counted() {
+		t.Fatal("range loop left a registration")
+	}
 }
 
 func flip(c string) string {

@@ -81,6 +81,11 @@ static inline gm_res gm_counters(uint64_t id, const uint64_t **changes, const ui
 	return gm_fin(r, st, 0);
 }
 
+static inline gm_res gm_watch(uint64_t id, uint32_t on) {
+	gm_res r = {0};
+	return gm_fin(r, mc_map_watch((mc_map){id}, on), 0);
+}
+
 static inline gm_res gm_free(uint64_t id) {
 	gm_res r = {0};
 	return gm_fin(r, mc_map_free((mc_map){id}), 0);

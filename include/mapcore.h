@@ -296,7 +296,8 @@ mc_status mc_map_len(struct mc_map map, size_t *out);
 // binding's iterators do) and must learn of every later write, including
 // writes made through this handle by other code, without a call per entry.
 // `*out_changes` receives one counter of every change to the map
-// (structural or not: a value replaced counts too); `*out_structural`
+// (structural or not: a value replaced counts too) made while some reader
+// is registered with mc_map_watch; `*out_structural`
 // receives `*out_count` counters, `*out_stride` uint64_t apart, whose sum
 // counts the structural changes (see MC_MODE_STRICT). An unchanged value
 // of the first means no change at all; an unchanged sum of the others, no
@@ -313,6 +314,17 @@ mc_status mc_map_counters(struct mc_map map,
                           const uint64_t **out_structural,
                           size_t *out_count,
                           size_t *out_stride);
+
+// Registers (`watch` 1) or unregisters (0) a reader of the map's
+// change count (`*out_changes` of mc_map_counters). The count moves only
+// while some reader is registered, so that writers of different parts of
+// the map do not share a cache line while nobody watches. Register before
+// reading the count you will compare with later, and before reading the
+// entries the comparison protects; unregister when done. Freeing the map
+// ends every registration. Thread-safe.
+// Returns MC_OK; MC_ERR_INVALID_ARGUMENT (`watch` neither 0 nor 1, or
+// unregistering with no reader registered).
+mc_status mc_map_watch(struct mc_map map, uint32_t watch);
 
 // Removes every entry (structural) and releases their memory, including
 // room kept by mc_map_reserve. Returns MC_OK.

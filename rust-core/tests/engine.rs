@@ -712,6 +712,19 @@ fn change_counters_count_every_write_and_outlive_the_map() {
     assert_eq!(st, MC_OK);
     assert!(n > 0 && stride >= 1);
     let sums = || counter_sums(c, p, n, stride);
+    // Unwatched, only structural changes count.
+    let (s0, c0) = sums();
+    assert_eq!(m.set(b"x", b"1"), Ok(true));
+    assert_eq!(m.set(b"x", b"2"), Ok(false));
+    assert_eq!(sums(), (s0 + 1, c0));
+    assert_eq!(m.del(b"x"), MC_OK);
+    assert_eq!(mc_map_watch(m.0, 2), MC_ERR_INVALID_ARGUMENT);
+    assert_eq!(
+        mc_map_watch(m.0, 0),
+        MC_ERR_INVALID_ARGUMENT,
+        "nobody watches"
+    );
+    assert_eq!(mc_map_watch(m.0, 1), MC_OK);
     // Each step and how much it must add to (structural, changes).
     type Step<'a> = (&'static str, Box<dyn Fn() + 'a>, (u64, u64));
     let steps: Vec<Step> = vec![
@@ -781,6 +794,7 @@ fn change_counters_count_every_write_and_outlive_the_map() {
         (st, q.is_null(), r.is_null(), k),
         (MC_ERR_NULL_ARGUMENT, true, true, 7)
     );
+    assert_eq!(mc_map_watch(m.0, 0), MC_OK);
     // The counters stay readable after the map is freed.
     drop(m);
     assert!(sums().0 >= s1);

@@ -9,7 +9,17 @@
 //! load tells a reader whether anything changed), and `structural[s]`
 //! counts the structural changes of shard `s` (the strict stamp is their
 //! sum; per shard, so that writers of different shards do not contend on
-//! them, the way they contend on `changes`).
+//! them).
+//!
+//! Writers of every shard would contend on `changes`, so it only counts
+//! while some reader is registered (`watchers`, `mc_map_watch`); otherwise
+//! a write just reads `watchers`, a line nobody writes. That is enough:
+//! a reader registers before it reads the count and then the entries, and
+//! reads the entries under the shard locks. A writer that finds no reader
+//! registered (it looks under its write lock) therefore finished before
+//! the reader's read of its shard began, which sees the write: had that
+//! read come first, the reader's registration would have happened before
+//! the write lock was taken, and the writer would have seen it.
 //!
 //! Writers bump them under the shard's write lock, so before the change
 //! becomes visible to any other call: whoever has seen a change and then
@@ -37,6 +47,8 @@ pub const STRIDE_WORDS: usize = std::mem::size_of::<Padded>() / 8;
 pub struct Counters {
     pub changes: Padded,
     pub structural: [Padded; SHARDS],
+    /// Readers of `changes` registered now.
+    watchers: Padded,
 }
 
 static FREE: Mutex<Vec<&'static Counters>> = Mutex::new(Vec::new());
@@ -49,13 +61,29 @@ impl Counters {
             Box::leak(Box::new(Counters {
                 changes: Padded(AtomicU64::new(0)),
                 structural: std::array::from_fn(|_| Padded(AtomicU64::new(0))),
+                watchers: Padded(AtomicU64::new(0)),
             }))
         })
     }
 
     /// Hands the block of a map being dropped to the next map.
     pub fn give_back(c: &'static Counters) {
+        // Readers of the freed map can no longer unregister (their handle
+        // is dead): the next map starts unwatched.
+        c.watchers.0.store(0, Ordering::Relaxed);
         FREE.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+    }
+
+    /// Registers (`on`) or unregisters a reader of `changes`. False when
+    /// unregistering with no reader registered.
+    pub fn watch(&self, on: bool) -> bool {
+        let w = &self.watchers.0;
+        if on {
+            w.fetch_add(1, Ordering::SeqCst);
+            return true;
+        }
+        w.fetch_update(Ordering::SeqCst, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     /// Sum of the structural counters. Each only grows, so an unchanged sum
@@ -80,10 +108,13 @@ impl Counters {
         self.bump();
     }
 
-    /// Counts a change that is not structural (a value replaced). Writers
-    /// of all shards share this word: a locked add.
+    /// Counts a change that is not structural (a value replaced), if some
+    /// reader watches. Only under the changed shard's write lock (see the
+    /// module doc for why that makes the unlocked test enough).
     pub fn bump(&self) {
-        self.changes.0.fetch_add(1, Ordering::Release);
+        if self.watchers.0.load(Ordering::Relaxed) != 0 {
+            self.changes.0.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// Where the C ABI's readers find the counters.
@@ -101,12 +132,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn structural_changes_count_as_changes_too() {
+    fn changes_count_only_while_watched_and_structural_ones_always() {
         let c = Counters::take();
         let (s0, c0) = (c.structural(), c.changes());
         c.bump_structural(3);
         c.bump();
-        assert_eq!(c.structural(), s0 + 1);
+        assert_eq!((c.structural(), c.changes()), (s0 + 1, c0), "unwatched");
+        assert!(c.watch(true) && c.watch(true) && c.watch(false));
+        c.bump_structural(3);
+        c.bump();
+        assert_eq!((c.structural(), c.changes()), (s0 + 2, c0 + 2), "watched");
+        assert!(c.watch(false));
+        assert!(!c.watch(false), "no reader left to unregister");
+        c.bump();
         assert_eq!(c.changes(), c0 + 2);
         Counters::give_back(c);
     }

@@ -459,7 +459,8 @@ pub unsafe extern "C" fn mc_map_len(map: mc_map, out: *mut usize) -> mc_status {
 /// binding's iterators do) and must learn of every later write, including
 /// writes made through this handle by other code, without a call per entry.
 /// `*out_changes` receives one counter of every change to the map
-/// (structural or not: a value replaced counts too); `*out_structural`
+/// (structural or not: a value replaced counts too) made while some reader
+/// is registered with mc_map_watch; `*out_structural`
 /// receives `*out_count` counters, `*out_stride` uint64_t apart, whose sum
 /// counts the structural changes (see MC_MODE_STRICT). An unchanged value
 /// of the first means no change at all; an unchanged sum of the others, no
@@ -493,6 +494,39 @@ pub unsafe extern "C" fn mc_map_counters(
             put(out_stride, engine::counters::STRIDE_WORDS);
         }
         Ok(McStatus::MC_OK)
+    })
+}
+
+/// Registers (`watch` 1) or unregisters (0) a reader of the map's
+/// change count (`*out_changes` of mc_map_counters). The count moves only
+/// while some reader is registered, so that writers of different parts of
+/// the map do not share a cache line while nobody watches. Register before
+/// reading the count you will compare with later, and before reading the
+/// entries the comparison protects; unregister when done. Freeing the map
+/// ends every registration. Thread-safe.
+/// Returns MC_OK; MC_ERR_INVALID_ARGUMENT (`watch` neither 0 nor 1, or
+/// unregistering with no reader registered).
+#[no_mangle]
+pub extern "C" fn mc_map_watch(map: mc_map, watch: u32) -> mc_status {
+    on_map(map.id, |m, _| {
+        let on = match watch {
+            0 => false,
+            1 => true,
+            _ => {
+                return Err(err(
+                    McStatus::MC_ERR_INVALID_ARGUMENT,
+                    format!("mc_map_watch: watch is {watch}, not 0 or 1"),
+                ))
+            }
+        };
+        if m.counters().watch(on) {
+            Ok(McStatus::MC_OK)
+        } else {
+            Err(err(
+                McStatus::MC_ERR_INVALID_ARGUMENT,
+                "mc_map_watch(0) without a registered reader",
+            ))
+        }
     })
 }
 
