@@ -926,9 +926,12 @@ fn current_slot(g: &ShardData, hasher: &KeyHasher, cur: &Cursor, stamped: bool) 
         At::Pos(p) => g.find_pos(hasher, p).ok_or_else(gone),
         At::Slot { next, .. } => match next.checked_sub(1) {
             Some(i) if stamped && g.is_occupied(i) => Ok(i),
+            // No sealed token gets here (a matching stamp means the layout
+            // is the one the slot refers to); a documented token error,
+            // not INTERNAL, which promises a poisoned map.
             _ => Err(Error::new(
-                McStatus::MC_ERR_INTERNAL,
-                "a strict iterator's current slot is empty or unchecked",
+                McStatus::MC_ERR_BAD_TOKEN,
+                "the iterator token's current slot does not hold an entry",
             )),
         },
     }
