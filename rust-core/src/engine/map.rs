@@ -689,7 +689,8 @@ impl Map {
         let hashes: Vec<u64> = pairs.iter().map(|(k, _)| self.hasher.h1(k)).collect();
         let mut guards = self.lock_write_many(&hashes);
         let mut new_keys = 0;
-        let (mut changed, mut touched) = (0u32, 0u32);
+        let mut changed = 0u32;
+        let mut overwrote = false;
         let mut result = Ok(());
         for ((k, v), &h) in pairs.iter().zip(&hashes) {
             let s = shard_of(h);
@@ -702,7 +703,7 @@ impl Map {
                     new_keys += 1;
                     changed |= 1 << s;
                 }
-                Ok(false) => touched |= 1 << s,
+                Ok(false) => overwrote = true,
                 Err(e) => {
                     changed |= 1 << s;
                     result = Err(e);
@@ -710,8 +711,10 @@ impl Map {
                 }
             }
         }
+        // One count is enough for the overwrites: readers of the change
+        // count only ask whether it moved.
         self.bump_mask(changed);
-        if touched & !changed != 0 {
+        if overwrote && changed == 0 {
             self.touch();
         }
         drop(guards);
