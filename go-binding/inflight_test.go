@@ -201,3 +201,75 @@ func TestIteratorsSeeWritesMadeThroughTheHandle(t *testing.T) {
 		t.Fatal(it.Err())
 	}
 }
+
+// C code writes through the handle while Go iterators scan: cursor scans
+// still return every key present throughout exactly once and never a key
+// twice, and a strict scan either completes or fails with
+// ErrIterInvalidated. Run under -race.
+func TestIteratorsUnderConcurrentWritesThroughTheHandle(t *testing.T) {
+	const stable, churn = 2000, 500
+	m := newMap(t)
+	for i := range stable {
+		if _, err := m.Set(key(i), val(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the "C side": raw writes, invisible to the package's bookkeeping
+		defer wg.Done()
+		for r := 0; ; r++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			k := []byte(fmt.Sprintf("churn-%d", r%churn))
+			if r%3 == 2 {
+				rawDelete(m.Handle(), k)
+			} else if st := rawSet(m.Handle(), k, []byte("c")); st != StatusOK {
+				t.Errorf("raw set: %v", st)
+				return
+			}
+			if st := rawSet(m.Handle(), key(r%stable), val(r%stable)); st != StatusOK {
+				t.Errorf("raw overwrite: %v", st)
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(700 * time.Millisecond)
+	scans, strictDone := 0, 0
+	for time.Now().Before(deadline) {
+		seen := map[string]bool{}
+		it := m.Cursor(WithBatchEntries(64))
+		for it.Next() {
+			k := string(it.Key())
+			if seen[k] {
+				t.Fatalf("cursor returned %q twice", k)
+			}
+			seen[k] = true
+		}
+		if it.Err() != nil {
+			t.Fatal(it.Err())
+		}
+		for i := range stable {
+			if !seen[string(key(i))] {
+				t.Fatalf("cursor missed %q, present throughout", key(i))
+			}
+		}
+		scans++
+		st := m.Strict(WithBatchEntries(64))
+		for st.Next() {
+		}
+		switch err := st.Err(); {
+		case err == nil:
+			strictDone++
+		case !errors.Is(err, ErrIterInvalidated):
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d cursor scans, %d of as many strict scans completed", scans, strictDone)
+}
