@@ -11,6 +11,10 @@
 //! sum; per shard, so that writers of different shards do not contend on
 //! them).
 //!
+//! Writers bump them under the shard's write lock, so before the change
+//! becomes visible to any other call: whoever has seen a change and then
+//! reads the counters sees it counted.
+//!
 //! Writers of every shard would contend on `changes`, so it only counts
 //! while some reader is registered (`watchers`, `mc_map_watch`); otherwise
 //! a write just reads `watchers`, a line nobody writes. That is enough:
@@ -20,10 +24,6 @@
 //! the reader's read of its shard began, which sees the write: had that
 //! read come first, the reader's registration would have happened before
 //! the write lock was taken, and the writer would have seen it.
-//!
-//! Writers bump them under the shard's write lock, so before the change
-//! becomes visible to any other call: whoever has seen a change and then
-//! reads the counters sees it counted.
 //!
 //! The blocks are never freed: a reader racing with `mc_map_free` reads
 //! counters, not freed memory. A freed map's block goes back to a free list
@@ -102,16 +102,16 @@ impl Counters {
     /// Counts a structural change of shard `s`. Only with `s` write-locked:
     /// the lock makes this thread the shard counter's only writer, so a
     /// load and a store replace a locked add.
-    pub fn bump_structural(&self, s: usize) {
+    pub fn count_structural(&self, s: usize) {
         let c = &self.structural[s].0;
         c.store(c.load(Ordering::Relaxed) + 1, Ordering::Release);
-        self.bump();
+        self.count_change();
     }
 
     /// Counts a change that is not structural (a value replaced), if some
     /// reader watches. Only under the changed shard's write lock (see the
     /// module doc for why that makes the unlocked test enough).
-    pub fn bump(&self) {
+    pub fn count_change(&self) {
         if self.watchers.0.load(Ordering::Relaxed) != 0 {
             self.changes.0.fetch_add(1, Ordering::Release);
         }
@@ -135,16 +135,16 @@ mod tests {
     fn changes_count_only_while_watched_and_structural_ones_always() {
         let c = Counters::take();
         let (s0, c0) = (c.structural(), c.changes());
-        c.bump_structural(3);
-        c.bump();
+        c.count_structural(3);
+        c.count_change();
         assert_eq!((c.structural(), c.changes()), (s0 + 1, c0), "unwatched");
         assert!(c.watch(true) && c.watch(true) && c.watch(false));
-        c.bump_structural(3);
-        c.bump();
+        c.count_structural(3);
+        c.count_change();
         assert_eq!((c.structural(), c.changes()), (s0 + 2, c0 + 2), "watched");
         assert!(c.watch(false));
         assert!(!c.watch(false), "no reader left to unregister");
-        c.bump();
+        c.count_change();
         assert_eq!(c.changes(), c0 + 2);
         Counters::give_back(c);
     }

@@ -444,12 +444,12 @@ impl Map {
 
     /// Counts a structural change of shard `s`; only with `s` write-locked.
     fn bump(&self, s: usize) {
-        self.counters.bump_structural(s);
+        self.counters.count_structural(s);
     }
 
     /// Counts a value replaced; only with the shard write-locked.
     fn touch(&self) {
-        self.counters.bump();
+        self.counters.count_change();
     }
 
     /// Calls `f` with the value of `key` while the entry is guaranteed valid.

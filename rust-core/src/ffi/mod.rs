@@ -486,7 +486,8 @@ pub unsafe extern "C" fn mc_map_counters(
         let out_count = out_ptr(out_count, "out_count")?;
         let out_stride = out_ptr(out_stride, "out_stride")?;
         let c = m.counters();
-        // SAFETY: all four checked non-NULL.
+        // SAFETY: all four checked non-NULL above; the caller provides
+        // them writable, as the header requires of out-parameters.
         unsafe {
             put(out_changes, c.changes_word());
             put(out_structural, c.structural_words());
