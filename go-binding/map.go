@@ -136,9 +136,11 @@ func freeMap(id uint64) {
 // library finish normally, later ones fail with ErrClosed. Snapshots taken
 // from the map stay valid until they are closed themselves. Called from a
 // DeleteFunc callback of the same map, Close fails with ErrReentrant and the
-// map stays open.
+// map stays open. On a Map that New did not return (nil, as after a failed
+// New, or a zero Map) Close returns ErrClosed; other methods on a nil *Map
+// panic, as methods of a nil pointer do.
 func (m *Map) Close() error {
-	if m.id == 0 {
+	if m == nil || m.id == 0 {
 		return closedErr("Map.Close")
 	}
 	m.closeMu.Lock()
@@ -439,7 +441,9 @@ func (m *Map) Clear() error {
 // with ErrTooLarge). The room stays reserved while entries come and go:
 // deletions do not shrink the map below room for n entries (the most any
 // successful call asked for) until ShrinkToFit or Clear. It is always a
-// structural change: strict iterators over the map are invalidated.
+// structural change: strict iterators over the map are invalidated. Room
+// whose slot tables alone need more memory than the system reports
+// available is refused with ErrOutOfMemory, nothing allocated.
 func (m *Map) Reserve(n int) error {
 	if n < 0 {
 		return goErr("Map.Reserve", StatusInvalidArgument, "negative count %d", n)

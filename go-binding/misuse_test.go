@@ -195,6 +195,12 @@ func TestCloseIdempotentAndConcurrent(t *testing.T) {
 		t.Fatal("second Close:", err)
 	}
 	wantErr(t, (&Map{}).Close(), ErrClosed)
+	// A nil Map, as a failed New returns, and a nil or zero Snapshot.
+	var nilMap *Map
+	wantErr(t, nilMap.Close(), ErrClosed)
+	var nilSnap *Snapshot
+	wantErr(t, nilSnap.Close(), ErrClosed)
+	wantErr(t, (&Snapshot{}).Close(), ErrClosed)
 
 	// Close while other goroutines hammer the map: every call either works
 	// or fails with ErrClosed; nothing crashes.

@@ -54,9 +54,10 @@ func freeSnapshot(id uint64) {
 }
 
 // Close releases the snapshot. It is idempotent and safe to call while other
-// goroutines use the snapshot (they finish their call or get ErrClosed).
+// goroutines use the snapshot (they finish their call or get ErrClosed). On
+// a nil or zero Snapshot it returns ErrClosed.
 func (s *Snapshot) Close() error {
-	if s.id == 0 {
+	if s == nil || s.id == 0 {
 		return closedErr("Snapshot.Close")
 	}
 	if !s.closed.CompareAndSwap(false, true) {

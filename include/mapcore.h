@@ -221,7 +221,8 @@ const char *mc_status_describe(int32_t code);
 // in "...").
 // Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (only `*out_len` written, need
 // `cap >= *out_len + 1`); MC_ERR_NULL_ARGUMENT if `out_len` is NULL, or
-// `buf` is NULL with `cap > 0`.
+// `buf` is NULL with `cap > 0`; MC_ERR_TOO_LARGE if `cap` is above
+// PTRDIFF_MAX (nothing written).
 mc_status mc_last_error(char *buf, size_t cap, size_t *out_len);
 
 // Creates an empty map with a random hash seed and writes its handle to `*out`.
@@ -231,9 +232,9 @@ mc_status mc_map_new(struct mc_map *out);
 
 // Creates a map with options (fixed seed, capacity). `opts` is only read.
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_INVALID_ARGUMENT (unknown flag
-// bits or non-zero `reserved`), MC_ERR_TOO_LARGE (capacity above MC_MAX_CAPACITY), MC_ERR_OUT_OF_MEMORY.
-mc_status mc_map_new_with(const struct mc_options *opts,
-                          struct mc_map *out);
+// bits or non-zero `reserved`), MC_ERR_TOO_LARGE (capacity above MC_MAX_CAPACITY),
+// MC_ERR_OUT_OF_MEMORY (as mc_map_reserve for the capacity).
+mc_status mc_map_new_with(const struct mc_options *opts, struct mc_map *out);
 
 // Frees a map. Calls already running on it on other threads finish safely;
 // calls that start afterwards get MC_ERR_BAD_HANDLE. Snapshots taken from it
@@ -337,7 +338,10 @@ mc_status mc_map_clear(struct mc_map map);
 // (strict iterators are invalidated), whether or not a table was re-laid.
 // Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above MC_MAX_CAPACITY, or the entries
 // already stored plus `additional` beyond the storage limit),
-// MC_ERR_OUT_OF_MEMORY.
+// MC_ERR_OUT_OF_MEMORY (also, nothing allocated, when the room's slot
+// tables alone would take more memory than the system reports available:
+// they are filled at once, and where memory is overcommitted the kernel
+// would kill the process instead of failing the allocation).
 mc_status mc_map_reserve(struct mc_map map, size_t additional);
 
 // Releases unused table and arena space, and ends a reservation made by

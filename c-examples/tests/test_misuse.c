@@ -413,6 +413,11 @@ static void test_null_arguments(void) {
     CHECK_ST(mc_last_error((char *)buf, sizeof buf, NULL), MC_ERR_NULL_ARGUMENT);
     CHECK_ST(mc_last_error(NULL, 10, &a), MC_ERR_NULL_ARGUMENT);
     CHECK(a == CANARY_SIZE);
+    /* A capacity no buffer has: refused, nothing written past buf. */
+    memset(buf, 0xA5, sizeof buf);
+    CHECK_ST(mc_last_error((char *)buf, (size_t)PTRDIFF_MAX + 1, &a), MC_ERR_TOO_LARGE);
+    CHECK_ST(mc_last_error((char *)buf, SIZE_MAX, &a), MC_ERR_TOO_LARGE);
+    CHECK(a == CANARY_SIZE && buf[0] == 0xA5);
 
     /* map creation */
     CHECK_ST(mc_map_new(NULL), MC_ERR_NULL_ARGUMENT);

@@ -14,8 +14,9 @@ use parking_lot::RwLockReadGuard;
 use super::bytes::copy_small;
 use super::counters::Counters;
 use super::hash::{random_seed, KeyHasher, Pos};
+use super::pool;
 use super::shard_lock::{Group, ShardLock, WriteGuard};
-use super::table::{Entry, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS};
+use super::table::{Entry, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS, SLOT_BYTES};
 use crate::status::{Error, McStatus, Result};
 
 /// Map construction options.
@@ -37,6 +38,9 @@ struct Shard {
 /// Most entries one `reserve` (or `Options::capacity`) may ask room for:
 /// beyond it the shards' tables (2^28 slots each) could not hold them.
 pub(crate) const MAX_RESERVE: usize = 1 << 31;
+/// Reservations whose slot tables take more than this are first checked
+/// against the memory the system has available (see `Map::reserve`).
+const RESERVE_CHECK_BYTES: usize = 64 << 20;
 
 /// Storage statistics (see `Map::stats`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -551,6 +555,22 @@ impl Map {
                 "room asked for more than 2^31 entries",
             ));
         }
+        // Tables are filled with empty slots at once, so a reservation the
+        // system cannot back would get the process killed by the kernel
+        // (memory is overcommitted) rather than fail: refuse it first.
+        let table_bytes = additional / 5 * 8 * SLOT_BYTES;
+        if table_bytes > RESERVE_CHECK_BYTES {
+            if let Some(avail) = pool::memory_available().filter(|&a| table_bytes > a) {
+                return Err(Error::new(
+                    McStatus::MC_ERR_OUT_OF_MEMORY,
+                    format!(
+                        "room for {additional} entries needs {} MiB of slot tables; the system has {} MiB available",
+                        table_bytes >> 20,
+                        avail >> 20
+                    ),
+                ));
+            }
+        }
         // Keys spread evenly over shards; a margin absorbs the statistical skew.
         let per = additional / SHARDS;
         let per = per + (per as f64).sqrt() as usize * 4 + 8;
@@ -1063,6 +1083,38 @@ mod tests {
     /// A strict scan that removes nearly every entry through its cursor
     /// makes the shards shrink under it: the cursor then trades its slot for
     /// the removed entry's position, and every entry is still returned once.
+    /// Reserving fills slot tables at once: room for more entries than
+    /// the system has memory for is refused with OUT_OF_MEMORY (on Linux,
+    /// where memory is overcommitted, the kernel would otherwise kill the
+    /// process once the tables are touched), and the map is left as it was.
+    #[test]
+    fn a_reservation_the_system_cannot_back_is_refused() {
+        let need = MAX_RESERVE / 5 * 8 * SLOT_BYTES;
+        let Some(avail) = pool::memory_available().filter(|&a| a < need) else {
+            eprintln!("skipped: this machine could back {need} bytes of slot tables");
+            return;
+        };
+        let m = Map::new(&Options::default()).unwrap();
+        m.insert(b"k", b"v").unwrap();
+        let before = m.stats().slots;
+        let e = m.reserve(MAX_RESERVE).unwrap_err();
+        assert_eq!(
+            e.status,
+            McStatus::MC_ERR_OUT_OF_MEMORY,
+            "{avail} bytes available"
+        );
+        assert_eq!(m.stats().slots, before);
+        assert_eq!(m.get(b"k").as_deref(), Some(&b"v"[..]));
+        let opts = Options {
+            capacity: MAX_RESERVE,
+            ..Options::default()
+        };
+        assert_eq!(
+            Map::new(&opts).err().map(|e| e.status),
+            Some(McStatus::MC_ERR_OUT_OF_MEMORY)
+        );
+    }
+
     #[test]
     fn strict_removal_through_the_cursor_survives_shrinks() {
         let m = Map::new(&Options::default()).unwrap();

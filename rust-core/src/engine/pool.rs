@@ -47,6 +47,28 @@ fn advise_huge_pages() -> bool {
     *ON.get_or_init(|| matches!(std::env::var_os("MAPCORE_HUGEPAGES"), Some(v) if v == "1"))
 }
 
+/// Bytes the system could still give this process without swapping out
+/// or killing anything: `MemAvailable` plus `SwapFree` from
+/// `/proc/meminfo`. `None` where that cannot be read (not Linux, Miri).
+pub(crate) fn memory_available() -> Option<usize> {
+    if cfg!(miri) {
+        return None;
+    }
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = |field: &str| -> Option<usize> {
+        let line = info.lines().find(|l| l.starts_with(field))?;
+        line[field.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    kib("MemAvailable:")?
+        .checked_add(kib("SwapFree:").unwrap_or(0))?
+        .checked_mul(1024)
+}
+
 /// The size class of a buffer of `bytes`, if the pool serves it.
 fn class_of(bytes: usize) -> Option<usize> {
     (bytes.is_power_of_two() && (MIN_POOLED..=MAX_POOLED).contains(&bytes))
@@ -338,8 +360,11 @@ impl<T: Copy> Buf<T> {
         Some(())
     }
 
-    /// Appends `s`, which must fit: a `Buf` never grows on its own.
-    #[inline]
+    /// Appends `s`, which must fit: a `Buf` never grows on its own. Inline
+    /// always: for a record's two header bytes the copy is then a 2-byte
+    /// store (out of line it was a call and a `memcpy` call, 36
+    /// instructions per insert).
+    #[inline(always)]
     pub(crate) fn extend_from_slice(&mut self, s: &[T]) {
         assert!(self.cap - self.len >= s.len(), "Buf overflow");
         // SAFETY: the destination has room for `s` (checked above) and lies

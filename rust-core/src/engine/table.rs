@@ -257,7 +257,7 @@ impl Table {
     /// this page). Every write calls `unshare` first, which reports a copy
     /// that cannot be allocated; the copy here is a fallback that aborts
     /// the process, as a failed small allocation does.
-    #[inline]
+    #[inline(always)]
     fn page_mut(&mut self, p: usize) -> &mut [Slot] {
         if self.unshare_page(p).is_err() {
             std::alloc::handle_alloc_error(std::alloc::Layout::new::<[Slot; PAGE_SLOTS]>());
@@ -377,6 +377,8 @@ pub struct Entry<'a> {
     pub value: &'a [u8],
     /// The key and the value back to back, as stored.
     body: &'a [u8],
+    /// The whole record: header, key and value.
+    stored: &'a [u8],
 }
 
 impl<'a> Entry<'a> {
@@ -476,6 +478,27 @@ impl Arena {
                 Ok(self.appended(idx, off, rec))
             }
             _ => self.alloc_making_room(key, val, rec),
+        }
+    }
+
+    /// Appends a copy of the stored record `e` (from this or another
+    /// arena) and returns its location: growth and repacks copy each record
+    /// whole, header included, as the one byte string it is (a record's
+    /// encoding depends only on its lengths, so the copy is the record
+    /// `alloc` would write).
+    #[inline(always)]
+    fn alloc_copy(&mut self, e: Entry<'_>) -> Result<u64> {
+        let rec = e.stored.len();
+        let idx = self.chunks.len().wrapping_sub(1);
+        match self.chunks.last_mut().and_then(unique_mut) {
+            Some(chunk)
+                if Self::may_append(chunk, rec) && chunk.capacity() - chunk.len() >= rec =>
+            {
+                let off = chunk.len();
+                chunk.extend_from_bytes(e.stored);
+                Ok(self.appended(idx, off, rec))
+            }
+            _ => self.alloc_making_room(e.key, e.value, rec),
         }
     }
 
@@ -592,7 +615,13 @@ impl Arena {
                 let klen = usize::from(*klen);
                 let body = &rest[..klen + usize::from(*vlen)];
                 let (key, value) = body.split_at(klen);
-                return Entry { key, value, body };
+                let stored = &record[..SHORT_HEADER + body.len()];
+                return Entry {
+                    key,
+                    value,
+                    body,
+                    stored,
+                };
             }
         }
         Self::long_entry_from(record)
@@ -603,7 +632,13 @@ impl Arena {
         let (k, klen, vlen) = parse_header(record, 0);
         let body = &record[k..][..klen + vlen];
         let (key, value) = body.split_at(klen);
-        Entry { key, value, body }
+        let stored = &record[..k + body.len()];
+        Entry {
+            key,
+            value,
+            body,
+            stored,
+        }
     }
 
     #[inline(always)]
@@ -774,6 +809,33 @@ fn key_order(
     })
 }
 
+/// A fresh table being filled in slot order by `rebuild`: each slot goes
+/// to its home or just past the one placed before it, whichever is later.
+struct Relay {
+    t: Table,
+    next_free: usize,
+}
+
+impl Relay {
+    #[inline(always)]
+    fn place(&mut self, s: Slot) -> Result<()> {
+        let p = self.t.home_of(s).max(self.next_free);
+        if p >= self.t.len {
+            self.grow()?;
+        }
+        self.t.set(p, s);
+        self.next_free = p + 1;
+        Ok(())
+    }
+
+    /// More overflow slack, when the slots placed so far reach the end.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) -> Result<()> {
+        self.t.extend((self.t.len / 8).max(8))
+    }
+}
+
 impl ShardData {
     pub fn new() -> ShardData {
         ShardData {
@@ -848,9 +910,12 @@ impl ShardData {
         // A present key is almost always in the first slot with its
         // fragment, as a get finds it; only a miss or a tie needs the walk
         // that also finds where a new key goes.
-        match self.first_with_hash(h1) {
-            Some((i, loc)) if bytes_eq(self.arena.record(loc.get()).0, key) => Ok(i),
-            _ => self.find(hasher, h1, key).map(|(i, _)| i),
+        // A new key's walk ends where it belongs unless it met a slot with
+        // its fragment: then only `find` can order them.
+        match self.probe(h1) {
+            Ok((i, loc)) if bytes_eq(self.arena.record(loc.get()).0, key) => Ok(i),
+            Ok(_) => self.find(hasher, h1, key).map(|(i, _)| i),
+            Err(end) => Err(end),
         }
     }
 
@@ -1047,7 +1112,7 @@ impl ShardData {
                 "table would exceed the maximum capacity",
             ));
         }
-        let mut t = Table::with_nominal(nominal.max(MIN_NOMINAL))?;
+        let t = Table::with_nominal(nominal.max(MIN_NOMINAL))?;
         // While no snapshot holds the arena, copy records into a fresh one in
         // table order: iteration then reads the arena sequentially instead of
         // in insertion order, and dead space is dropped on the way.
@@ -1055,35 +1120,34 @@ impl ShardData {
             .arena
             .is_unshared()
             .then(|| Arena::with_room(self.arena.live));
-        let mut next_free = 0usize;
-        let mut place = |s: Slot, loc: u64| -> Result<()> {
-            let p = t.home_of(s).max(next_free);
-            if p >= t.len {
-                t.extend((t.len / 8).max(8))?;
-            }
-            t.set(p, s.with_loc(loc));
-            next_free = p + 1;
-            Ok(())
-        };
+        let mut relay = Relay { t, next_free: 0 };
         match fresh.as_mut() {
             Some(a) => {
-                let mut failed = Ok(());
+                let mut failed = None;
                 self.visit_from(0, usize::MAX, |i, e| {
                     let s = self.table.get(i);
-                    failed = a.alloc(e.key, e.value).and_then(|loc| place(s, loc));
-                    failed.is_ok()
+                    match a.alloc_copy(e).and_then(|loc| relay.place(s.with_loc(loc))) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            failed = Some(e);
+                            false
+                        }
+                    }
                 });
-                failed?;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
             }
             None => {
                 for i in 0..self.table.len {
                     let s = self.table.get(i);
                     if !s.is_empty() {
-                        place(s, s.loc())?;
+                        relay.place(s)?;
                     }
                 }
             }
         }
+        let mut t = relay.t;
         t.count = self.table.count;
         t.cow_pages = self.table.cow_pages;
         self.table = t;
@@ -1136,7 +1200,7 @@ impl ShardData {
             .try_reserve_exact(self.table.count)
             .map_err(|_| oom("compaction"))?;
         let mut failed = Ok(());
-        self.visit_from(0, usize::MAX, |i, e| match fresh.alloc(e.key, e.value) {
+        self.visit_from(0, usize::MAX, |i, e| match fresh.alloc_copy(e) {
             Ok(loc) => {
                 moved.push((i, loc));
                 true
@@ -1250,6 +1314,35 @@ impl ShardData {
             i = (i | PAGE_MASK) + 1;
         }
         None
+    }
+
+    /// `first_with_hash`, or where the walk for it ended: the first slot
+    /// that is empty or holds a greater fragment, which is where a key with
+    /// this hash belongs when no slot holds its fragment.
+    #[inline(always)]
+    fn probe(&self, h1: u64) -> std::result::Result<(usize, std::num::NonZeroU64), usize> {
+        let t = &self.table;
+        let mut i = t.home(h1);
+        let f = frag_of(h1);
+        // Bounded by the length, not by the pages: the last page may be
+        // partial, and `i` then stops at its end.
+        while i < t.len {
+            let page = &t.pages[i >> PAGE_BITS];
+            let base = i & !PAGE_MASK;
+            for (j, s) in page[i & PAGE_MASK..].iter().enumerate() {
+                if s.is_empty() || s.frag() > f {
+                    return Err(i + j);
+                }
+                if s.frag() == f {
+                    // An occupied slot's location is never 0.
+                    return std::num::NonZeroU64::new(s.loc())
+                        .map(|l| (i + j, l))
+                        .ok_or(i + j);
+                }
+            }
+            i = base + page.len();
+        }
+        Err(i)
     }
 
     /// `first_with_hash`, starting to fetch that record: below hundreds of
@@ -1553,6 +1646,37 @@ fn nominal_for(entries: usize) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::engine::pool;
+
+    /// Keys whose homes crowd the end of the table make their run reach
+    /// its last slot, in a last page that is only partly used; each key
+    /// inserted in increasing hash order walks the whole run to that end
+    /// (an earlier walk bounded by pages instead of the length never left
+    /// it), and the table grows its slack to take it.
+    #[test]
+    fn runs_that_reach_the_end_of_a_partial_last_page_grow_the_slack() {
+        let h = KeyHasher::new(7, [8, 9], false);
+        let mut d = ShardData::new();
+        d.reserve(600).unwrap();
+        let (nominal, len) = (d.table.nominal, d.table.len);
+        assert!(len % PAGE_SLOTS != 0, "the last page must be partial");
+        let mut keys: Vec<[u8; 8]> = (0..u64::MAX)
+            .map(u64::to_le_bytes)
+            // One shard's keys, as a shard holds.
+            .filter(|k| h.h1(k) >> (64 - SHARD_BITS) == 0)
+            .filter(|k| d.table.home(h.h1(k)) >= nominal - 8)
+            .take(len - nominal + 100)
+            .collect();
+        keys.sort_by_key(|k| h.h1(k));
+        for k in &keys {
+            assert!(d.insert(&h, h.h1(k), k, k).unwrap());
+        }
+        assert!(d.table.len > len, "the run never reached the end");
+        assert_eq!(d.table.nominal, nominal, "grew instead of extending");
+        for k in &keys {
+            assert_eq!(d.get(&h, h.h1(k), k), Some(&k[..]));
+        }
+        d.check_invariants(&h).unwrap();
+    }
 
     /// With the weak test hash every key's home is slot 0, so the table is
     /// one run and each insert shifts it across page boundaries; a snapshot

@@ -158,7 +158,8 @@ pub extern "C" fn mc_status_describe(code: i32) -> *const c_char {
 /// in "...").
 /// Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (only `*out_len` written, need
 /// `cap >= *out_len + 1`); MC_ERR_NULL_ARGUMENT if `out_len` is NULL, or
-/// `buf` is NULL with `cap > 0`.
+/// `buf` is NULL with `cap > 0`; MC_ERR_TOO_LARGE if `cap` is above
+/// PTRDIFF_MAX (nothing written).
 #[no_mangle]
 pub unsafe extern "C" fn mc_last_error(
     buf: *mut c_char,
@@ -167,6 +168,11 @@ pub unsafe extern "C" fn mc_last_error(
 ) -> mc_status {
     if out_len.is_null() || (buf.is_null() && cap > 0) {
         return McStatus::MC_ERR_NULL_ARGUMENT;
+    }
+    // Like every capacity the library takes: no buffer is that large, so
+    // the caller passed a wrong one, and writing would trust it.
+    if cap > isize::MAX as usize {
+        return McStatus::MC_ERR_TOO_LARGE;
     }
     // Not through `run`: reading the message must not replace it.
     let r = std::panic::catch_unwind(|| {
@@ -230,7 +236,8 @@ pub unsafe extern "C" fn mc_map_new(out: *mut mc_map) -> mc_status {
 
 /// Creates a map with options (fixed seed, capacity). `opts` is only read.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_INVALID_ARGUMENT (unknown flag
-/// bits or non-zero `reserved`), MC_ERR_TOO_LARGE (capacity above MC_MAX_CAPACITY), MC_ERR_OUT_OF_MEMORY.
+/// bits or non-zero `reserved`), MC_ERR_TOO_LARGE (capacity above MC_MAX_CAPACITY),
+/// MC_ERR_OUT_OF_MEMORY (as mc_map_reserve for the capacity).
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_new_with(opts: *const mc_options, out: *mut mc_map) -> mc_status {
     run(|| {
@@ -548,7 +555,10 @@ pub extern "C" fn mc_map_clear(map: mc_map) -> mc_status {
 /// (strict iterators are invalidated), whether or not a table was re-laid.
 /// Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above MC_MAX_CAPACITY, or the entries
 /// already stored plus `additional` beyond the storage limit),
-/// MC_ERR_OUT_OF_MEMORY.
+/// MC_ERR_OUT_OF_MEMORY (also, nothing allocated, when the room's slot
+/// tables alone would take more memory than the system reports available:
+/// they are filled at once, and where memory is overcommitted the kernel
+/// would kill the process instead of failing the allocation).
 #[no_mangle]
 pub extern "C" fn mc_map_reserve(map: mc_map, additional: usize) -> mc_status {
     on_map(map.id, |m, _| {
