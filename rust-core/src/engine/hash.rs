@@ -28,6 +28,9 @@ pub struct KeyHasher {
     /// Applied to every `h1`: all ones, or `WEAK_MASK` in tie tests (a mask
     /// rather than a flag: no branch on every hash).
     h1_mask: u64,
+    /// Applied to every `h2`: all ones except in tests that need keys
+    /// sharing a whole position.
+    h2_mask: u64,
 }
 
 /// A key's place in iteration order: ordered by `h1`, then `h2`.
@@ -46,6 +49,7 @@ impl KeyHasher {
             per_map: mix(seed, 5),
             h2_key,
             h1_mask: if weak { WEAK_MASK } else { u64::MAX },
+            h2_mask: u64::MAX,
         }
     }
 
@@ -54,6 +58,14 @@ impl KeyHasher {
     #[cfg(test)]
     pub(crate) fn with_h1_mask(mut self, mask: u64) -> KeyHasher {
         self.h1_mask = mask;
+        self
+    }
+
+    /// This hasher with `mask` applied to every `h2`: with a weak `h1`,
+    /// tests make different keys share a whole position.
+    #[cfg(test)]
+    pub(crate) fn with_h2_mask(mut self, mask: u64) -> KeyHasher {
+        self.h2_mask = mask;
         self
     }
 
@@ -68,7 +80,7 @@ impl KeyHasher {
     pub fn h2(&self, key: &[u8]) -> u64 {
         let mut h = SipHasher13::new_with_keys(self.h2_key[0], self.h2_key[1]);
         h.write(key);
-        h.finish()
+        h.finish() & self.h2_mask
     }
 
     pub fn pos(&self, key: &[u8]) -> Pos {
