@@ -193,7 +193,10 @@ impl<F: FnMut(&Entry<'_>) -> bool> Sink for Visit<'_, F> {
             }
             n += 1;
             last = Some(i);
-            true
+            // Stop once full rather than at the next entry: finding it
+            // read its record, and past this shard's end took the next
+            // shard's lock, for every single `next`.
+            n < max
         });
         self.taken = n;
         (last, !finished)
@@ -273,7 +276,7 @@ impl Sink for Pack<'_> {
             rest = tail;
             n += 1;
             last = Some(i);
-            true
+            n < max
         });
         self.used += room - rest.len();
         self.rest = rest;

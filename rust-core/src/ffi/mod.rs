@@ -917,8 +917,8 @@ unsafe fn next_impl(
         lens = (k.len(), v.len());
         fits = k.len() <= kout.len() && v.len() <= vout.len();
         if fits {
-            kout[..k.len()].copy_from_slice(k);
-            vout[..v.len()].copy_from_slice(v);
+            copy_small(&mut kout[..k.len()], k);
+            copy_small(&mut vout[..v.len()], v);
         }
         fits
     })?;
