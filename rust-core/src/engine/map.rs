@@ -561,7 +561,7 @@ impl Map {
         // Tables are filled with empty slots at once, so a reservation the
         // system cannot back would get the process killed by the kernel
         // (memory is overcommitted) rather than fail: refuse it first.
-        let table_bytes = additional / 5 * 8 * SLOT_BYTES;
+        let table_bytes = (additional / 5).saturating_mul(8 * SLOT_BYTES);
         if table_bytes > RESERVE_CHECK_BYTES {
             if let Some(avail) = pool::memory_available().filter(|&a| table_bytes > a) {
                 return Err(Error::new(
@@ -1083,16 +1083,13 @@ mod tests {
     use super::*;
     use crate::engine::pool;
 
-    /// A strict scan that removes nearly every entry through its cursor
-    /// makes the shards shrink under it: the cursor then trades its slot for
-    /// the removed entry's position, and every entry is still returned once.
     /// Reserving fills slot tables at once: room for more entries than
     /// the system has memory for is refused with OUT_OF_MEMORY (on Linux,
     /// where memory is overcommitted, the kernel would otherwise kill the
     /// process once the tables are touched), and the map is left as it was.
     #[test]
     fn a_reservation_the_system_cannot_back_is_refused() {
-        let need = MAX_RESERVE / 5 * 8 * SLOT_BYTES;
+        let need = (MAX_RESERVE / 5).saturating_mul(8 * SLOT_BYTES);
         let Some(avail) = pool::memory_available().filter(|&a| a < need) else {
             eprintln!("skipped: this machine could back {need} bytes of slot tables");
             return;
@@ -1118,6 +1115,9 @@ mod tests {
         );
     }
 
+    /// A strict scan that removes nearly every entry through its cursor
+    /// makes the shards shrink under it: the cursor then trades its slot for
+    /// the removed entry's position, and every entry is still returned once.
     #[test]
     fn strict_removal_through_the_cursor_survives_shrinks() {
         let m = Map::new(&Options::default()).unwrap();
