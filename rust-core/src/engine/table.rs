@@ -871,35 +871,31 @@ impl ShardData {
 
     /// `Ok((i, value))`: the key is at slot `i`. `Err(i)`: it belongs at
     /// slot `i`. The value comes from the record read to compare the key.
+    /// Past `probe`'s walk to the first slot with the key's fragment, every
+    /// slot of the run up to a greater fragment is a tie, settled by the
+    /// stored key's position. Ties are rare (see `get`), so slot by slot.
     fn find(
         &self,
         hasher: &KeyHasher,
         h1: u64,
         key: &[u8],
     ) -> std::result::Result<(usize, &[u8]), usize> {
-        let t = &self.table;
-        let mut i = t.home(h1);
+        let mut i = self.probe(h1)?.0;
         let f = frag_of(h1);
         let mut key_h2 = None;
-        // Walk page by page so the hot loop indexes one slice.
-        while i < t.len {
-            let page = &t.pages[i >> PAGE_BITS];
-            let base = i & !PAGE_MASK;
-            for (off, s) in page[i & PAGE_MASK..].iter().enumerate() {
-                if s.is_empty() || s.frag() > f {
-                    return Err(i + off);
-                }
-                if s.frag() == f {
-                    let (k, v) = self.arena.record(s.loc());
-                    if bytes_eq(k, key) {
-                        return Ok((i + off, v));
-                    }
-                    if key_order(hasher, h1, key, &mut key_h2, k) == std::cmp::Ordering::Less {
-                        return Err(i + off);
-                    }
-                }
+        while i < self.table.len {
+            let s = self.table.get(i);
+            if s.is_empty() || s.frag() > f {
+                return Err(i);
             }
-            i = base + page.len();
+            let (k, v) = self.arena.record(s.loc());
+            if bytes_eq(k, key) {
+                return Ok((i, v));
+            }
+            if key_order(hasher, h1, key, &mut key_h2, k) == std::cmp::Ordering::Less {
+                return Err(i);
+            }
+            i += 1;
         }
         Err(i)
     }
@@ -1317,22 +1313,7 @@ impl ShardData {
     /// this loop (and, inlined, drops the index when it does not use it).
     #[inline]
     fn first_with_hash(&self, h1: u64) -> Option<(usize, std::num::NonZeroU64)> {
-        let t = &self.table;
-        let mut i = t.home(h1);
-        let f = frag_of(h1);
-        while let Some(page) = t.pages.get(i >> PAGE_BITS) {
-            for (j, s) in page.get(i & PAGE_MASK..)?.iter().enumerate() {
-                if s.is_empty() || s.frag() > f {
-                    return None;
-                }
-                if s.frag() == f {
-                    // An occupied slot's location is never 0.
-                    return Some((i + j, std::num::NonZeroU64::new(s.loc())?));
-                }
-            }
-            i = (i | PAGE_MASK) + 1;
-        }
-        None
+        self.probe(h1).ok()
     }
 
     /// `first_with_hash`, or where the walk for it ended: the first slot
@@ -1343,12 +1324,11 @@ impl ShardData {
         let t = &self.table;
         let mut i = t.home(h1);
         let f = frag_of(h1);
-        // Bounded by the length, not by the pages: the last page may be
-        // partial, and `i` then stops at its end.
-        while i < t.len {
-            let page = &t.pages[i >> PAGE_BITS];
-            let base = i & !PAGE_MASK;
-            for (j, s) in page[i & PAGE_MASK..].iter().enumerate() {
+        while let Some(page) = t.pages.get(i >> PAGE_BITS) {
+            let Some(rest) = page.get(i & PAGE_MASK..) else {
+                break;
+            };
+            for (j, s) in rest.iter().enumerate() {
                 if s.is_empty() || s.frag() > f {
                     return Err(i + j);
                 }
@@ -1359,9 +1339,11 @@ impl ShardData {
                         .ok_or(i + j);
                 }
             }
-            i = base + page.len();
+            // The next page's first slot (past a partial last page, past
+            // the table: the walk then ends at its length).
+            i = (i | PAGE_MASK) + 1;
         }
-        Err(i)
+        Err(i.min(t.len))
     }
 
     /// `first_with_hash`, starting to fetch that record: below hundreds of
