@@ -261,7 +261,10 @@ fn run_stress(duration: Duration) {
         assert!(
             start.elapsed() < duration + LIVENESS,
             "a kind of thread never completed, even with the writers paused: {:?}",
-            counters.iter().map(|c| c.load(Ordering::Relaxed)).collect::<Vec<_>>()
+            counters
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
