@@ -128,14 +128,13 @@
 //     mc_iter_seek (a key's place in the order depends on the key alone), so
 //     a token taken mid-batch is exact even while other goroutines change
 //     the map.
-//   - The batch buffer the library fills is the iterator's own: it keeps
-//     the keys that Remove, SetValue, Token and the re-checks act on, and
-//     is never handed out. By default keys and values are slices of a copy
-//     of the batch, one allocation per batch, that the caller may keep and
-//     modify. WithNoCopy yields slices of a buffer the iterator reuses for
-//     each entry, valid only until the next Next (like
-//     bufio.Scanner.Bytes): faster, no allocation. Either way, writing into
-//     a returned slice changes nothing but what that slice shows.
+//   - By default keys and values are slices of a fresh allocation per
+//     batch that the caller may keep and modify. WithNoCopy yields slices
+//     of the iterator's reused buffer, valid only until the next Next (like
+//     bufio.Scanner.Bytes): faster, no allocation. Either way the iterator
+//     keeps its own copy of each batch's keys, which is what Remove,
+//     SetValue, Token and the re-checks act on: writing into a returned
+//     slice changes nothing but what that slice shows.
 //
 // # Bulk deletion and callbacks
 //

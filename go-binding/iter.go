@@ -35,11 +35,11 @@ func WithContext(ctx context.Context) IterOption {
 	return func(c *iterConfig) { c.ctx = ctx }
 }
 
-// WithNoCopy makes Key and Value return slices of a buffer the iterator
-// reuses for every entry instead of slices of a fresh allocation per batch:
-// they are valid only until the next call to Next (like
-// bufio.Scanner.Bytes). Faster, with no allocation per batch; copy what you
-// keep. Writing into them is allowed and affects nothing but what they show.
+// WithNoCopy makes Key and Value return slices of the iterator's reused
+// batch buffer instead of slices of a fresh allocation: they are valid only
+// until the next call to Next (like bufio.Scanner.Bytes). Faster, with no
+// allocation per batch; copy what you keep. Writing into them is allowed
+// until then and changes nothing but what they show.
 func WithNoCopy() IterOption {
 	return func(c *iterConfig) { c.noCopy = true }
 }
@@ -72,6 +72,7 @@ func WithBatchEntries(n int) IterOption {
 // ent locates one entry of a batch buffer.
 type ent struct {
 	ko, kl, vl uint32 // key offset, key length, value length
+	pk         uint32 // offset of the iterator's own copy of the key in keys
 }
 
 // Iterator walks a map or a snapshot. It fetches entries in batches (one
@@ -108,18 +109,16 @@ type Iterator struct {
 	beforeIdx     int
 	afterOK       bool
 
-	// The batch as the library wrote it. The iterator's own record of the
-	// batch (keys for re-reads, re-positioning and seeks): never handed
-	// out, so nothing the caller writes can change what the iterator acts
-	// on. Key and Value are slices of out, the caller's copy: one per
-	// batch, or with WithNoCopy one reused buffer holding the current entry.
-	buf      []byte
-	out      []byte
+	buf      []byte // bytes of the current batch, handed out by Key and Value
 	ents     []ent
-	cur      int    // index of the current entry in ents, -1 if none
-	key, val []byte // what Key and Value return (the caller's memory)
+	cur      int // index of the current entry in ents, -1 if none
+	key, val []byte
+	// keys holds the iterator's own copy of the batch's keys: the caller
+	// may write into what Key returned, so what the iterator acts on
+	// (re-reads, re-positioning, seeks, cursor Remove) never lives in buf.
+	keys []byte
 
-	store   []byte // the buffer fetches fill (buf is a slice of it)
+	store   []byte // buffer for the next fetch
 	scratch []byte // buffer for re-reads
 	vbuf    []byte // re-read values in no-copy mode
 	size    int    // size of the next fetch buffer
@@ -268,8 +267,8 @@ func (it *Iterator) Mode() Mode { return it.mode }
 // caller may keep and modify (keys and values of one batch share an
 // allocation of up to the batch size, which stays reachable while any of
 // them is kept); with WithNoCopy it is valid only until the next Next. The
-// iterator keeps its own copy: modifying the slice never changes what
-// Remove, SetValue, Token or Next act on.
+// iterator keeps its own copy of the key: writing into the slice never
+// changes what Remove, SetValue, Token or Next act on.
 func (it *Iterator) Key() []byte { return it.key }
 
 // Value returns the value of the current entry (see Key).
@@ -320,7 +319,7 @@ func (it *Iterator) fail(err error) {
 // release ends the iterator's registration and drops its buffers.
 func (it *Iterator) release() {
 	it.unwatch()
-	it.store, it.buf, it.out, it.scratch, it.vbuf = nil, nil, nil, nil, nil
+	it.store, it.scratch, it.vbuf, it.keys = nil, nil, nil, nil
 }
 
 // startWatch registers the iterator as a reader of the map's change count
@@ -383,14 +382,13 @@ func (it *Iterator) Next() bool {
 			e := it.ents[i]
 			kEnd := e.ko + e.kl
 			vEnd := kEnd + e.vl
-			k, v := it.buf[e.ko:kEnd:kEnd], it.buf[kEnd:vEnd:vEnd]
+			v := it.buf[kEnd:vEnd:vEnd]
 			// check only when the map changed since the fetch or a write is
 			// in progress: most entries of a batch take this inlined test
 			// and no call.
-			reread := false
 			if m := it.m; m != nil && i > 0 && (it.recheck || m.writing.Load() != 0 ||
 				m.changes() != it.wg0) {
-				v2, keep, ok := it.check(k, v)
+				v2, keep, ok := it.check(it.keyAt(i), v)
 				if !ok {
 					return false
 				}
@@ -398,39 +396,15 @@ func (it *Iterator) Next() bool {
 				if !keep {
 					continue
 				}
-				v, reread = v2, true
+				v = v2
 			}
-			it.cur = i
-			it.handOut(e, v, reread)
+			it.cur, it.key, it.val = i, it.buf[e.ko:kEnd:kEnd], v
 			return true
 		}
 		if !it.fetch() {
 			return false
 		}
 	}
-}
-
-// handOut sets what Key and Value return for batch entry e, whose value is
-// v: the batch's bytes, or a re-read value (reread), which in copy mode is
-// already the caller's own allocation.
-func (it *Iterator) handOut(e ent, v []byte, reread bool) {
-	kEnd := e.ko + e.kl
-	if !it.cfg.noCopy {
-		it.key = it.out[e.ko:kEnd:kEnd]
-		if reread {
-			it.val = v
-		} else {
-			vEnd := kEnd + e.vl
-			it.val = it.out[kEnd:vEnd:vEnd]
-		}
-		return
-	}
-	if it.out == nil {
-		it.out = make([]byte, 0, 256) // non-nil: empty keys and values are non-nil
-	}
-	it.out = append(append(it.out[:0], it.buf[e.ko:kEnd]...), v...)
-	kl, n := int(e.kl), len(it.out)
-	it.key, it.val = it.out[:kl:kl], it.out[kl:n:n]
 }
 
 // check handles changes made since the batch was fetched, for the buffered
@@ -509,11 +483,11 @@ func (it *Iterator) fetch() bool {
 		}
 		it.after, it.afterOK = it.before, true
 	}
+	if it.cfg.noCopy && it.buf != nil {
+		it.store = it.buf[:cap(it.buf)]
+	}
 	it.before, it.beforeIdx = it.after, 0
 	it.buf, it.ents, it.cur, it.key, it.val = nil, it.ents[:0], -1, nil, nil
-	if !it.cfg.noCopy {
-		it.out = nil
-	}
 	it.startWatch()
 	maxEntries := C.size_t(1 << 30)
 	if it.cfg.maxEntries > 0 {
@@ -546,9 +520,21 @@ func (it *Iterator) fetch() bool {
 			it.fail(goErr(op, StatusInternal, "library returned a malformed batch (%d entries, %d bytes)", count, used))
 			return false
 		}
-		it.ents, it.buf = ents, b
-		if !it.cfg.noCopy {
-			it.out = bytes.Clone(b)
+		it.ents = ents
+		keys := it.keys[:0]
+		for j := range ents {
+			e := &ents[j]
+			e.pk = uint32(len(keys))
+			keys = append(keys, b[e.ko:e.ko+e.kl]...)
+		}
+		it.keys = keys
+		if it.cfg.noCopy {
+			it.buf = b
+		} else if used*4 <= cap(buf) {
+			it.buf = bytes.Clone(b) // small batch: keep the big buffer for the next one
+		} else {
+			it.buf = b[:used:used] // hand the buffer out; allocate a new one next time
+			it.store = nil
 		}
 		if it.size > it.cfg.maxBytes {
 			it.size = it.cfg.maxBytes // a huge entry was fetched alone; go back to normal
@@ -588,9 +574,10 @@ func parseBatch(b []byte, count int, ents []ent) ([]ent, bool) {
 	return ents, len(ents) == count
 }
 
+// keyAt returns the iterator's own copy of the key of batch entry i.
 func (it *Iterator) keyAt(i int) []byte {
 	e := it.ents[i]
-	return it.buf[e.ko : e.ko+e.kl]
+	return it.keys[e.pk : e.pk+e.kl]
 }
 
 // span returns the bytes entries i..j take in a batch buffer.
@@ -868,7 +855,7 @@ func (it *Iterator) seekCursor(i int) (C.mc_iter, error) {
 	k := it.keyAt(i)
 	r := C.gm_iter_seek(C.uint64_t(it.id), &t, bp(k), C.size_t(len(k)))
 	runtime.KeepAlive(it.m)
-	runtime.KeepAlive(it.buf)
+	runtime.KeepAlive(k)
 	if r.st != C.MC_OK {
 		return t, resErr(op, r)
 	}
