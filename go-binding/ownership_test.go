@@ -82,6 +82,11 @@ func TestIteratorIgnoresWritesToReturnedSlices(t *testing.T) {
 			t.Run(kind.name+"/"+bc.name, func(t *testing.T) {
 				m := newMap(t)
 				fill(t, m, n)
+				for i := 0; i < n; i += 3 { // batches of large and of small entries
+					if _, err := m.Set(key(i), bytes.Repeat(val(i), 40)); err != nil {
+						t.Fatal(err)
+					}
+				}
 				model := contents(t, m)
 				var s *Snapshot
 				open := func(tok *Token) *Iterator {
