@@ -4,7 +4,19 @@
 //! - `engine`: the safe map (tables, shards, snapshots, tokens); knows nothing of C.
 //! - `registry`: opaque generational handles for maps and snapshots.
 //! - `ffi`: the C ABI (`include/mapcore.h` is generated from it).
+//!
+//! `unsafe` lives in small modules (`ffi::raw` for caller memory; in the
+//! engine, the memory pool, the shard lock and the table's page access), each
+//! `unsafe fn` with a `# Safety` section and each block with a `// SAFETY:`
+//! comment; the lints below make a missing one a build error under `make
+//! lint`, and a public function that dereferences a raw pointer argument
+//! without being `unsafe` one too. Modules without `unsafe` forbid it.
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(
+    clippy::not_unsafe_ptr_arg_deref,
+    clippy::missing_safety_doc,
+    clippy::undocumented_unsafe_blocks
+)]
 
 pub mod engine;
 pub mod ffi;

@@ -332,7 +332,8 @@ fn handles_reject_garbage_use_after_free_and_double_free() {
     assert_eq!(mc_map_clear(id), MC_ERR_BAD_HANDLE);
     // Snapshot and map handles are not interchangeable.
     let mut s = mc_snapshot { id: 0 };
-    assert_eq!(mc_snapshot_new(m2.0, &mut s), MC_OK);
+    // SAFETY: `s` is a writable mc_snapshot.
+    assert_eq!(unsafe { mc_snapshot_new(m2.0, &mut s) }, MC_OK);
     assert_eq!(mc_map_clear(mc_map { id: s.id }), MC_ERR_BAD_HANDLE);
     assert_eq!(mc_map_free(mc_map { id: s.id }), MC_ERR_BAD_HANDLE);
     assert_eq!(
@@ -413,7 +414,8 @@ fn snapshot_is_isolated_and_outlives_its_map() {
         m.set(&key(i), b"before").unwrap();
     }
     let mut s = mc_snapshot { id: 0 };
-    assert_eq!(mc_snapshot_new(m.0, &mut s), MC_OK);
+    // SAFETY: `s` is a writable mc_snapshot.
+    assert_eq!(unsafe { mc_snapshot_new(m.0, &mut s) }, MC_OK);
     for i in 0..5000 {
         if i % 2 == 0 {
             m.set(&key(i), b"after").unwrap();
@@ -429,7 +431,11 @@ fn snapshot_is_isolated_and_outlives_its_map() {
     assert_eq!(unsafe { mc_snapshot_len(s, &mut n) }, MC_OK);
     assert_eq!(n, 5000);
     let mut it = mc_iter { opaque: [0; 6] };
-    assert_eq!(mc_snapshot_iter_init(s, MC_MODE_STRICT, &mut it), MC_OK);
+    // SAFETY: `it` is a writable mc_iter.
+    assert_eq!(
+        unsafe { mc_snapshot_iter_init(s, MC_MODE_STRICT, &mut it) },
+        MC_OK
+    );
     let mut count = 0;
     let mut buf = vec![0u8; 1 << 16];
     loop {
