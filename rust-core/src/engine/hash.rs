@@ -9,6 +9,7 @@
 //! every map. `h2` is SipHash-1-3 under its own 128-bit key, so two different
 //! keys with the same position need a SipHash collision; the table refuses
 //! such an insert rather than let a cursor confuse the two keys.
+#![forbid(unsafe_code)]
 
 use std::hash::{BuildHasher, Hash, Hasher};
 

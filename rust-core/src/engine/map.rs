@@ -4,6 +4,7 @@
 //!
 //! Iteration order is global hash order (shard-major, then slot order), so a
 //! position `(h1, h2)` names "where a scan is" independently of any table.
+#![forbid(unsafe_code)]
 
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
