@@ -3,12 +3,14 @@
 //! boundary, `raw` every access to memory the caller passed by pointer.
 //! Doc comments become `include/mapcore.h` through cbindgen.
 //!
-//! Every function taking a raw pointer is `unsafe`, exported or not: this
-//! crate is also a Rust library, and a safe function that reads or writes
-//! through a pointer argument would let safe Rust cause undefined
-//! behaviour. Each states what it needs in `# Safety`; for the exported
-//! ones that is the header's pointer rules (cbindgen.toml), applied to the
-//! pointers it names. tests/ffi_unsafe.rs fails on a safe one.
+//! Every function that reads or writes through a raw pointer argument, or
+//! passes one on to a function that does, is `unsafe`, exported or not:
+//! this crate is also a Rust library, and such a function left safe would
+//! let safe Rust cause undefined behaviour. Each states what it needs in
+//! `# Safety`; for the exported ones that is the header's pointer
+//! conventions (cbindgen.toml) applied to the pointers it names.
+//! tests/ffi_unsafe.rs fails on a safe function taking a raw pointer (bar
+//! the few it lists that only compare one with NULL).
 #![allow(non_camel_case_types)]
 
 mod raw;
