@@ -19,6 +19,7 @@ mod support;
 use std::ffi::{c_char, c_int, c_void};
 
 use std::mem::MaybeUninit;
+use std::ptr::NonNull;
 
 use crate::engine::bytes::copy_small_uninit;
 use crate::engine::token::{Mode, Token, TEXT_LEN};
@@ -180,7 +181,7 @@ pub unsafe extern "C" fn mc_last_error(
     cap: usize,
     out_len: *mut usize,
 ) -> mc_status {
-    let Some(out_len) = std::ptr::NonNull::new(out_len) else {
+    let Some(out_len) = NonNull::new(out_len) else {
         return McStatus::MC_ERR_NULL_ARGUMENT;
     };
     if buf.is_null() && cap > 0 {
@@ -265,12 +266,10 @@ pub unsafe extern "C" fn mc_map_new(out: *mut mc_map) -> mc_status {
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_new_with(opts: *const mc_options, out: *mut mc_map) -> mc_status {
     run(|| {
-        if opts.is_null() {
-            return Err(null("opts"));
-        }
+        let opts = in_ptr(opts, "opts")?;
         let out = out_ptr(out, "out")?;
         // SAFETY: opts is non-NULL and points to a readable mc_options (caller's contract).
-        let o = unsafe { *opts };
+        let o = unsafe { read_in(opts) };
         if o.flags & !KNOWN_FLAGS != 0 || o.reserved != 0 {
             return Err(err(
                 McStatus::MC_ERR_INVALID_ARGUMENT,
@@ -407,7 +406,7 @@ fn fill(out: &mut [MaybeUninit<u8>], v: &[u8]) -> std::result::Result<usize, usi
 /// `out_len` must be aligned and valid for writes of a `usize`.
 unsafe fn copy_value(
     r: Option<std::result::Result<usize, usize>>,
-    out_len: std::ptr::NonNull<usize>,
+    out_len: NonNull<usize>,
 ) -> Result<McStatus> {
     match r {
         None => Err(err(McStatus::MC_ERR_NOT_FOUND, "key not found")),
@@ -690,8 +689,8 @@ unsafe fn packed<'a>(
     if lens.is_null() {
         return Err(null(&format!("{what}_lens")));
     }
-    // SAFETY: non-NULL; caller provides n lengths.
-    let lens = unsafe { std::slice::from_raw_parts(lens, n) };
+    // SAFETY: non-NULL; caller provides n aligned lengths.
+    let lens = unsafe { slice_in(lens, n, what)? };
     let total: usize = lens.iter().map(|&l| l as usize).sum();
     // SAFETY: caller provides `total` readable bytes at data.
     let all = unsafe { bytes_in(data, total, what)? };
@@ -1429,7 +1428,7 @@ pub unsafe extern "C" fn mc_batch_entry(
             out_ptr(val_len, "val_len")?,
         );
         // SAFETY: offset checked non-NULL; the caller's readable size_t.
-        let off = unsafe { offset.as_ptr().read() };
+        let off = unsafe { read_in(offset) };
         if off == all.len() {
             return Ok(McStatus::MC_DONE);
         }

@@ -25,25 +25,34 @@ use crate::engine::bytes::copy_small_uninit;
 use crate::engine::token::{Token, TOKEN_WORDS};
 use crate::status::{McStatus, Result};
 
-/// Borrows `len` bytes at `ptr`; NULL is accepted only when `len` is 0.
+/// Borrows `len` `T`s at `ptr`; NULL is accepted only when `len` is 0.
 ///
 /// # Safety
-/// If `ptr` is non-NULL it must be valid for reads of `len` bytes, all
-/// initialised, that nothing writes while `'a` lasts (the C caller's
+/// If `ptr` is non-NULL it must be aligned and valid for reads of `len`
+/// initialised `T`s that nothing writes while `'a` lasts (the C caller's
 /// contract, stated in the header).
-pub unsafe fn bytes_in<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8]> {
+pub unsafe fn slice_in<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T]> {
     if ptr.is_null() {
         return if len == 0 { Ok(&[]) } else { Err(null(what)) };
     }
-    if len > isize::MAX as usize {
+    if len > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
         return Err(err(
             McStatus::MC_ERR_TOO_LARGE,
             format!("{what} length is impossibly large"),
         ));
     }
     // SAFETY: non-NULL, at most isize::MAX bytes, and the caller guarantees
-    // `len` readable, initialised bytes unchanged for 'a.
+    // `len` aligned, readable, initialised `T`s unchanged for 'a.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Borrows `len` bytes at `ptr`, as `slice_in`.
+///
+/// # Safety
+/// As for `slice_in`.
+pub unsafe fn bytes_in<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8]> {
+    // SAFETY: this function's contract is `slice_in`'s.
+    unsafe { slice_in(ptr, len, what) }
 }
 
 /// Borrows a writable buffer of `cap` `T`s, which need not be initialised;
@@ -98,6 +107,15 @@ pub fn out_ptr<T>(ptr: *mut T, what: &str) -> Result<NonNull<T>> {
 /// Checks that an in-pointer (one only read) is non-NULL.
 pub fn in_ptr<T>(ptr: *const T, what: &str) -> Result<NonNull<T>> {
     out_ptr(ptr.cast_mut(), what)
+}
+
+/// Reads the value at a checked in-pointer.
+///
+/// # Safety
+/// `ptr` must be aligned and valid for reads of an initialised `T`.
+pub unsafe fn read_in<T: Copy>(ptr: NonNull<T>) -> T {
+    // SAFETY: guaranteed by the caller as documented above.
+    unsafe { ptr.as_ptr().read() }
 }
 
 /// Writes `v` through a checked out-pointer, without reading or dropping
