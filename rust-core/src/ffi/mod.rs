@@ -753,7 +753,7 @@ pub unsafe extern "C" fn mc_map_get_many(
         };
         let out_used = out_ptr(out_used, "out_used")?;
         // SAFETY: the caller provides n writable u32s at val_lens, aligned
-        // and overlapping no other argument (the header's pointer rules).
+        // and overlapping no other argument (the header's pointer conventions).
         // Written only once everything fits.
         let lens = unsafe { slice_out(val_lens, n, "val_lens")? };
         let hashes: Vec<u64> = items(key_bytes, key_lens)

@@ -12,9 +12,10 @@
 //! so output buffers are borrowed as `MaybeUninit` (only written, never
 //! read) and out-parameters are written with `ptr::write`, never through a
 //! reference (two out-parameters a caller points at one variable alias
-//! harmlessly as raw pointers, not as `&mut`). Only a token is both read and
-//! written: its caller keeps the bytes an earlier call wrote, and reads
-//! treat them as untrusted (`Token::open` verifies them).
+//! harmlessly as raw pointers, not as `&mut`). The two values both read and
+//! written, a token and `mc_batch_entry`'s offset, hold what an earlier call
+//! wrote and are treated as untrusted (`Token::open` verifies a token; the
+//! offset is bounds-checked).
 
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
