@@ -1,7 +1,7 @@
 //! No safe function takes a raw pointer. The crate is an rlib as well as
 //! the C library, so a safe `pub extern "C" fn` that reads or writes
 //! through a pointer argument lets safe Rust cause undefined behaviour
-//! (`mc_iter_init(map, mode, 0x10 as *mut _)` once did), and a safe helper
+//! (a safe call passing the pointer 0x10 once crashed), and a safe helper
 //! doing the same hides the obligation from its callers. Clippy's
 //! `not_unsafe_ptr_arg_deref` (denied in lib.rs) catches a public function
 //! that dereferences its pointer argument in its own body, but not one that
