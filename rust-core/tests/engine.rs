@@ -657,9 +657,12 @@ fn last_error_has_detail() {
         unsafe { mc_last_error(buf.as_mut_ptr(), buf.len(), &mut n) },
         MC_OK
     );
+    // Owned: `buf` is written again below, which a borrow of it must not
+    // outlive (Miri reported exactly that when `msg` borrowed `buf`).
     let msg = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
         .to_str()
-        .unwrap();
+        .unwrap()
+        .to_owned();
     assert!(msg.contains("MC_ERR_NOT_FOUND"), "{msg}");
     assert_eq!(
         unsafe { mc_last_error(buf.as_mut_ptr(), 2, &mut n) },
