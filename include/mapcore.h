@@ -11,6 +11,15 @@
  *    A (pointer, length) pair may have a NULL pointer only when the length is 0.
  *    Output buffers must not overlap inputs or each other, and pointers to
  *    size_t, uint32_t, bool and the structs must be naturally aligned.
+ *  - Pointers (each function's "# Safety" names its own): each must be valid
+ *    for what the function reads or writes through it, for the whole call: a
+ *    (pointer, length) pair for `length` bytes, any other pointer for one
+ *    object of its type. The library can check only for NULL; any other bad
+ *    pointer is undefined behaviour, as with memcpy. Output memory need not
+ *    be initialised: it is only written. An mc_iter passed to a function
+ *    other than mc_iter_init, mc_iter_decode and their snapshot forms must
+ *    hold what such a call wrote; its contents are verified (a damaged or
+ *    forged token gives MC_ERR_BAD_TOKEN).
  *  - Handles are opaque ids: 0, freed and garbage handles give
  *    MC_ERR_BAD_HANDLE, never undefined behaviour.
  *  - "The common map errors", which every function taking a map handle can
@@ -231,11 +240,16 @@ const char *mc_status_describe(int32_t code);
 // `cap >= *out_len + 1`); MC_ERR_NULL_ARGUMENT if `out_len` is NULL, or
 // `buf` is NULL with `cap > 0`; MC_ERR_TOO_LARGE if `cap` is above
 // PTRDIFF_MAX (nothing written).
+// # Safety
+// Per the pointer conventions of mapcore.h: `buf`: `cap` writable bytes (NULL
+// if `cap` is 0); `out_len`: a writable size_t.
 mc_status mc_last_error(char *buf, size_t cap, size_t *out_len);
 
 // Creates an empty map with a random hash seed and writes its handle to `*out`.
 // Free it with `mc_map_free`. Thread-safe.
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_OUT_OF_MEMORY.
+// # Safety
+// Per the pointer conventions of mapcore.h: `out`: a writable mc_map.
 mc_status mc_map_new(struct mc_map *out);
 
 // Creates a map with options (fixed seed, capacity). `opts` is only read.
@@ -243,6 +257,9 @@ mc_status mc_map_new(struct mc_map *out);
 // bits, non-zero `reserved`, or MC_OPT_WEAK_HASH_FOR_TESTING without its
 // environment opt-in), MC_ERR_TOO_LARGE (capacity above MC_MAX_CAPACITY),
 // MC_ERR_OUT_OF_MEMORY (as mc_map_reserve for the capacity).
+// # Safety
+// Per the pointer conventions of mapcore.h: `opts`: a readable mc_options;
+// `out`: a writable mc_map.
 mc_status mc_map_new_with(const struct mc_options *opts, struct mc_map *out);
 
 // Frees a map. Calls already running on it on other threads finish safely;
@@ -261,6 +278,9 @@ mc_status mc_map_free(struct mc_map map);
 // that each hold 1/16 of it; nothing stored), MC_ERR_OUT_OF_MEMORY,
 // MC_ERR_INVALID_ARGUMENT (the key's two keyed hashes both equal another
 // key's — a SipHash collision under a secret key; refused, nothing stored).
+// # Safety
+// Per the pointer conventions of mapcore.h: `key`, `val`: `key_len`, `val_len`
+// readable bytes; `out_inserted`: NULL or a writable bool.
 mc_status mc_map_set(struct mc_map map,
                      const uint8_t *key,
                      size_t key_len,
@@ -272,6 +292,9 @@ mc_status mc_map_set(struct mc_map map,
 // `*out_len`. Returns MC_OK; MC_ERR_NOT_FOUND; MC_ERR_BUFFER_TOO_SMALL (only
 // `*out_len` written: the required length; call again with a bigger buffer;
 // `buf` may be NULL with `cap` 0 to ask the length); MC_ERR_NULL_ARGUMENT.
+// # Safety
+// Per the pointer conventions of mapcore.h: `key`: `key_len` readable bytes;
+// `buf`: `cap` writable bytes; `out_len`: a writable size_t.
 mc_status mc_map_get(struct mc_map map,
                      const uint8_t *key,
                      size_t key_len,
@@ -283,6 +306,10 @@ mc_status mc_map_get(struct mc_map map,
 // map's read lock: the bytes are valid only during the callback. The callback
 // must return normally and must not call into this map (such calls get
 // MC_ERR_REENTRANT). Returns MC_OK, MC_ERR_NOT_FOUND, MC_ERR_NULL_ARGUMENT.
+// # Safety
+// Per the pointer conventions of mapcore.h: `key`: `key_len` readable bytes;
+// `cb`: NULL or a function that may be called with `user` (which the library
+// only passes on) and the value.
 mc_status mc_map_get_with(struct mc_map map,
                           const uint8_t *key,
                           size_t key_len,
@@ -291,15 +318,22 @@ mc_status mc_map_get_with(struct mc_map map,
 
 // Writes whether `key` is present to `*out`.
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT.
+// # Safety
+// Per the pointer conventions of mapcore.h: `key`: `key_len` readable bytes;
+// `out`: a writable bool.
 mc_status mc_map_contains(struct mc_map map, const uint8_t *key, size_t key_len, bool *out);
 
 // Deletes `key` (a structural change). Returns MC_OK, MC_ERR_NOT_FOUND (nothing
 // changed), MC_ERR_NULL_ARGUMENT, MC_ERR_OUT_OF_MEMORY (only while a snapshot
 // shares the slot page the delete writes, which must then be copied;
 // nothing changed).
+// # Safety
+// Per the pointer conventions of mapcore.h: `key`: `key_len` readable bytes.
 mc_status mc_map_delete(struct mc_map map, const uint8_t *key, size_t key_len);
 
 // Writes the number of entries to `*out`. Returns MC_OK, MC_ERR_NULL_ARGUMENT.
+// # Safety
+// Per the pointer conventions of mapcore.h: `out`: a writable size_t.
 mc_status mc_map_len(struct mc_map map, size_t *out);
 
 // The map's change counters, for code that buffers entries (as the Go
@@ -319,6 +353,9 @@ mc_status mc_map_len(struct mc_map map, size_t *out);
 // they stand).
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT; the out-parameters are written only
 // on success.
+// # Safety
+// Per the pointer conventions of mapcore.h: `out_changes`, `out_structural`:
+// writable pointers; `out_count`, `out_stride`: writable size_t.
 mc_status mc_map_counters(struct mc_map map,
                           const uint64_t **out_changes,
                           const uint64_t **out_structural,
@@ -368,6 +405,10 @@ mc_status mc_map_shrink_to_fit(struct mc_map map);
 // while a snapshot shares a slot page a delete writes: the entries visited
 // before were kept or deleted as `pred` said, the others were not visited,
 // and `*out_removed` is not written).
+// # Safety
+// Per the pointer conventions of mapcore.h: `pred`: NULL or a function that
+// may be called with `user` (which the library only passes on) and an entry;
+// `out_removed`: NULL or a writable size_t.
 mc_status mc_map_retain(struct mc_map map, mc_entry_pred pred, void *user, size_t *out_removed);
 
 // Looks up n keys in one consistent state of the map (all involved shards
@@ -376,6 +417,10 @@ mc_status mc_map_retain(struct mc_map map, mc_entry_pred pred, void *user, size_
 // MC_ABSENT, and `*out_used` the bytes used.
 // Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (only `*out_used` written: the bytes
 // all found values need); MC_ERR_NULL_ARGUMENT; MC_ERR_TOO_LARGE.
+// # Safety
+// Per the pointer conventions of mapcore.h: `key_lens`: `n` readable uint32_t;
+// `keys`: their sum of readable bytes; `vals`: `vals_cap` writable bytes;
+// `val_lens`: `n` writable uint32_t; `out_used`: a writable size_t.
 mc_status mc_map_get_many(struct mc_map map,
                           size_t n,
                           const uint8_t *keys,
@@ -394,6 +439,10 @@ mc_status mc_map_get_many(struct mc_map map,
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY,
 // MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`; like an
 // allocation failure it stops the batch part-way).
+// # Safety
+// Per the pointer conventions of mapcore.h: `key_lens`, `val_lens`: `n`
+// readable uint32_t each; `keys`, `vals`: their sums of readable bytes;
+// `out_inserted`: NULL or a writable size_t.
 mc_status mc_map_set_many(struct mc_map map,
                           size_t n,
                           const uint8_t *keys,
@@ -407,6 +456,10 @@ mc_status mc_map_set_many(struct mc_map map,
 // were present. Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE,
 // MC_ERR_OUT_OF_MEMORY (only while a snapshot shares slot pages the deletes
 // write; nothing deleted).
+// # Safety
+// Per the pointer conventions of mapcore.h: `key_lens`: `n` readable uint32_t;
+// `keys`: their sum of readable bytes; `out_removed`: NULL or a writable
+// size_t.
 mc_status mc_map_delete_many(struct mc_map map,
                              size_t n,
                              const uint8_t *keys,
@@ -417,6 +470,8 @@ mc_status mc_map_delete_many(struct mc_map map,
 // and writes the token to `*out`. A strict token is stamped with the map's
 // current structural generation. Returns MC_OK, MC_ERR_INVALID_ARGUMENT
 // (unknown mode), MC_ERR_NULL_ARGUMENT, and the common map errors.
+// # Safety
+// Per the pointer conventions of mapcore.h: `out`: a writable mc_iter.
 mc_status mc_iter_init(struct mc_map map, uint32_t mode, struct mc_iter *out);
 
 // Copies the next entry into `key_buf`/`val_buf` and advances `*it`.
@@ -428,6 +483,10 @@ mc_status mc_iter_init(struct mc_map map, uint32_t mode, struct mc_iter *out);
 // forged, uninitialised); MC_ERR_WRONG_MAP (token of another or freed map);
 // MC_ERR_NULL_ARGUMENT; and the common map errors. One call observes one
 // consistent state. Buffers may be NULL when their capacity is 0.
+// # Safety
+// Per the pointer conventions of mapcore.h: `it`: a readable, writable
+// mc_iter; `key_buf`, `val_buf`: `key_cap`, `val_cap` writable bytes;
+// `out_key_len`, `out_val_len`: writable size_t.
 mc_status mc_iter_next(struct mc_map map,
                        struct mc_iter *it,
                        uint8_t *key_buf,
@@ -441,6 +500,10 @@ mc_status mc_iter_next(struct mc_map map,
 // shard's read lock (bytes valid only during the call; the callback must not
 // call into this map: MC_ERR_REENTRANT). Returns MC_OK, MC_DONE and the
 // errors of `mc_iter_next` except MC_ERR_BUFFER_TOO_SMALL.
+// # Safety
+// Per the pointer conventions of mapcore.h: `it`: a readable, writable
+// mc_iter; `cb`: NULL or a function that may be called with `user` (which the
+// library only passes on) and an entry.
 mc_status mc_iter_next_with(struct mc_map map, struct mc_iter *it, mc_entry_fn cb, void *user);
 
 // Copies up to `max_entries` whole entries into `buf` and advances `*it` past
@@ -453,6 +516,10 @@ mc_status mc_iter_next_with(struct mc_map map, struct mc_iter *it, mc_entry_fn c
 // even one entry fits; `*out_used` = bytes the next entry needs, `*it`
 // unchanged); MC_ERR_INVALID_ARGUMENT (`max_entries` = 0); and the errors of
 // `mc_iter_next`.
+// # Safety
+// Per the pointer conventions of mapcore.h: `it`: a readable, writable
+// mc_iter; `buf`: `cap` writable bytes; `out_count`, `out_used`: writable
+// size_t.
 mc_status mc_iter_next_batch(struct mc_map map,
                              struct mc_iter *it,
                              uint8_t *buf,
@@ -471,6 +538,9 @@ mc_status mc_iter_next_batch(struct mc_map map,
 // stale strict token stays stale).
 // Returns MC_OK; MC_ERR_TOO_LARGE (key over MC_MAX_KEY_LEN); the token
 // errors; the common map errors.
+// # Safety
+// Per the pointer conventions of mapcore.h: `it`: a readable, writable
+// mc_iter; `key`: `key_len` readable bytes.
 mc_status mc_iter_seek(struct mc_map map, struct mc_iter *it, const uint8_t *key, size_t key_len);
 
 // Deletes the entry `*it` returned last. The token stays valid and the
@@ -481,12 +551,18 @@ mc_status mc_iter_seek(struct mc_map map, struct mc_iter *it, const uint8_t *key
 // (strict token already stale; nothing deleted); MC_ERR_OUT_OF_MEMORY (only
 // while a snapshot shares the slot page the delete writes; nothing deleted);
 // the token errors; the common map errors.
+// # Safety
+// Per the pointer conventions of mapcore.h: `it`: a readable, writable
+// mc_iter.
 mc_status mc_iter_remove(struct mc_map map, struct mc_iter *it);
 
 // Replaces the value of the entry `*it` returned last (not structural: no
 // token is invalidated). Returns MC_OK, MC_ERR_NOT_FOUND (no current entry),
 // MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY, MC_ERR_ITER_INVALIDATED, the token
 // errors and the common map errors.
+// # Safety
+// Per the pointer conventions of mapcore.h: `it`: a readable mc_iter; `val`:
+// `val_len` readable bytes.
 mc_status mc_iter_set_value(struct mc_map map,
                             const struct mc_iter *it,
                             const uint8_t *val,
@@ -499,6 +575,9 @@ mc_status mc_iter_set_value(struct mc_map map,
 // within this process while the map lives. `*out_len` receives the length.
 // Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (need `cap` >= MC_ITER_TEXT_LEN + 1;
 // only `*out_len` written); the token errors; MC_ERR_NULL_ARGUMENT.
+// # Safety
+// Per the pointer conventions of mapcore.h: `it`: a readable mc_iter; `buf`:
+// `cap` writable bytes; `out_len`: a writable size_t.
 mc_status mc_iter_encode(struct mc_map map,
                          const struct mc_iter *it,
                          char *buf,
@@ -508,6 +587,9 @@ mc_status mc_iter_encode(struct mc_map map,
 // Decodes text from `mc_iter_encode` (length `len`, NUL not needed) into a
 // token for `map`. Returns MC_OK; MC_ERR_BAD_TOKEN (malformed or tampered);
 // MC_ERR_WRONG_MAP (encoded for another map); MC_ERR_NULL_ARGUMENT.
+// # Safety
+// Per the pointer conventions of mapcore.h: `text`: `len` readable bytes;
+// `out`: a writable mc_iter.
 mc_status mc_iter_decode(struct mc_map map, const char *text, size_t len, struct mc_iter *out);
 
 // Walks a next-batch buffer: reads the entry at `*offset` of the `used` bytes
@@ -515,6 +597,10 @@ mc_status mc_iter_decode(struct mc_map map, const char *text, size_t len, struct
 // Returns MC_OK; MC_DONE when `*offset == used`; MC_ERR_INVALID_ARGUMENT if
 // the bytes at `*offset` are not a whole entry; MC_ERR_NULL_ARGUMENT. Pure
 // function of its arguments; thread-safe.
+// # Safety
+// Per the pointer conventions of mapcore.h: `buf`: `used` readable bytes;
+// `offset`: a readable, writable size_t; `key`, `val`: writable pointers;
+// `key_len`, `val_len`: writable size_t.
 mc_status mc_batch_entry(const uint8_t *buf,
                          size_t used,
                          size_t *offset,
@@ -529,6 +615,8 @@ mc_status mc_batch_entry(const uint8_t *buf,
 // page: a write (insert, overwrite or delete) that cannot allocate the copy
 // returns MC_ERR_OUT_OF_MEMORY and changes nothing.
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_OUT_OF_MEMORY, the common map errors.
+// # Safety
+// Per the pointer conventions of mapcore.h: `out`: a writable mc_snapshot.
 mc_status mc_snapshot_new(struct mc_map map, struct mc_snapshot *out);
 
 // Frees a snapshot; its memory is reclaimed once no call is using it.
@@ -536,6 +624,8 @@ mc_status mc_snapshot_new(struct mc_map map, struct mc_snapshot *out);
 mc_status mc_snapshot_free(struct mc_snapshot snap);
 
 // `mc_map_get` on the snapshot. Same statuses.
+// # Safety
+// As for `mc_map_get`.
 mc_status mc_snapshot_get(struct mc_snapshot snap,
                           const uint8_t *key,
                           size_t key_len,
@@ -545,6 +635,8 @@ mc_status mc_snapshot_get(struct mc_snapshot snap,
 
 // `mc_map_get_with` on the snapshot (the callback may call anything).
 // Returns MC_OK, MC_ERR_NOT_FOUND, MC_ERR_NULL_ARGUMENT (key or cb).
+// # Safety
+// As for `mc_map_get_with`.
 mc_status mc_snapshot_get_with(struct mc_snapshot snap,
                                const uint8_t *key,
                                size_t key_len,
@@ -552,6 +644,8 @@ mc_status mc_snapshot_get_with(struct mc_snapshot snap,
                                void *user);
 
 // `mc_map_contains` on the snapshot. Returns MC_OK, MC_ERR_NULL_ARGUMENT.
+// # Safety
+// As for `mc_map_contains`.
 mc_status mc_snapshot_contains(struct mc_snapshot snap,
                                const uint8_t *key,
                                size_t key_len,
@@ -559,14 +653,20 @@ mc_status mc_snapshot_contains(struct mc_snapshot snap,
 
 // Writes the number of entries in the snapshot to `*out`.
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT.
+// # Safety
+// As for `mc_map_len`.
 mc_status mc_snapshot_len(struct mc_snapshot snap, size_t *out);
 
 // Starts an iteration over the snapshot. Both modes behave the same (a
 // snapshot never changes, so nothing is ever invalidated).
 // Returns MC_OK, MC_ERR_INVALID_ARGUMENT (unknown mode), MC_ERR_NULL_ARGUMENT.
+// # Safety
+// As for `mc_iter_init`.
 mc_status mc_snapshot_iter_init(struct mc_snapshot snap, uint32_t mode, struct mc_iter *out);
 
 // `mc_iter_next` on the snapshot. Same statuses (never ITER_INVALIDATED).
+// # Safety
+// As for `mc_iter_next`.
 mc_status mc_snapshot_iter_next(struct mc_snapshot snap,
                                 struct mc_iter *it,
                                 uint8_t *key_buf,
@@ -578,6 +678,8 @@ mc_status mc_snapshot_iter_next(struct mc_snapshot snap,
 
 // `mc_iter_next_with` on the snapshot. Same statuses (never
 // ITER_INVALIDATED).
+// # Safety
+// As for `mc_iter_next_with`.
 mc_status mc_snapshot_iter_next_with(struct mc_snapshot snap,
                                      struct mc_iter *it,
                                      mc_entry_fn cb,
@@ -585,6 +687,8 @@ mc_status mc_snapshot_iter_next_with(struct mc_snapshot snap,
 
 // `mc_iter_next_batch` on the snapshot. Same statuses (never
 // ITER_INVALIDATED).
+// # Safety
+// As for `mc_iter_next_batch`.
 mc_status mc_snapshot_iter_next_batch(struct mc_snapshot snap,
                                       struct mc_iter *it,
                                       uint8_t *buf,
@@ -594,6 +698,8 @@ mc_status mc_snapshot_iter_next_batch(struct mc_snapshot snap,
                                       size_t *out_used);
 
 // `mc_iter_encode` on the snapshot.
+// # Safety
+// As for `mc_iter_encode`.
 mc_status mc_snapshot_iter_encode(struct mc_snapshot snap,
                                   const struct mc_iter *it,
                                   char *buf,
@@ -601,6 +707,8 @@ mc_status mc_snapshot_iter_encode(struct mc_snapshot snap,
                                   size_t *out_len);
 
 // `mc_iter_decode` on the snapshot.
+// # Safety
+// As for `mc_iter_decode`.
 mc_status mc_snapshot_iter_decode(struct mc_snapshot snap,
                                   const char *text,
                                   size_t len,

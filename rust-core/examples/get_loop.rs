@@ -30,7 +30,8 @@ fn main() {
     if mode == "scan" {
         for _ in 0..3 {
             let mut it = mc_iter { opaque: [0; 6] };
-            mc_iter_init(m, MC_MODE_CURSOR, &mut it);
+            // SAFETY: `it` is a writable mc_iter.
+            unsafe { mc_iter_init(m, MC_MODE_CURSOR, &mut it) };
             let mut bb = vec![0u8; 1 << 16];
             loop {
                 let (mut c, mut u) = (0, 0);

@@ -54,7 +54,8 @@ fn main() {
     let get = t.elapsed().as_nanos() as f64 / n as f64;
     let t = Instant::now();
     let mut it = mc_iter { opaque: [0; 6] };
-    mc_iter_init(m, MC_MODE_CURSOR, &mut it);
+    // SAFETY: `it` is a writable mc_iter.
+    unsafe { mc_iter_init(m, MC_MODE_CURSOR, &mut it) };
     let mut bb = vec![0u8; 1 << 16];
     let mut cnt = 0;
     loop {

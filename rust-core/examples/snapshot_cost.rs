@@ -44,7 +44,9 @@ fn main() {
     println!("built {n} entries in {:.2?}", t.elapsed());
     let mut s = mc_snapshot { id: 0 };
     let t = Instant::now();
-    assert_eq!(mc_snapshot_new(m, &mut s), mapcore::McStatus::MC_OK);
+    // SAFETY: `s` is a writable mc_snapshot.
+    let st = unsafe { mc_snapshot_new(m, &mut s) };
+    assert_eq!(st, mapcore::McStatus::MC_OK);
     let take = t.elapsed();
     println!("mc_snapshot_new: {:.1} us", take.as_secs_f64() * 1e6);
     let writes = 1000u64;

@@ -161,7 +161,11 @@ fn claim_for_thread(l: &Local) -> &'static Participant {
 /// thread exits in the middle of one, e.g. `pthread_exit` from a callback)
 /// the record stays this thread's and the key is re-armed, so that a later
 /// destructor round releases it once the call is over.
-extern "C" fn release_participant(p: *mut libc::c_void) {
+///
+/// # Safety
+/// `p` must be a value `claim_for_thread` stored under the key: a pointer
+/// to a leaked `Participant` (pthread passes it back unchanged).
+unsafe extern "C" fn release_participant(p: *mut libc::c_void) {
     // SAFETY: `claim_for_thread` set the value to a leaked `Participant`.
     let p = unsafe { &*(p as *const Participant) };
     let pinned = LOCAL.with(|l| {

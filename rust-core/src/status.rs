@@ -1,4 +1,5 @@
 //! The one status enum shared by the engine and the C ABI.
+#![forbid(unsafe_code)]
 
 /// Result of every fallible mapcore function. `MC_OK` (0) is success; every
 /// other value names one failure. Values are stable across ABI version 1.

@@ -6,10 +6,8 @@
 pub fn call_only_during_thread_exit(threads: usize, at_exit: extern "C" fn(*mut libc::c_void)) {
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: valid out-pointer and destructor.
-    assert_eq!(
-        unsafe { libc::pthread_key_create(&mut key, Some(at_exit)) },
-        0
-    );
+    let made = unsafe { libc::pthread_key_create(&mut key, Some(at_exit)) };
+    assert_eq!(made, 0);
     for _ in 0..threads {
         std::thread::spawn(move || {
             // SAFETY: a key made above; any non-NULL value makes its

@@ -332,7 +332,8 @@ fn handles_reject_garbage_use_after_free_and_double_free() {
     assert_eq!(mc_map_clear(id), MC_ERR_BAD_HANDLE);
     // Snapshot and map handles are not interchangeable.
     let mut s = mc_snapshot { id: 0 };
-    assert_eq!(mc_snapshot_new(m2.0, &mut s), MC_OK);
+    // SAFETY: `s` is a writable mc_snapshot.
+    assert_eq!(unsafe { mc_snapshot_new(m2.0, &mut s) }, MC_OK);
     assert_eq!(mc_map_clear(mc_map { id: s.id }), MC_ERR_BAD_HANDLE);
     assert_eq!(mc_map_free(mc_map { id: s.id }), MC_ERR_BAD_HANDLE);
     assert_eq!(
@@ -413,7 +414,8 @@ fn snapshot_is_isolated_and_outlives_its_map() {
         m.set(&key(i), b"before").unwrap();
     }
     let mut s = mc_snapshot { id: 0 };
-    assert_eq!(mc_snapshot_new(m.0, &mut s), MC_OK);
+    // SAFETY: `s` is a writable mc_snapshot.
+    assert_eq!(unsafe { mc_snapshot_new(m.0, &mut s) }, MC_OK);
     for i in 0..5000 {
         if i % 2 == 0 {
             m.set(&key(i), b"after").unwrap();
@@ -429,7 +431,11 @@ fn snapshot_is_isolated_and_outlives_its_map() {
     assert_eq!(unsafe { mc_snapshot_len(s, &mut n) }, MC_OK);
     assert_eq!(n, 5000);
     let mut it = mc_iter { opaque: [0; 6] };
-    assert_eq!(mc_snapshot_iter_init(s, MC_MODE_STRICT, &mut it), MC_OK);
+    // SAFETY: `it` is a writable mc_iter.
+    assert_eq!(
+        unsafe { mc_snapshot_iter_init(s, MC_MODE_STRICT, &mut it) },
+        MC_OK
+    );
     let mut count = 0;
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -651,9 +657,12 @@ fn last_error_has_detail() {
         unsafe { mc_last_error(buf.as_mut_ptr(), buf.len(), &mut n) },
         MC_OK
     );
+    // Owned: `buf` is written again below, which a borrow of it must not
+    // outlive (Miri reported exactly that when `msg` borrowed `buf`).
     let msg = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
         .to_str()
-        .unwrap();
+        .unwrap()
+        .to_owned();
     assert!(msg.contains("MC_ERR_NOT_FOUND"), "{msg}");
     assert_eq!(
         unsafe { mc_last_error(buf.as_mut_ptr(), 2, &mut n) },
@@ -843,4 +852,151 @@ fn fixed_seed_layout_is_per_process() {
         a != b && a != here,
         "three processes laid out fixed seed 7 identically"
     );
+/// Output memory need not be initialised (the header's pointer
+/// conventions): the library only writes it. Every output here is a
+/// `Vec`'s spare capacity or a `MaybeUninit`, read only after the call
+/// reported what it wrote.
+#[test]
+fn outputs_may_be_uninitialised() {
+    use std::mem::MaybeUninit;
+    let m = M::new();
+    let mut want = BTreeMap::new();
+    for i in 0..100 {
+        let v = format!("value of {i}").into_bytes();
+        m.set(&key(i), &v).unwrap();
+        want.insert(key(i), v);
+    }
+
+    let mut buf: Vec<u8> = Vec::with_capacity(64);
+    let mut len = MaybeUninit::<usize>::uninit();
+    let k = key(7);
+    // SAFETY: `k` is readable, `buf` has `capacity` writable bytes, `len` is
+    // a writable usize.
+    let st = unsafe {
+        mc_map_get(
+            m.0,
+            k.as_ptr(),
+            k.len(),
+            buf.as_mut_ptr(),
+            buf.capacity(),
+            len.as_mut_ptr(),
+        )
+    };
+    assert_eq!(st, MC_OK);
+    // SAFETY: MC_OK wrote `*out_len` and that many bytes of `buf`.
+    unsafe { buf.set_len(len.assume_init()) };
+    assert_eq!(buf, want[&k]);
+
+    // Batch lookup: values and their lengths both uninitialised.
+    let keys: Vec<u8> = [key(1), key(2), b"absent".to_vec()].concat();
+    let klens = [key(1).len() as u32, key(2).len() as u32, 6];
+    let mut vals: Vec<u8> = Vec::with_capacity(256);
+    let mut vlens = [MaybeUninit::<u32>::uninit(); 3];
+    let mut used = MaybeUninit::<usize>::uninit();
+    // SAFETY: packed keys with their lengths; `vals` has `capacity` writable
+    // bytes, `vlens` three writable u32s, `used` a writable usize.
+    let st = unsafe {
+        mc_map_get_many(
+            m.0,
+            3,
+            keys.as_ptr(),
+            klens.as_ptr(),
+            vals.as_mut_ptr(),
+            vals.capacity(),
+            vlens.as_mut_ptr().cast(),
+            used.as_mut_ptr(),
+        )
+    };
+    assert_eq!(st, MC_OK);
+    // SAFETY: MC_OK wrote every length, `*out_used` and that many bytes.
+    let vlens = vlens.map(|l| unsafe { l.assume_init() });
+    unsafe { vals.set_len(used.assume_init()) };
+    assert_eq!(vlens[2], MC_ABSENT);
+    assert_eq!(
+        vals,
+        [want[&key(1)].clone(), want[&key(2)].clone()].concat()
+    );
+    assert_eq!(
+        vlens[..2],
+        [want[&key(1)].len() as u32, want[&key(2)].len() as u32]
+    );
+
+    // A token from an uninitialised mc_iter, batches into spare capacity,
+    // and the token's text too.
+    let mut it = MaybeUninit::<mc_iter>::uninit();
+    // SAFETY: `it` is a writable mc_iter.
+    assert_eq!(
+        unsafe { mc_iter_init(m.0, MC_MODE_STRICT, it.as_mut_ptr()) },
+        MC_OK
+    );
+    // SAFETY: mc_iter_init returned MC_OK, so it wrote the token.
+    let mut it = unsafe { it.assume_init() };
+    let mut text: Vec<u8> = Vec::with_capacity(MC_ITER_TEXT_LEN + 1);
+    let mut text_len = MaybeUninit::<usize>::uninit();
+    // SAFETY: `it` is a token; `text` has `capacity` writable bytes.
+    let st = unsafe {
+        mc_iter_encode(
+            m.0,
+            &it,
+            text.as_mut_ptr().cast(),
+            text.capacity(),
+            text_len.as_mut_ptr(),
+        )
+    };
+    assert_eq!(st, MC_OK);
+    // SAFETY: MC_OK wrote the text, its NUL and its length.
+    unsafe { text.set_len(text_len.assume_init() + 1) };
+    assert_eq!(text.len(), MC_ITER_TEXT_LEN + 1);
+    assert!(text.starts_with(b"mc1") && text.ends_with(&[0]));
+    let mut seen = BTreeMap::new();
+    loop {
+        let mut batch: Vec<u8> = Vec::with_capacity(512);
+        let (mut count, mut used) = (MaybeUninit::uninit(), MaybeUninit::uninit());
+        // SAFETY: `it` is a token; `batch` has `capacity` writable bytes.
+        let st = unsafe {
+            mc_iter_next_batch(
+                m.0,
+                &mut it,
+                batch.as_mut_ptr(),
+                batch.capacity(),
+                16,
+                count.as_mut_ptr(),
+                used.as_mut_ptr(),
+            )
+        };
+        if st == MC_DONE {
+            break;
+        }
+        assert_eq!(st, MC_OK);
+        // SAFETY: MC_OK wrote `*out_count`, `*out_used` and that many bytes.
+        let count: usize = unsafe { count.assume_init() };
+        unsafe { batch.set_len(used.assume_init()) };
+        let mut off = 0;
+        for _ in 0..count {
+            let (mut kp, mut kl, mut vp, mut vl) = (std::ptr::null(), 0, std::ptr::null(), 0);
+            // SAFETY: `batch` is `used` readable bytes; the rest are writable locals.
+            let st = unsafe {
+                mc_batch_entry(
+                    batch.as_ptr(),
+                    batch.len(),
+                    &mut off,
+                    &mut kp,
+                    &mut kl,
+                    &mut vp,
+                    &mut vl,
+                )
+            };
+            assert_eq!(st, MC_OK);
+            // SAFETY: mc_batch_entry pointed both into `batch`, in bounds.
+            let (k, v) = unsafe {
+                (
+                    std::slice::from_raw_parts(kp, kl),
+                    std::slice::from_raw_parts(vp, vl),
+                )
+            };
+            assert!(seen.insert(k.to_vec(), v.to_vec()).is_none());
+        }
+        assert_eq!(off, batch.len());
+    }
+    assert_eq!(seen, want);
 }

@@ -32,7 +32,11 @@ fn acct(i: u32) -> Vec<u8> {
 
 fn snapshot_total(s: mc_snapshot) -> (u64, usize) {
     let mut it = mc_iter { opaque: [0; 6] };
-    assert_eq!(mc_snapshot_iter_init(s, MC_MODE_STRICT, &mut it), MC_OK);
+    // SAFETY: `it` is a writable mc_iter.
+    assert_eq!(
+        unsafe { mc_snapshot_iter_init(s, MC_MODE_STRICT, &mut it) },
+        MC_OK
+    );
     let mut buf = vec![0u8; 1 << 16];
     let (mut total, mut n) = (0u64, 0usize);
     loop {
@@ -231,7 +235,8 @@ fn run_stress(duration: Duration) {
         threads.push(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let mut s = mc_snapshot { id: 0 };
-                assert_eq!(mc_snapshot_new(m.0, &mut s), MC_OK);
+                // SAFETY: `s` is a writable mc_snapshot.
+                assert_eq!(unsafe { mc_snapshot_new(m.0, &mut s) }, MC_OK);
                 let mut len = 0;
                 assert_eq!(unsafe { mc_snapshot_len(s, &mut len) }, MC_OK);
                 let (total, n) = snapshot_total(s);
@@ -334,7 +339,8 @@ fn free_while_other_threads_are_inside_calls() {
                             },
                             1 => {
                                 let mut it = mc_iter { opaque: [0; 6] };
-                                let s = mc_iter_init(h, MC_MODE_CURSOR, &mut it);
+                                // SAFETY: `it` is a writable mc_iter.
+                                let s = unsafe { mc_iter_init(h, MC_MODE_CURSOR, &mut it) };
                                 if s == MC_OK {
                                     let mut buf = [0u8; 4096];
                                     let (mut c, mut u) = (0, 0);

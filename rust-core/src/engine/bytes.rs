@@ -1,6 +1,8 @@
 //! Byte-slice helpers for the short keys and values that dominate: inline
 //! word compares and fixed-size moves instead of a library call per entry.
 
+use std::mem::MaybeUninit;
+
 /// `a == b`, without a library call for the short keys that dominate.
 #[inline]
 pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
@@ -27,6 +29,17 @@ pub(crate) fn copy_small(dst: &mut [u8], src: &[u8]) {
     unsafe { copy_small_to(dst.as_mut_ptr(), src) }
 }
 
+/// `copy_small` into memory that need not be initialised (a caller's output
+/// buffer): afterwards `dst` holds `src`'s bytes.
+#[inline(always)]
+pub(crate) fn copy_small_uninit(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    assert_eq!(dst.len(), src.len(), "copy_small lengths");
+    // SAFETY: `dst` is a unique borrow of `src.len()` bytes, so it is
+    // writable and cannot overlap the shared borrow `src`; any byte may be
+    // written into a `MaybeUninit<u8>`.
+    unsafe { copy_small_to(dst.as_mut_ptr().cast(), src) }
+}
+
 /// Copies `src` to `dst` as `copy_small` does, into memory that need not be
 /// initialised yet (a buffer's spare capacity). Written as 16-byte integer
 /// loads and stores: as `memcpy`s of constant length, LLVM merged the
@@ -43,9 +56,9 @@ pub(crate) unsafe fn copy_small_to(dst: *mut u8, src: &[u8]) {
         u128::from_ne_bytes(src[at..at + 16].try_into().expect("16 bytes"))
     }
     let n = src.len();
-    // SAFETY (every write below): each writes inside `dst[..n]`, which the
-    // caller guarantees writable and apart from `src`; unaligned writes
-    // need no alignment.
+    // SAFETY: every write below is inside `dst[..n]`, which the caller
+    // guarantees writable and apart from `src`; unaligned writes need no
+    // alignment.
     unsafe {
         let put = |at: usize, v: u128| dst.add(at).cast::<u128>().write_unaligned(v);
         if (16..=32).contains(&n) {

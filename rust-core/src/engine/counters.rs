@@ -28,6 +28,7 @@
 //! The blocks are never freed: a reader racing with `mc_map_free` reads
 //! counters, not freed memory. A freed map's block goes back to a free list
 //! for the next map, whose counters simply go on growing from there.
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;

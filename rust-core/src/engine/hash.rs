@@ -18,6 +18,7 @@
 //! key, so 20,000 such keys made every operation on them ~50× slower). The
 //! weak test hash, which makes every run crowded by design, is refused
 //! unless the process opts in through its environment (`weak_hash_allowed`).
+#![forbid(unsafe_code)]
 
 use std::hash::{BuildHasher, Hash, Hasher};
 

@@ -4,14 +4,15 @@
 //!
 //! Iteration order is global hash order (shard-major, then slot order), so a
 //! position `(h1, h2)` names "where a scan is" independently of any table.
+#![forbid(unsafe_code)]
 
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLockReadGuard;
 
-use super::bytes::copy_small;
+use super::bytes::copy_small_uninit;
 use super::counters::Counters;
 use super::hash::{fixed_keys, random_seed, weak_hash_allowed, KeyHasher, Pos, WEAK_HASH_ENV};
 use super::pool;
@@ -222,7 +223,9 @@ pub(crate) const PACKED_HEADER: usize = 8;
 /// locals, and writes them back once per shard (a callback's state lives
 /// behind a pointer, loaded and stored again for every entry).
 pub(crate) struct Pack<'b> {
-    rest: &'b mut [u8],
+    /// The unfilled tail, possibly uninitialised (a C caller's buffer): only
+    /// written.
+    rest: &'b mut [MaybeUninit<u8>],
     used: usize,
     max: usize,
     taken: usize,
@@ -230,7 +233,7 @@ pub(crate) struct Pack<'b> {
 }
 
 impl<'b> Pack<'b> {
-    pub fn new(buf: &'b mut [u8], max: usize) -> Self {
+    pub fn new(buf: &'b mut [MaybeUninit<u8>], max: usize) -> Self {
         Pack {
             rest: buf,
             used: 0,
@@ -273,9 +276,10 @@ impl Sink for Pack<'_> {
             }
             let (dst, tail) = std::mem::take(&mut rest).split_at_mut(rec);
             let (head, dst) = dst.split_at_mut(PACKED_HEADER);
-            head[..4].copy_from_slice(&(e.key.len() as u32).to_ne_bytes());
-            head[4..].copy_from_slice(&(e.value.len() as u32).to_ne_bytes());
-            copy_small(dst, body);
+            let lens = (e.key.len() as u32, e.value.len() as u32);
+            copy_small_uninit(&mut head[..4], &lens.0.to_ne_bytes());
+            copy_small_uninit(&mut head[4..], &lens.1.to_ne_bytes());
+            copy_small_uninit(dst, body);
             rest = tail;
             n += 1;
             last = Some(i);

@@ -111,7 +111,11 @@ fn release(slot: &Slot) {
 }
 
 /// The destructor of `release_key`: gives the thread's slot back.
-extern "C" fn release_slot(slot: *mut libc::c_void) {
+///
+/// # Safety
+/// `slot` must be a value `claim` stored under the key: a pointer to a
+/// `Slot` of `TABLE` (pthread passes it back unchanged).
+unsafe extern "C" fn release_slot(slot: *mut libc::c_void) {
     // Forget it first: a later read from another destructor claims anew.
     LOCAL.with(|l| l.slot.set(None));
     // SAFETY: `claim` set the value to a pointer to a `Slot` of `TABLE`.

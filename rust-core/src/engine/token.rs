@@ -12,6 +12,7 @@
 //! process key) covers the whole text, so holders learn no hash values and
 //! cannot tamper. Texts are valid within the process that made them, like the
 //! map handles they name.
+#![forbid(unsafe_code)]
 
 use std::hash::Hasher;
 use std::sync::OnceLock;

@@ -1,20 +1,32 @@
 //! The C ABI. Every function here only converts and checks arguments, calls
 //! the engine, and maps errors to `mc_status`; `support` holds the panic
-//! boundary. Doc comments become `include/mapcore.h` through cbindgen.
-// Every `unsafe extern "C" fn` here has the same safety contract, stated once
-// in the header preamble: each (pointer, length) pair must describe memory the
-// caller owns for the duration of the call, and out-pointers must be writable.
-#![allow(non_camel_case_types, clippy::missing_safety_doc)]
+//! boundary, `raw` every access to memory the caller passed by pointer.
+//! Doc comments become `include/mapcore.h` through cbindgen.
+//!
+//! Every function that reads or writes through a raw pointer argument, or
+//! passes one on to a function that does, is `unsafe`, exported or not:
+//! this crate is also a Rust library, and such a function left safe would
+//! let safe Rust cause undefined behaviour. Each states what it needs in
+//! `# Safety`; for the exported ones that is the header's pointer
+//! conventions (cbindgen.toml) applied to the pointers it names.
+//! tests/ffi_unsafe.rs fails on a safe function taking a raw pointer (bar
+//! the few it lists that only compare one with NULL).
+#![allow(non_camel_case_types)]
 
+mod raw;
 mod support;
 
 use std::ffi::{c_char, c_int, c_void};
 
-use crate::engine::bytes::copy_small;
-use crate::engine::token::{Mode, Token, TEXT_LEN, TOKEN_WORDS};
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+
+use crate::engine::bytes::copy_small_uninit;
+use crate::engine::token::{Mode, Token, TEXT_LEN};
 use crate::engine::{self, Entry, Map, Options, Pack, Scan, Sink, Visit};
 use crate::registry::{self, Object, Snapshot};
 use crate::status::{McStatus, Result};
+use raw::*;
 use support::*;
 
 pub use crate::status::McStatus as mc_status;
@@ -168,13 +180,19 @@ pub extern "C" fn mc_status_describe(code: i32) -> *const c_char {
 /// `cap >= *out_len + 1`); MC_ERR_NULL_ARGUMENT if `out_len` is NULL, or
 /// `buf` is NULL with `cap > 0`; MC_ERR_TOO_LARGE if `cap` is above
 /// PTRDIFF_MAX (nothing written).
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `buf`: `cap` writable bytes (NULL
+/// if `cap` is 0); `out_len`: a writable size_t.
 #[no_mangle]
 pub unsafe extern "C" fn mc_last_error(
     buf: *mut c_char,
     cap: usize,
     out_len: *mut usize,
 ) -> mc_status {
-    if out_len.is_null() || (buf.is_null() && cap > 0) {
+    let Some(out_len) = NonNull::new(out_len) else {
+        return McStatus::MC_ERR_NULL_ARGUMENT;
+    };
+    if buf.is_null() && cap > 0 {
         return McStatus::MC_ERR_NULL_ARGUMENT;
     }
     // Like every capacity the library takes: no buffer is that large, so
@@ -185,17 +203,19 @@ pub unsafe extern "C" fn mc_last_error(
     // Not through `run`: reading the message must not replace it.
     let r = std::panic::catch_unwind(|| {
         with_last_error(|msg| {
-            // SAFETY: out_len checked non-NULL above; the caller provides a writable size_t.
+            // SAFETY: out_len is non-NULL; the caller provides a writable size_t.
             unsafe { put(out_len, msg.len()) };
             if cap < msg.len() + 1 {
                 return McStatus::MC_ERR_BUFFER_TOO_SMALL;
             }
-            // SAFETY: buf is non-NULL (cap > msg.len() >= 0) with `cap` writable
-            // bytes, of which only the message and its NUL are borrowed (so an
-            // absurd `cap` never makes an oversized slice).
-            let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), msg.len() + 1) };
-            out[..msg.len()].copy_from_slice(msg.as_bytes());
-            out[msg.len()] = 0;
+            // SAFETY: buf is non-NULL (cap > msg.len() >= 0, checked above) with
+            // `cap` writable bytes, of which only the message and its NUL are
+            // borrowed (so an absurd `cap` never makes an oversized slice).
+            match unsafe { bytes_out(buf.cast(), msg.len() + 1, "buf") } {
+                Ok(out) => put_text(out, msg),
+                // Unreachable: non-NULL, and msg.len() < cap <= isize::MAX.
+                Err(_) => return McStatus::MC_ERR_INTERNAL,
+            }
             McStatus::MC_OK
         })
     });
@@ -231,6 +251,8 @@ fn register(object: Object) -> Result<u64> {
 /// Creates an empty map with a random hash seed and writes its handle to `*out`.
 /// Free it with `mc_map_free`. Thread-safe.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_OUT_OF_MEMORY.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `out`: a writable mc_map.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_new(out: *mut mc_map) -> mc_status {
     run(|| {
@@ -247,15 +269,16 @@ pub unsafe extern "C" fn mc_map_new(out: *mut mc_map) -> mc_status {
 /// bits, non-zero `reserved`, or MC_OPT_WEAK_HASH_FOR_TESTING without its
 /// environment opt-in), MC_ERR_TOO_LARGE (capacity above MC_MAX_CAPACITY),
 /// MC_ERR_OUT_OF_MEMORY (as mc_map_reserve for the capacity).
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `opts`: a readable mc_options;
+/// `out`: a writable mc_map.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_new_with(opts: *const mc_options, out: *mut mc_map) -> mc_status {
     run(|| {
-        if opts.is_null() {
-            return Err(null("opts"));
-        }
+        let opts = in_ptr(opts, "opts")?;
         let out = out_ptr(out, "out")?;
         // SAFETY: opts is non-NULL and points to a readable mc_options (caller's contract).
-        let o = unsafe { *opts };
+        let o = unsafe { read_in(opts) };
         if o.flags & !KNOWN_FLAGS != 0 || o.reserved != 0 {
             return Err(err(
                 McStatus::MC_ERR_INVALID_ARGUMENT,
@@ -323,6 +346,9 @@ pub extern "C" fn mc_map_free(map: mc_map) -> mc_status {
 /// that each hold 1/16 of it; nothing stored), MC_ERR_OUT_OF_MEMORY,
 /// MC_ERR_INVALID_ARGUMENT (the key's two keyed hashes both equal another
 /// key's — a SipHash collision under a secret key; refused, nothing stored).
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `key`, `val`: `key_len`, `val_len`
+/// readable bytes; `out_inserted`: NULL or a writable bool.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_set(
     map: mc_map,
@@ -351,6 +377,9 @@ pub unsafe extern "C" fn mc_map_set(
 /// `*out_len`. Returns MC_OK; MC_ERR_NOT_FOUND; MC_ERR_BUFFER_TOO_SMALL (only
 /// `*out_len` written: the required length; call again with a bigger buffer;
 /// `buf` may be NULL with `cap` 0 to ask the length); MC_ERR_NULL_ARGUMENT.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `key`: `key_len` readable bytes;
+/// `buf`: `cap` writable bytes; `out_len`: a writable size_t.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_get(
     map: mc_map,
@@ -365,31 +394,38 @@ pub unsafe extern "C" fn mc_map_get(
         let (k, out) = unsafe { (bytes_in(key, key_len, "key")?, bytes_out(buf, cap, "buf")?) };
         let out_len = out_ptr(out_len, "out_len")?;
         // A short read: `fill` only copies into the caller's buffer.
-        copy_value(m.get_short(k, |v| fill(out, v)), out_len)
+        let r = m.get_short(k, |v| fill(out, v));
+        // SAFETY: out_len is non-NULL, and the caller's writable size_t.
+        unsafe { copy_value(r, out_len) }
     })
 }
 
-fn fill(out: &mut [u8], v: &[u8]) -> std::result::Result<usize, usize> {
+fn fill(out: &mut [MaybeUninit<u8>], v: &[u8]) -> std::result::Result<usize, usize> {
     if v.len() > out.len() {
         return Err(v.len());
     }
-    copy_small(&mut out[..v.len()], v);
+    copy_small_uninit(&mut out[..v.len()], v);
     Ok(v.len())
 }
 
-fn copy_value(
+/// Maps the outcome of a `fill` to a status, writing the value's length
+/// (copied or needed) to `*out_len`.
+///
+/// # Safety
+/// `out_len` must be aligned and valid for writes of a `usize`.
+unsafe fn copy_value(
     r: Option<std::result::Result<usize, usize>>,
-    out_len: *mut usize,
+    out_len: NonNull<usize>,
 ) -> Result<McStatus> {
     match r {
         None => Err(err(McStatus::MC_ERR_NOT_FOUND, "key not found")),
         Some(Ok(n)) => {
-            // SAFETY: out_len was checked non-NULL by the caller of this helper.
+            // SAFETY: this function's contract.
             unsafe { put(out_len, n) };
             Ok(McStatus::MC_OK)
         }
         Some(Err(need)) => {
-            // SAFETY: as above.
+            // SAFETY: this function's contract.
             unsafe { put(out_len, need) };
             Err(err(
                 McStatus::MC_ERR_BUFFER_TOO_SMALL,
@@ -403,6 +439,10 @@ fn copy_value(
 /// map's read lock: the bytes are valid only during the callback. The callback
 /// must return normally and must not call into this map (such calls get
 /// MC_ERR_REENTRANT). Returns MC_OK, MC_ERR_NOT_FOUND, MC_ERR_NULL_ARGUMENT.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `key`: `key_len` readable bytes;
+/// `cb`: NULL or a function that may be called with `user` (which the library
+/// only passes on) and the value.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_get_with(
     map: mc_map,
@@ -426,6 +466,9 @@ pub unsafe extern "C" fn mc_map_get_with(
 
 /// Writes whether `key` is present to `*out`.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `key`: `key_len` readable bytes;
+/// `out`: a writable bool.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_contains(
     map: mc_map,
@@ -447,6 +490,8 @@ pub unsafe extern "C" fn mc_map_contains(
 /// changed), MC_ERR_NULL_ARGUMENT, MC_ERR_OUT_OF_MEMORY (only while a snapshot
 /// shares the slot page the delete writes, which must then be copied;
 /// nothing changed).
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `key`: `key_len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_delete(map: mc_map, key: *const u8, key_len: usize) -> mc_status {
     on_map(map.id, |m, _| {
@@ -461,6 +506,8 @@ pub unsafe extern "C" fn mc_map_delete(map: mc_map, key: *const u8, key_len: usi
 }
 
 /// Writes the number of entries to `*out`. Returns MC_OK, MC_ERR_NULL_ARGUMENT.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `out`: a writable size_t.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_len(map: mc_map, out: *mut usize) -> mc_status {
     on_map(map.id, |m, _| {
@@ -488,6 +535,9 @@ pub unsafe extern "C" fn mc_map_len(map: mc_map, out: *mut usize) -> mc_status {
 /// they stand).
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT; the out-parameters are written only
 /// on success.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `out_changes`, `out_structural`:
+/// writable pointers; `out_count`, `out_stride`: writable size_t.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_counters(
     map: mc_map,
@@ -597,6 +647,10 @@ pub extern "C" fn mc_map_shrink_to_fit(map: mc_map) -> mc_status {
 /// while a snapshot shares a slot page a delete writes: the entries visited
 /// before were kept or deleted as `pred` said, the others were not visited,
 /// and `*out_removed` is not written).
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `pred`: NULL or a function that
+/// may be called with `user` (which the library only passes on) and an entry;
+/// `out_removed`: NULL or a writable size_t.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_retain(
     map: mc_map,
@@ -644,8 +698,8 @@ unsafe fn packed<'a>(
     if lens.is_null() {
         return Err(null(&format!("{what}_lens")));
     }
-    // SAFETY: non-NULL; caller provides n lengths.
-    let lens = unsafe { std::slice::from_raw_parts(lens, n) };
+    // SAFETY: non-NULL; caller provides n aligned lengths.
+    let lens = unsafe { slice_in(lens, n, what)? };
     let total: usize = lens.iter().map(|&l| l as usize).sum();
     // SAFETY: caller provides `total` readable bytes at data.
     let all = unsafe { bytes_in(data, total, what)? };
@@ -683,6 +737,10 @@ unsafe fn unpack<'a>(
 /// MC_ABSENT, and `*out_used` the bytes used.
 /// Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (only `*out_used` written: the bytes
 /// all found values need); MC_ERR_NULL_ARGUMENT; MC_ERR_TOO_LARGE.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `key_lens`: `n` readable uint32_t;
+/// `keys`: their sum of readable bytes; `vals`: `vals_cap` writable bytes;
+/// `val_lens`: `n` writable uint32_t; `out_used`: a writable size_t.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_get_many(
     map: mc_map,
@@ -703,18 +761,10 @@ pub unsafe extern "C" fn mc_map_get_many(
             )
         };
         let out_used = out_ptr(out_used, "out_used")?;
-        if n > 0 && val_lens.is_null() {
-            return Err(null("val_lens"));
-        }
-        let lens: &mut [u32] = if n == 0 {
-            &mut []
-        } else {
-            // SAFETY: val_lens checked non-NULL; the caller provides n
-            // writable u32s there, aligned and overlapping no other argument
-            // (the header's general buffer rules). Written only once
-            // everything fits.
-            unsafe { std::slice::from_raw_parts_mut(val_lens, n) }
-        };
+        // SAFETY: the caller provides n writable u32s at val_lens, aligned
+        // and overlapping no other argument (the header's pointer conventions).
+        // Written only once everything fits.
+        let lens = unsafe { slice_out(val_lens, n, "val_lens")? };
         let hashes: Vec<u64> = items(key_bytes, key_lens)
             .map(|k| m.hasher().h1(k))
             .collect();
@@ -737,14 +787,14 @@ pub unsafe extern "C" fn mc_map_get_many(
             }
             let mut off = 0;
             for (v, len) in found.iter().zip(lens.iter_mut()) {
-                *len = match v {
+                len.write(match v {
                     Some(v) => {
-                        copy_small(&mut out[off..off + v.len()], v);
+                        copy_small_uninit(&mut out[off..off + v.len()], v);
                         off += v.len();
                         v.len() as u32
                     }
                     None => MC_ABSENT,
-                };
+                });
             }
             Ok(off)
         });
@@ -775,6 +825,10 @@ pub unsafe extern "C" fn mc_map_get_many(
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY,
 /// MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`; like an
 /// allocation failure it stops the batch part-way).
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `key_lens`, `val_lens`: `n`
+/// readable uint32_t each; `keys`, `vals`: their sums of readable bytes;
+/// `out_inserted`: NULL or a writable size_t.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_set_many(
     map: mc_map,
@@ -806,6 +860,10 @@ pub unsafe extern "C" fn mc_map_set_many(
 /// were present. Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE,
 /// MC_ERR_OUT_OF_MEMORY (only while a snapshot shares slot pages the deletes
 /// write; nothing deleted).
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `key_lens`: `n` readable uint32_t;
+/// `keys`: their sum of readable bytes; `out_removed`: NULL or a writable
+/// size_t.
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_delete_many(
     map: mc_map,
@@ -865,21 +923,11 @@ impl Source<'_> {
     }
 }
 
-fn read_token(it: *const mc_iter, id: u64) -> Result<Token> {
-    if it.is_null() {
-        return Err(null("it"));
-    }
-    // SAFETY: non-NULL; the caller provides a readable mc_iter.
-    let words: [u64; TOKEN_WORDS] = unsafe { (*it).opaque };
-    Token::open(&words, id)
-}
-
-fn write_token(it: *mut mc_iter, t: &Token) {
-    // SAFETY: only called after read_token accepted the same non-NULL pointer.
-    unsafe { put(it, mc_iter { opaque: t.seal() }) }
-}
-
-fn init_token(src: Source, id: u64, mode: u32, out: *mut mc_iter) -> Result<McStatus> {
+/// Writes a fresh token for `src` (handle `id`) in `mode` to `*out`.
+///
+/// # Safety
+/// `out` must be NULL or aligned and valid for writes of an `mc_iter`.
+unsafe fn init_token(src: Source, id: u64, mode: u32, out: *mut mc_iter) -> Result<McStatus> {
     let mode = Mode::from_u32(mode).ok_or_else(|| {
         err(
             McStatus::MC_ERR_INVALID_ARGUMENT,
@@ -891,10 +939,15 @@ fn init_token(src: Source, id: u64, mode: u32, out: *mut mc_iter) -> Result<McSt
         Source::Map(m) => m.generation(),
         Source::Snapshot(_) => 0,
     };
-    write_token(out, &Token::new(id, mode, stamp));
+    // SAFETY: non-NULL (out_ptr); writable by this function's contract.
+    unsafe { write_token(out, &Token::new(id, mode, stamp)) };
     Ok(McStatus::MC_OK)
 }
 
+/// `mc_iter_next` on `src`.
+///
+/// # Safety
+/// As for `mc_iter_next`: each pointer NULL or valid as the header says.
 #[allow(clippy::too_many_arguments)]
 unsafe fn next_impl(
     src: Source,
@@ -907,7 +960,9 @@ unsafe fn next_impl(
     vcap: usize,
     out_vlen: *mut usize,
 ) -> Result<McStatus> {
-    let mut t = read_token(it, id)?;
+    let it = out_ptr(it, "it")?;
+    // SAFETY: non-NULL; a readable token by this function's contract.
+    let mut t = unsafe { read_token(it, id)? };
     // SAFETY: the caller's writable key and value buffers.
     let (kout, vout) = unsafe {
         (
@@ -926,13 +981,14 @@ unsafe fn next_impl(
         lens = (k.len(), v.len());
         fits = k.len() <= kout.len() && v.len() <= vout.len();
         if fits {
-            copy_small(&mut kout[..k.len()], k);
-            copy_small(&mut vout[..v.len()], v);
+            copy_small_uninit(&mut kout[..k.len()], k);
+            copy_small_uninit(&mut vout[..v.len()], v);
         }
         fits
     })?;
     if r == Scan::Done {
-        write_token(it, &t);
+        // SAFETY: `it` was read above; writable by this function's contract.
+        unsafe { write_token(it, &t) };
         return Ok(McStatus::MC_DONE);
     }
     // SAFETY: both out-pointers checked non-NULL above.
@@ -946,10 +1002,16 @@ unsafe fn next_impl(
             "the next entry does not fit; *out_key_len and *out_val_len hold the lengths it needs",
         ));
     }
-    write_token(it, &t);
+    // SAFETY: as above.
+    unsafe { write_token(it, &t) };
     Ok(McStatus::MC_OK)
 }
 
+/// `mc_iter_next_with` on `src`.
+///
+/// # Safety
+/// As for `mc_iter_next_with`: `it` NULL or a readable, writable token;
+/// `cb` NULL or safe to call with `user` and an entry.
 unsafe fn next_with_impl(
     src: Source,
     id: u64,
@@ -957,7 +1019,9 @@ unsafe fn next_with_impl(
     cb: mc_entry_fn,
     user: *mut c_void,
 ) -> Result<McStatus> {
-    let mut t = read_token(it, id)?;
+    let it = out_ptr(it, "it")?;
+    // SAFETY: non-NULL; a readable token by this function's contract.
+    let mut t = unsafe { read_token(it, id)? };
     let cb = cb.ok_or_else(|| null("cb"))?;
     let mut scan = || {
         src.scan(&mut t, 1, &mut |e| {
@@ -972,7 +1036,8 @@ unsafe fn next_with_impl(
         Source::Map(_) => in_callback_scope(id, scan)??,
         _ => scan()?,
     };
-    write_token(it, &t);
+    // SAFETY: `it` was read above; writable by this function's contract.
+    unsafe { write_token(it, &t) };
     Ok(if r == Scan::Done {
         McStatus::MC_DONE
     } else {
@@ -980,6 +1045,11 @@ unsafe fn next_with_impl(
     })
 }
 
+/// `mc_iter_next_batch` on `src`.
+///
+/// # Safety
+/// As for `mc_iter_next_batch`: each pointer NULL or valid as the header
+/// says.
 #[allow(clippy::too_many_arguments)]
 unsafe fn next_batch_impl(
     src: Source,
@@ -991,7 +1061,9 @@ unsafe fn next_batch_impl(
     out_count: *mut usize,
     out_used: *mut usize,
 ) -> Result<McStatus> {
-    let mut t = read_token(it, id)?;
+    let it = out_ptr(it, "it")?;
+    // SAFETY: non-NULL; a readable token by this function's contract.
+    let mut t = unsafe { read_token(it, id)? };
     // SAFETY: the caller's writable batch buffer.
     let out = unsafe { bytes_out(buf, cap, "buf")? };
     let (out_count, out_used) = (
@@ -1008,7 +1080,8 @@ unsafe fn next_batch_impl(
     let r = src.scan_into(&mut t, &mut pack)?;
     let count = match r {
         Scan::Done => {
-            write_token(it, &t);
+            // SAFETY: `it` was read above; writable by this function's contract.
+            unsafe { write_token(it, &t) };
             // SAFETY: out-pointers checked non-NULL above.
             unsafe {
                 put(out_count, 0);
@@ -1026,7 +1099,8 @@ unsafe fn next_batch_impl(
             "not even one entry fits; *out_used holds the bytes the next entry needs",
         ));
     }
-    write_token(it, &t);
+    // SAFETY: as above.
+    unsafe { write_token(it, &t) };
     // SAFETY: checked non-NULL above.
     unsafe {
         put(out_count, count);
@@ -1035,7 +1109,11 @@ unsafe fn next_batch_impl(
     Ok(McStatus::MC_OK)
 }
 
-fn encode_impl(
+/// `mc_iter_encode` on `src`.
+///
+/// # Safety
+/// As for `mc_iter_encode`: each pointer NULL or valid as the header says.
+unsafe fn encode_impl(
     src: Source,
     id: u64,
     it: *const mc_iter,
@@ -1043,7 +1121,9 @@ fn encode_impl(
     cap: usize,
     out_len: *mut usize,
 ) -> Result<McStatus> {
-    let t = read_token(it, id)?;
+    let it = in_ptr(it, "it")?;
+    // SAFETY: non-NULL; a readable token by this function's contract.
+    let t = unsafe { read_token(it, id)? };
     let out_len = out_ptr(out_len, "out_len")?;
     // SAFETY: the caller's writable text buffer.
     let out = unsafe { bytes_out(buf.cast(), cap, "buf")? };
@@ -1056,12 +1136,15 @@ fn encode_impl(
             format!("token text needs {} bytes with its NUL", text.len() + 1),
         ));
     }
-    out[..text.len()].copy_from_slice(text.as_bytes());
-    out[text.len()] = 0;
+    put_text(out, &text);
     Ok(McStatus::MC_OK)
 }
 
-fn decode_impl(
+/// `mc_iter_decode` on `src`.
+///
+/// # Safety
+/// As for `mc_iter_decode`: each pointer NULL or valid as the header says.
+unsafe fn decode_impl(
     src: Source,
     id: u64,
     text: *const c_char,
@@ -1072,7 +1155,8 @@ fn decode_impl(
     let text = unsafe { bytes_in(text.cast(), len, "text")? };
     let out = out_ptr(out, "out")?;
     let t = Token::decode(text, id, src.secret())?;
-    write_token(out, &t);
+    // SAFETY: non-NULL (out_ptr); writable by this function's contract.
+    unsafe { write_token(out, &t) };
     Ok(McStatus::MC_OK)
 }
 
@@ -1080,9 +1164,14 @@ fn decode_impl(
 /// and writes the token to `*out`. A strict token is stamped with the map's
 /// current structural generation. Returns MC_OK, MC_ERR_INVALID_ARGUMENT
 /// (unknown mode), MC_ERR_NULL_ARGUMENT, and the common map errors.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `out`: a writable mc_iter.
 #[no_mangle]
-pub extern "C" fn mc_iter_init(map: mc_map, mode: u32, out: *mut mc_iter) -> mc_status {
-    on_map(map.id, |m, id| init_token(Source::Map(m), id, mode, out))
+pub unsafe extern "C" fn mc_iter_init(map: mc_map, mode: u32, out: *mut mc_iter) -> mc_status {
+    // SAFETY: forwards the caller's out-pointer with its documented contract.
+    on_map(map.id, |m, id| unsafe {
+        init_token(Source::Map(m), id, mode, out)
+    })
 }
 
 /// Copies the next entry into `key_buf`/`val_buf` and advances `*it`.
@@ -1094,6 +1183,10 @@ pub extern "C" fn mc_iter_init(map: mc_map, mode: u32, out: *mut mc_iter) -> mc_
 /// forged, uninitialised); MC_ERR_WRONG_MAP (token of another or freed map);
 /// MC_ERR_NULL_ARGUMENT; and the common map errors. One call observes one
 /// consistent state. Buffers may be NULL when their capacity is 0.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `it`: a readable, writable
+/// mc_iter; `key_buf`, `val_buf`: `key_cap`, `val_cap` writable bytes;
+/// `out_key_len`, `out_val_len`: writable size_t.
 #[no_mangle]
 pub unsafe extern "C" fn mc_iter_next(
     map: mc_map,
@@ -1127,6 +1220,10 @@ pub unsafe extern "C" fn mc_iter_next(
 /// shard's read lock (bytes valid only during the call; the callback must not
 /// call into this map: MC_ERR_REENTRANT). Returns MC_OK, MC_DONE and the
 /// errors of `mc_iter_next` except MC_ERR_BUFFER_TOO_SMALL.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `it`: a readable, writable
+/// mc_iter; `cb`: NULL or a function that may be called with `user` (which the
+/// library only passes on) and an entry.
 #[no_mangle]
 pub unsafe extern "C" fn mc_iter_next_with(
     map: mc_map,
@@ -1150,6 +1247,10 @@ pub unsafe extern "C" fn mc_iter_next_with(
 /// even one entry fits; `*out_used` = bytes the next entry needs, `*it`
 /// unchanged); MC_ERR_INVALID_ARGUMENT (`max_entries` = 0); and the errors of
 /// `mc_iter_next`.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `it`: a readable, writable
+/// mc_iter; `buf`: `cap` writable bytes; `out_count`, `out_used`: writable
+/// size_t.
 #[no_mangle]
 pub unsafe extern "C" fn mc_iter_next_batch(
     map: mc_map,
@@ -1187,6 +1288,9 @@ pub unsafe extern "C" fn mc_iter_next_batch(
 /// stale strict token stays stale).
 /// Returns MC_OK; MC_ERR_TOO_LARGE (key over MC_MAX_KEY_LEN); the token
 /// errors; the common map errors.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `it`: a readable, writable
+/// mc_iter; `key`: `key_len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn mc_iter_seek(
     map: mc_map,
@@ -1195,12 +1299,15 @@ pub unsafe extern "C" fn mc_iter_seek(
     key_len: usize,
 ) -> mc_status {
     on_map(map.id, |m, id| {
-        let mut t = read_token(it, id)?;
+        let it = out_ptr(it, "it")?;
+        // SAFETY: non-NULL; the caller's readable token.
+        let mut t = unsafe { read_token(it, id)? };
         // SAFETY: the caller's readable key.
         let k = unsafe { bytes_in(key, key_len, "key")? };
         engine::map::check_key(k)?;
         t.cursor = m.cursor_at(k);
-        write_token(it, &t);
+        // SAFETY: the caller's writable token, read above.
+        unsafe { write_token(it, &t) };
         Ok(McStatus::MC_OK)
     })
 }
@@ -1213,15 +1320,21 @@ pub unsafe extern "C" fn mc_iter_seek(
 /// (strict token already stale; nothing deleted); MC_ERR_OUT_OF_MEMORY (only
 /// while a snapshot shares the slot page the delete writes; nothing deleted);
 /// the token errors; the common map errors.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `it`: a readable, writable
+/// mc_iter.
 #[no_mangle]
-pub extern "C" fn mc_iter_remove(map: mc_map, it: *mut mc_iter) -> mc_status {
+pub unsafe extern "C" fn mc_iter_remove(map: mc_map, it: *mut mc_iter) -> mc_status {
     on_map(map.id, |m, id| {
-        let mut t = read_token(it, id)?;
+        let it = out_ptr(it, "it")?;
+        // SAFETY: non-NULL; the caller's readable token.
+        let mut t = unsafe { read_token(it, id)? };
         let strict = t.mode == Mode::Strict;
         let mut stamp = t.stamp;
         m.remove_current(&mut t.cursor, strict.then_some(&mut stamp))?;
         t.stamp = stamp;
-        write_token(it, &t);
+        // SAFETY: the caller's writable token, read above.
+        unsafe { write_token(it, &t) };
         Ok(McStatus::MC_OK)
     })
 }
@@ -1230,6 +1343,9 @@ pub extern "C" fn mc_iter_remove(map: mc_map, it: *mut mc_iter) -> mc_status {
 /// token is invalidated). Returns MC_OK, MC_ERR_NOT_FOUND (no current entry),
 /// MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY, MC_ERR_ITER_INVALIDATED, the token
 /// errors and the common map errors.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `it`: a readable mc_iter; `val`:
+/// `val_len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn mc_iter_set_value(
     map: mc_map,
@@ -1238,7 +1354,9 @@ pub unsafe extern "C" fn mc_iter_set_value(
     val_len: usize,
 ) -> mc_status {
     on_map(map.id, |m, id| {
-        let t = read_token(it, id)?;
+        let it = in_ptr(it, "it")?;
+        // SAFETY: non-NULL; the caller's readable token.
+        let t = unsafe { read_token(it, id)? };
         // SAFETY: the caller's readable value.
         let v = unsafe { bytes_in(val, val_len, "val")? };
         m.set_current_value(&t.cursor, (t.mode == Mode::Strict).then_some(t.stamp), v)?;
@@ -1253,6 +1371,9 @@ pub unsafe extern "C" fn mc_iter_set_value(
 /// within this process while the map lives. `*out_len` receives the length.
 /// Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (need `cap` >= MC_ITER_TEXT_LEN + 1;
 /// only `*out_len` written); the token errors; MC_ERR_NULL_ARGUMENT.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `it`: a readable mc_iter; `buf`:
+/// `cap` writable bytes; `out_len`: a writable size_t.
 #[no_mangle]
 pub unsafe extern "C" fn mc_iter_encode(
     map: mc_map,
@@ -1261,7 +1382,8 @@ pub unsafe extern "C" fn mc_iter_encode(
     cap: usize,
     out_len: *mut usize,
 ) -> mc_status {
-    on_map(map.id, |m, id| {
+    // SAFETY: forwards the caller's pointers with their documented contract.
+    on_map(map.id, |m, id| unsafe {
         encode_impl(Source::Map(m), id, it, buf, cap, out_len)
     })
 }
@@ -1269,6 +1391,9 @@ pub unsafe extern "C" fn mc_iter_encode(
 /// Decodes text from `mc_iter_encode` (length `len`, NUL not needed) into a
 /// token for `map`. Returns MC_OK; MC_ERR_BAD_TOKEN (malformed or tampered);
 /// MC_ERR_WRONG_MAP (encoded for another map); MC_ERR_NULL_ARGUMENT.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `text`: `len` readable bytes;
+/// `out`: a writable mc_iter.
 #[no_mangle]
 pub unsafe extern "C" fn mc_iter_decode(
     map: mc_map,
@@ -1276,7 +1401,8 @@ pub unsafe extern "C" fn mc_iter_decode(
     len: usize,
     out: *mut mc_iter,
 ) -> mc_status {
-    on_map(map.id, |m, id| {
+    // SAFETY: forwards the caller's pointers with their documented contract.
+    on_map(map.id, |m, id| unsafe {
         decode_impl(Source::Map(m), id, text, len, out)
     })
 }
@@ -1286,6 +1412,10 @@ pub unsafe extern "C" fn mc_iter_decode(
 /// Returns MC_OK; MC_DONE when `*offset == used`; MC_ERR_INVALID_ARGUMENT if
 /// the bytes at `*offset` are not a whole entry; MC_ERR_NULL_ARGUMENT. Pure
 /// function of its arguments; thread-safe.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `buf`: `used` readable bytes;
+/// `offset`: a readable, writable size_t; `key`, `val`: writable pointers;
+/// `key_len`, `val_len`: writable size_t.
 #[no_mangle]
 pub unsafe extern "C" fn mc_batch_entry(
     buf: *const u8,
@@ -1306,8 +1436,8 @@ pub unsafe extern "C" fn mc_batch_entry(
             out_ptr(val, "val")?,
             out_ptr(val_len, "val_len")?,
         );
-        // SAFETY: offset checked non-NULL; readable size_t.
-        let off = unsafe { *offset };
+        // SAFETY: offset checked non-NULL; the caller's readable size_t.
+        let off = unsafe { read_in(offset) };
         if off == all.len() {
             return Ok(McStatus::MC_DONE);
         }
@@ -1364,8 +1494,10 @@ pub unsafe extern "C" fn mc_batch_entry(
 /// page: a write (insert, overwrite or delete) that cannot allocate the copy
 /// returns MC_ERR_OUT_OF_MEMORY and changes nothing.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_OUT_OF_MEMORY, the common map errors.
+/// # Safety
+/// Per the pointer conventions of mapcore.h: `out`: a writable mc_snapshot.
 #[no_mangle]
-pub extern "C" fn mc_snapshot_new(map: mc_map, out: *mut mc_snapshot) -> mc_status {
+pub unsafe extern "C" fn mc_snapshot_new(map: mc_map, out: *mut mc_snapshot) -> mc_status {
     on_map(map.id, |m, _| {
         let out = out_ptr(out, "out")?;
         let id = register(Object::Snapshot(Snapshot {
@@ -1391,6 +1523,8 @@ pub extern "C" fn mc_snapshot_free(snap: mc_snapshot) -> mc_status {
 }
 
 /// `mc_map_get` on the snapshot. Same statuses.
+/// # Safety
+/// As for `mc_map_get`.
 #[no_mangle]
 pub unsafe extern "C" fn mc_snapshot_get(
     snap: mc_snapshot,
@@ -1404,12 +1538,16 @@ pub unsafe extern "C" fn mc_snapshot_get(
         // SAFETY: caller's readable key and writable buffer.
         let (k, out) = unsafe { (bytes_in(key, key_len, "key")?, bytes_out(buf, cap, "buf")?) };
         let out_len = out_ptr(out_len, "out_len")?;
-        copy_value(s.data.get_with(k, |v| fill(out, v)), out_len)
+        let r = s.data.get_with(k, |v| fill(out, v));
+        // SAFETY: out_len is non-NULL, and the caller's writable size_t.
+        unsafe { copy_value(r, out_len) }
     })
 }
 
 /// `mc_map_get_with` on the snapshot (the callback may call anything).
 /// Returns MC_OK, MC_ERR_NOT_FOUND, MC_ERR_NULL_ARGUMENT (key or cb).
+/// # Safety
+/// As for `mc_map_get_with`.
 #[no_mangle]
 pub unsafe extern "C" fn mc_snapshot_get_with(
     snap: mc_snapshot,
@@ -1431,6 +1569,8 @@ pub unsafe extern "C" fn mc_snapshot_get_with(
 }
 
 /// `mc_map_contains` on the snapshot. Returns MC_OK, MC_ERR_NULL_ARGUMENT.
+/// # Safety
+/// As for `mc_map_contains`.
 #[no_mangle]
 pub unsafe extern "C" fn mc_snapshot_contains(
     snap: mc_snapshot,
@@ -1450,6 +1590,8 @@ pub unsafe extern "C" fn mc_snapshot_contains(
 
 /// Writes the number of entries in the snapshot to `*out`.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT.
+/// # Safety
+/// As for `mc_map_len`.
 #[no_mangle]
 pub unsafe extern "C" fn mc_snapshot_len(snap: mc_snapshot, out: *mut usize) -> mc_status {
     on_snapshot(snap.id, |s, _| {
@@ -1463,18 +1605,23 @@ pub unsafe extern "C" fn mc_snapshot_len(snap: mc_snapshot, out: *mut usize) -> 
 /// Starts an iteration over the snapshot. Both modes behave the same (a
 /// snapshot never changes, so nothing is ever invalidated).
 /// Returns MC_OK, MC_ERR_INVALID_ARGUMENT (unknown mode), MC_ERR_NULL_ARGUMENT.
+/// # Safety
+/// As for `mc_iter_init`.
 #[no_mangle]
-pub extern "C" fn mc_snapshot_iter_init(
+pub unsafe extern "C" fn mc_snapshot_iter_init(
     snap: mc_snapshot,
     mode: u32,
     out: *mut mc_iter,
 ) -> mc_status {
-    on_snapshot(snap.id, |s, id| {
+    // SAFETY: forwards the caller's out-pointer with its documented contract.
+    on_snapshot(snap.id, |s, id| unsafe {
         init_token(Source::Snapshot(s), id, mode, out)
     })
 }
 
 /// `mc_iter_next` on the snapshot. Same statuses (never ITER_INVALIDATED).
+/// # Safety
+/// As for `mc_iter_next`.
 #[no_mangle]
 pub unsafe extern "C" fn mc_snapshot_iter_next(
     snap: mc_snapshot,
@@ -1506,6 +1653,8 @@ pub unsafe extern "C" fn mc_snapshot_iter_next(
 
 /// `mc_iter_next_with` on the snapshot. Same statuses (never
 /// ITER_INVALIDATED).
+/// # Safety
+/// As for `mc_iter_next_with`.
 #[no_mangle]
 pub unsafe extern "C" fn mc_snapshot_iter_next_with(
     snap: mc_snapshot,
@@ -1521,6 +1670,8 @@ pub unsafe extern "C" fn mc_snapshot_iter_next_with(
 
 /// `mc_iter_next_batch` on the snapshot. Same statuses (never
 /// ITER_INVALIDATED).
+/// # Safety
+/// As for `mc_iter_next_batch`.
 #[no_mangle]
 pub unsafe extern "C" fn mc_snapshot_iter_next_batch(
     snap: mc_snapshot,
@@ -1549,6 +1700,8 @@ pub unsafe extern "C" fn mc_snapshot_iter_next_batch(
 }
 
 /// `mc_iter_encode` on the snapshot.
+/// # Safety
+/// As for `mc_iter_encode`.
 #[no_mangle]
 pub unsafe extern "C" fn mc_snapshot_iter_encode(
     snap: mc_snapshot,
@@ -1557,12 +1710,15 @@ pub unsafe extern "C" fn mc_snapshot_iter_encode(
     cap: usize,
     out_len: *mut usize,
 ) -> mc_status {
-    on_snapshot(snap.id, |s, id| {
+    // SAFETY: forwards the caller's pointers with their documented contract.
+    on_snapshot(snap.id, |s, id| unsafe {
         encode_impl(Source::Snapshot(s), id, it, buf, cap, out_len)
     })
 }
 
 /// `mc_iter_decode` on the snapshot.
+/// # Safety
+/// As for `mc_iter_decode`.
 #[no_mangle]
 pub unsafe extern "C" fn mc_snapshot_iter_decode(
     snap: mc_snapshot,
@@ -1570,7 +1726,8 @@ pub unsafe extern "C" fn mc_snapshot_iter_decode(
     len: usize,
     out: *mut mc_iter,
 ) -> mc_status {
-    on_snapshot(snap.id, |s, id| {
+    // SAFETY: forwards the caller's pointers with their documented contract.
+    on_snapshot(snap.id, |s, id| unsafe {
         decode_impl(Source::Snapshot(s), id, text, len, out)
     })
 }

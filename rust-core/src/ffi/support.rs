@@ -1,5 +1,6 @@
 //! Argument checking, error mapping and the panic boundary shared by every
-//! exported function.
+//! exported function. Caller pointers are handled in `raw`, not here.
+#![forbid(unsafe_code)]
 
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -261,76 +262,6 @@ pub fn in_callback_scope<R>(map_id: u64, f: impl FnOnce() -> R) -> Result<R> {
 
 pub fn null(what: &str) -> Error {
     err(McStatus::MC_ERR_NULL_ARGUMENT, format!("{what} is NULL"))
-}
-
-/// Borrows `len` bytes at `ptr`; NULL is accepted only when `len` is 0.
-///
-/// # Safety
-/// If `ptr` is non-NULL it must point to `len` readable bytes that stay
-/// unchanged for `'a` (the C caller's contract, stated in the header).
-pub unsafe fn bytes_in<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8]> {
-    if ptr.is_null() {
-        return if len == 0 { Ok(&[]) } else { Err(null(what)) };
-    }
-    if len > isize::MAX as usize {
-        return Err(err(
-            McStatus::MC_ERR_TOO_LARGE,
-            format!("{what} length is impossibly large"),
-        ));
-    }
-    // SAFETY: non-NULL, and the caller guarantees `len` readable bytes.
-    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
-}
-
-/// Borrows a writable buffer; NULL is accepted only when `cap` is 0.
-///
-/// # Safety
-/// If `ptr` is non-NULL it must point to `cap` writable bytes not aliased elsewhere for `'a`.
-pub unsafe fn bytes_out<'a>(ptr: *mut u8, cap: usize, what: &str) -> Result<&'a mut [u8]> {
-    if ptr.is_null() {
-        return if cap == 0 {
-            Ok(&mut [])
-        } else {
-            Err(null(what))
-        };
-    }
-    if cap > isize::MAX as usize {
-        return Err(err(
-            McStatus::MC_ERR_TOO_LARGE,
-            format!("{what} capacity is impossibly large"),
-        ));
-    }
-    // SAFETY: non-NULL, and the caller guarantees `cap` writable bytes.
-    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
-}
-
-/// Checks that an out-pointer is non-NULL.
-pub fn out_ptr<T>(ptr: *mut T, what: &str) -> Result<*mut T> {
-    if ptr.is_null() {
-        Err(null(what))
-    } else {
-        Ok(ptr)
-    }
-}
-
-/// Writes through a checked out-pointer.
-///
-/// # Safety
-/// `ptr` must be non-NULL (see `out_ptr`), aligned and writable for a `T`.
-pub unsafe fn put<T>(ptr: *mut T, v: T) {
-    // SAFETY: guaranteed by the caller as documented above.
-    unsafe { ptr.write(v) }
-}
-
-/// Writes through a pointer the caller may leave NULL.
-///
-/// # Safety
-/// If non-NULL, `ptr` must be aligned and writable for a `T`.
-pub unsafe fn put_opt<T>(ptr: *mut T, v: T) {
-    if !ptr.is_null() {
-        // SAFETY: non-NULL; alignment and writability are the caller's contract.
-        unsafe { ptr.write(v) }
-    }
 }
 
 #[cfg(test)]

@@ -121,7 +121,8 @@ impl M {
 
     pub fn iter(&self, mode: u32) -> mc_iter {
         let mut it = mc_iter { opaque: [0; 6] };
-        assert_eq!(mc_iter_init(self.0, mode, &mut it), MC_OK);
+        // SAFETY: `it` is a writable mc_iter.
+        assert_eq!(unsafe { mc_iter_init(self.0, mode, &mut it) }, MC_OK);
         it
     }
 
@@ -211,7 +212,8 @@ impl M {
     }
 
     pub fn remove_cur(&self, it: &mut mc_iter) -> McStatus {
-        mc_iter_remove(self.0, it)
+        // SAFETY: `it` is a token, readable and writable.
+        unsafe { mc_iter_remove(self.0, it) }
     }
 
     pub fn set_cur(&self, it: &mc_iter, v: &[u8]) -> McStatus {
