@@ -27,10 +27,15 @@
 //!
 //! The blocks are never freed: a reader racing with `mc_map_free` reads
 //! counters, not freed memory. A freed map's block goes back to a free list
-//! for the next map, whose counters simply go on growing from there.
+//! for the next map, whose counters simply go on growing from there. The
+//! list runs through the blocks themselves (`next_free`), so giving one back
+//! (which `mc_map_free` does) needs no memory; taking a new one may fail.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use super::alloc::try_box;
 
 use super::table::SHARDS;
 
@@ -49,29 +54,50 @@ pub struct Counters {
     pub structural: [Padded; SHARDS],
     /// Readers of `changes` registered now.
     watchers: Padded,
+    /// The next block of the free list while this one is on it (written
+    /// and read only under `FREE`'s lock).
+    next_free: AtomicPtr<Counters>,
 }
 
-static FREE: Mutex<Vec<&'static Counters>> = Mutex::new(Vec::new());
+/// The free list's first block (null: empty).
+static FREE: Mutex<FreeHead> = Mutex::new(FreeHead(ptr::null_mut()));
+
+struct FreeHead(*mut Counters);
+
+// SAFETY: the pointer is to a leaked, never-freed `Counters` (Sync).
+unsafe impl Send for FreeHead {}
 
 impl Counters {
-    /// A block for a new map: a freed map's, or a new one that is never freed.
-    pub fn take() -> &'static Counters {
-        let reused = FREE.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        reused.unwrap_or_else(|| {
-            Box::leak(Box::new(Counters {
-                changes: Padded(AtomicU64::new(0)),
-                structural: std::array::from_fn(|_| Padded(AtomicU64::new(0))),
-                watchers: Padded(AtomicU64::new(0)),
-            }))
+    /// A block for a new map: a freed map's, or a new one that is never
+    /// freed. None when a new one is needed and its memory cannot be had.
+    pub fn take() -> Option<&'static Counters> {
+        {
+            let mut head = FREE.lock().unwrap_or_else(|e| e.into_inner());
+            // SAFETY: list entries are leaked blocks, never freed.
+            if let Some(c) = unsafe { head.0.as_ref() } {
+                head.0 = c.next_free.load(Ordering::Relaxed);
+                return Some(c);
+            }
+        }
+        let c = try_box(Counters {
+            changes: Padded(AtomicU64::new(0)),
+            structural: std::array::from_fn(|_| Padded(AtomicU64::new(0))),
+            watchers: Padded(AtomicU64::new(0)),
+            next_free: AtomicPtr::new(ptr::null_mut()),
         })
+        .ok()?;
+        Some(Box::leak(c))
     }
 
-    /// Hands the block of a map being dropped to the next map.
+    /// Hands the block of a map being dropped to the next map (allocating
+    /// nothing).
     pub fn give_back(c: &'static Counters) {
         // Readers of the freed map can no longer unregister (their handle
         // is dead): the next map starts unwatched.
         c.watchers.0.store(0, Ordering::Relaxed);
-        FREE.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        let mut head = FREE.lock().unwrap_or_else(|e| e.into_inner());
+        c.next_free.store(head.0, Ordering::Relaxed);
+        head.0 = c as *const Counters as *mut Counters;
     }
 
     /// Registers (`on`) or unregisters a reader of `changes`. False when
@@ -133,7 +159,7 @@ mod tests {
 
     #[test]
     fn changes_count_only_while_watched_and_structural_ones_always() {
-        let c = Counters::take();
+        let c = Counters::take().unwrap();
         let (s0, c0) = (c.structural(), c.changes());
         c.count_structural(3);
         c.count_change();

@@ -7,16 +7,18 @@
 
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use parking_lot::RwLockReadGuard;
 
+use super::alloc::{self, TryArc};
 use super::bytes::copy_small;
 use super::counters::Counters;
 use super::hash::{random_seed, KeyHasher, Pos};
 use super::pool;
 use super::shard_lock::{Group, ShardLock, WriteGuard};
-use super::table::{Entry, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS, SLOT_BYTES};
+use super::table::{
+    Entry, Relaid, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS, SLOT_BYTES,
+};
 use crate::status::{Error, McStatus, Result};
 
 /// Map construction options.
@@ -120,7 +122,7 @@ pub struct Map {
     poisoned: AtomicBool,
     /// Live snapshots of this map: while there are none, no page of its
     /// tables is shared, and a removal allocates nothing.
-    snapshots: Arc<AtomicUsize>,
+    snapshots: TryArc<AtomicUsize>,
     counters: &'static Counters,
 }
 
@@ -132,9 +134,9 @@ impl Drop for Map {
 
 pub fn check_key(key: &[u8]) -> Result<()> {
     if key.len() > MAX_KEY_LEN {
-        return Err(Error::new(
+        return Err(Error::formatted(
             McStatus::MC_ERR_TOO_LARGE,
-            format!("key is {} bytes; the limit is {MAX_KEY_LEN}", key.len()),
+            format_args!("key is {} bytes; the limit is {MAX_KEY_LEN}", key.len()),
         ));
     }
     Ok(())
@@ -142,12 +144,18 @@ pub fn check_key(key: &[u8]) -> Result<()> {
 
 pub fn check_value(val: &[u8]) -> Result<()> {
     if val.len() > MAX_VALUE_LEN {
-        return Err(Error::new(
+        return Err(Error::formatted(
             McStatus::MC_ERR_TOO_LARGE,
-            format!("value is {} bytes; the limit is {MAX_VALUE_LEN}", val.len()),
+            format_args!("value is {} bytes; the limit is {MAX_VALUE_LEN}", val.len()),
         ));
     }
     Ok(())
+}
+
+/// The bit of `h1`'s shard in a shard mask (see `Map::read_many`).
+#[inline]
+pub fn shard_bit(h1: u64) -> u32 {
+    1 << shard_of(h1)
 }
 
 #[inline]
@@ -395,27 +403,33 @@ fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a>(
 }
 
 impl Map {
+    /// A new map; MC_ERR_OUT_OF_MEMORY when any of its parts cannot be
+    /// allocated (nothing is kept then).
     pub fn new(opts: &Options) -> Result<Map> {
         let seed = opts.seed.unwrap_or_else(random_seed);
         let group = Group::new();
-        let shards = (0..SHARDS)
-            .map(|_| Shard {
-                data: ShardLock::new(ShardData::new(), group),
-            })
-            .collect();
+        let mut shards = alloc::try_vec(SHARDS).ok_or_else(|| oom("cannot allocate a map"))?;
+        for _ in 0..SHARDS {
+            shards.push(Shard {
+                data: ShardLock::new(ShardData::try_new()?, group),
+            });
+        }
+        let snapshots = TryArc::try_new(AtomicUsize::new(0))
+            .map_err(|_| oom("cannot allocate a map's snapshot count"))?;
+        let counters = Counters::take().ok_or_else(|| oom("cannot allocate a map's counters"))?;
         let h2_key = match opts.seed {
             Some(s) => [super::hash::mix(s, 2), super::hash::mix(s, 6)],
             None => [random_seed(), random_seed()],
         };
         let map = Map {
-            shards,
+            shards: shards.into_boxed_slice(),
             group,
             hasher: KeyHasher::new(seed, h2_key, opts.weak_hash_for_testing),
             // Never derived from the (possibly fixed, public) hash seed.
             secret: [random_seed(), random_seed()],
             poisoned: AtomicBool::new(false),
-            snapshots: Arc::default(),
-            counters: Counters::take(),
+            snapshots,
+            counters,
         };
         if opts.capacity > 0 {
             map.reserve(opts.capacity)?;
@@ -540,12 +554,23 @@ impl Map {
         self.len() == 0
     }
 
-    pub fn clear(&self) {
-        let mut guards: Vec<_> = self.shards.iter().map(|s| s.data.write()).collect();
+    /// Removes every entry, all shards at one instant. The empty shards
+    /// are built first, before any lock is taken: MC_ERR_OUT_OF_MEMORY
+    /// when they cannot be, with the map untouched; after that nothing
+    /// can fail. The old contents are freed after the locks are let go.
+    pub fn clear(&self) -> Result<()> {
+        let mut fresh: [Option<ShardData>; SHARDS] = Default::default();
+        for f in &mut fresh {
+            *f = Some(ShardData::try_new()?);
+        }
+        let mut guards: [_; SHARDS] = std::array::from_fn(|s| self.shards[s].data.write());
         for (s, g) in guards.iter_mut().enumerate() {
-            g.clear();
+            std::mem::swap(&mut **g, fresh[s].as_mut().expect("built above"));
             self.bump(s);
         }
+        drop(guards);
+        drop(fresh);
+        Ok(())
     }
 
     /// Makes room for `additional` more entries. Always counted as a
@@ -564,9 +589,9 @@ impl Map {
         let table_bytes = (additional / 5).saturating_mul(8 * SLOT_BYTES);
         if table_bytes > RESERVE_CHECK_BYTES {
             if let Some(avail) = pool::memory_available().filter(|&a| table_bytes > a) {
-                return Err(Error::new(
+                return Err(Error::formatted(
                     McStatus::MC_ERR_OUT_OF_MEMORY,
-                    format!(
+                    format_args!(
                         "room for {additional} entries needs {} MiB of slot tables; the system has {} MiB available",
                         table_bytes >> 20,
                         avail >> 20
@@ -577,16 +602,21 @@ impl Map {
         // Keys spread evenly over shards; a margin absorbs the statistical skew.
         let per = additional / SHARDS;
         let per = per + (per as f64).sqrt() as usize * 4 + 8;
-        for (s, shard) in self.shards.iter().enumerate() {
-            let mut g = shard.data.write();
-            let r = g.reserve(per);
-            self.bump(s);
-            r?;
+        // All or nothing: every shard's new table is built (under all the
+        // write locks) before any is installed, so a failure leaves the map
+        // exactly as it was, generation included. The price: at the peak,
+        // the old and new tables of every growing shard are held at once.
+        let mut guards: [_; SHARDS] = std::array::from_fn(|s| self.shards[s].data.write());
+        let mut built: [Option<Relaid>; SHARDS] = Default::default();
+        for (g, b) in guards.iter().zip(&mut built) {
+            *b = g.reserved_table(per)?;
         }
-        // Only a reservation made in full is kept through removals (a failed
-        // one leaves some shards grown, which removals may shrink again).
-        for shard in &self.shards {
-            shard.data.write().keep_room(per);
+        for (s, (g, b)) in guards.iter_mut().zip(built).enumerate() {
+            if let Some(r) = b {
+                g.install(r);
+            }
+            g.keep_room(per);
+            self.bump(s);
         }
         Ok(())
     }
@@ -609,20 +639,34 @@ impl Map {
     }
 
     /// Point-in-time copy-on-write view: clones page pointers, not entries.
-    pub fn snapshot(&self) -> SnapshotData {
-        let guards: Vec<_> = self.shards.iter().map(|s| s.data.read()).collect();
+    /// MC_ERR_OUT_OF_MEMORY when the pointer lists cannot be allocated;
+    /// the map is untouched either way.
+    pub fn snapshot(&self) -> Result<SnapshotData> {
+        let mut shards = alloc::try_vec(SHARDS).ok_or_else(|| oom("cannot allocate a snapshot"))?;
+        let guards: [_; SHARDS] = std::array::from_fn(|s| self.shards[s].data.read());
         // Counted before any page is shared, while the read locks keep
         // writers out: a writer that then takes a shard's lock sees it.
         self.snapshots.fetch_add(1, Ordering::Relaxed);
         let live = SnapshotCount(self.snapshots.clone());
-        let shards: Vec<ShardData> = guards.iter().map(|g| (**g).clone()).collect();
+        for g in &guards {
+            match g.try_clone() {
+                Ok(c) => shards.push(c),
+                Err(e) => {
+                    // The copies let go of their pages before the count
+                    // drops, and both before the locks go.
+                    drop(shards);
+                    drop(live);
+                    return Err(e);
+                }
+            }
+        }
         let len = shards.iter().map(|s| s.entries()).sum();
-        SnapshotData {
+        Ok(SnapshotData {
             shards,
             hasher: self.hasher.clone(),
             len,
             _live: live,
-        }
+        })
     }
 
     /// Removes every entry for which `keep` returns false. Each shard is
@@ -663,59 +707,59 @@ impl Map {
         Ok(removed)
     }
 
-    /// Runs `f` with read access to every shard any of `hashes` falls in, so
-    /// that `f` observes one consistent state: without their lock words
-    /// while no writer is active on them (a group announcement, see
-    /// `shard_lock`), else under all their read locks, taken in shard order.
-    /// `f` must be short: copy, compare, no user code and no map calls.
-    pub fn read_many<R>(&self, hashes: &[u64], f: impl FnOnce(&ManyView<'_>) -> R) -> R {
-        let mut mask = 0u32;
-        for &h in hashes {
-            mask |= 1 << shard_of(h);
-        }
+    /// Runs `f` with read access to every shard in `mask` (bit `s` for
+    /// shard `s`: see `shard_bit`), so that `f` observes one consistent
+    /// state: without their lock words while no writer is active on them (a
+    /// group announcement, see `shard_lock`), else under all their read
+    /// locks, taken in shard order. `f` must be short: copy, compare, no
+    /// user code and no map calls.
+    pub fn read_many<R>(&self, mask: u32, f: impl FnOnce(&ManyView<'_>) -> R) -> R {
         let locks: [Option<&ShardLock<ShardData>>; SHARDS] =
             std::array::from_fn(|s| (mask & (1 << s) != 0).then(|| &self.shards[s].data));
         if let Some(unlocked) = self.group.read_unlocked(locks) {
-            return f(&self.many_view(hashes, unlocked.data()));
+            return f(&self.many_view(unlocked.data()));
         }
         let guards: [Option<RwLockReadGuard<'_, ShardData>>; SHARDS] =
             std::array::from_fn(|s| locks[s].map(ShardLock::read));
         let data = std::array::from_fn(|s| guards[s].as_deref());
-        f(&self.many_view(hashes, data))
+        f(&self.many_view(data))
     }
 
-    /// The view `read_many` hands out; starts fetching every key's home slot.
-    fn many_view<'a>(
-        &'a self,
-        hashes: &[u64],
-        shards: [Option<&'a ShardData>; SHARDS],
-    ) -> ManyView<'a> {
-        for &h in hashes {
-            if let Some(d) = shards[shard_of(h)] {
-                d.prefetch_home(h);
-            }
-        }
+    /// The view `read_many` hands out.
+    fn many_view<'a>(&'a self, shards: [Option<&'a ShardData>; SHARDS]) -> ManyView<'a> {
         ManyView {
             shards,
             hasher: &self.hasher,
         }
     }
 
+    /// The shards `keys` fall in, as a mask for `read_many`.
+    fn shard_mask<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) -> u32 {
+        keys.fold(0, |m, k| m | shard_bit(self.hasher.h1(k)))
+    }
+
     /// Inserts every `(key, value)` pair under all involved shard locks at
     /// once. Returns the number of new keys. Sizes are checked before anything
     /// changes; only an allocation failure can stop the batch part-way.
-    pub fn insert_many(&self, pairs: &[(&[u8], &[u8])]) -> Result<usize> {
-        for (k, v) in pairs {
+    /// Needs no memory proportional to the batch: the pairs are walked
+    /// twice (sizes and shards, then the inserts), hashing each key twice.
+    pub fn insert_many<'k>(
+        &self,
+        pairs: impl Iterator<Item = (&'k [u8], &'k [u8])> + Clone,
+    ) -> Result<usize> {
+        let mut mask = 0u32;
+        for (k, v) in pairs.clone() {
             check_key(k)?;
             check_value(v)?;
+            mask |= shard_bit(self.hasher.h1(k));
         }
-        let hashes: Vec<u64> = pairs.iter().map(|(k, _)| self.hasher.h1(k)).collect();
-        let mut guards = self.lock_write_many(&hashes);
+        let mut guards = self.lock_write_many(mask);
         let mut new_keys = 0;
         let mut changed = 0u32;
         let mut overwrote = false;
         let mut result = Ok(());
-        for ((k, v), &h) in pairs.iter().zip(&hashes) {
+        for (k, v) in pairs {
+            let h = self.hasher.h1(k);
             let s = shard_of(h);
             match guards[s]
                 .as_mut()
@@ -744,16 +788,22 @@ impl Map {
         result.map(|_| new_keys)
     }
 
-    /// Removes every key; returns how many were present.
-    pub fn remove_many(&self, keys: &[&[u8]]) -> Result<usize> {
-        let hashes: Vec<u64> = keys.iter().map(|k| self.hasher.h1(k)).collect();
-        let mut guards = self.lock_write_many(&hashes);
+    /// Removes every key; returns how many were present. All or nothing.
+    /// Needs no memory proportional to the batch: the keys are walked (and
+    /// hashed) once for their shards, once more to prepare while a snapshot
+    /// lives, and once to remove.
+    pub fn remove_many<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k [u8]> + Clone,
+    ) -> Result<usize> {
+        let mut guards = self.lock_write_many(self.shard_mask(keys.clone()));
         // All or nothing: with a snapshot alive, first copy every page it
         // shares that a removal will write (the only allocation a removal
         // makes), so that the removals cannot fail. Acquire: pairs with the
         // count's decrement after a dropped snapshot let go of its pages.
         if self.snapshots.load(Ordering::Acquire) > 0 {
-            for (k, &h) in keys.iter().zip(&hashes) {
+            for k in keys.clone() {
+                let h = self.hasher.h1(k);
                 guards[shard_of(h)]
                     .as_mut()
                     .expect("locked")
@@ -763,7 +813,8 @@ impl Map {
         let mut removed = 0;
         let mut changed = 0u32;
         let mut result = Ok(());
-        for (k, &h) in keys.iter().zip(&hashes) {
+        for k in keys {
+            let h = self.hasher.h1(k);
             let s = shard_of(h);
             match guards[s]
                 .as_mut()
@@ -785,11 +836,7 @@ impl Map {
         result.map(|()| removed)
     }
 
-    fn lock_write_many(&self, hashes: &[u64]) -> [Option<WriteGuard<'_, ShardData>>; SHARDS] {
-        let mut mask = 0u32;
-        for &h in hashes {
-            mask |= 1 << shard_of(h);
-        }
+    fn lock_write_many(&self, mask: u32) -> [Option<WriteGuard<'_, ShardData>>; SHARDS] {
         let mut guards: [Option<_>; SHARDS] = Default::default();
         for (s, g) in guards.iter_mut().enumerate() {
             if mask & (1 << s) != 0 {
@@ -847,9 +894,9 @@ impl Map {
     fn check_stamp(&self, stamp: u64) -> Result<()> {
         let now = self.generation();
         if now != stamp {
-            return Err(Error::new(
+            return Err(Error::formatted(
                 McStatus::MC_ERR_ITER_INVALIDATED,
-                format!(
+                format_args!(
                     "the map changed structurally since the iterator was stamped ({} change(s))",
                     now.wrapping_sub(stamp)
                 ),
@@ -963,6 +1010,12 @@ fn current_slot(g: &ShardData, hasher: &KeyHasher, cur: &Cursor, stamped: bool) 
     }
 }
 
+/// The out-of-memory error, with a static detail: the error path of a
+/// failed allocation must not allocate.
+fn oom(what: &'static str) -> Error {
+    Error::new(McStatus::MC_ERR_OUT_OF_MEMORY, what)
+}
+
 fn no_current() -> Error {
     Error::new(
         McStatus::MC_ERR_NOT_FOUND,
@@ -984,6 +1037,20 @@ pub struct ManyView<'a> {
 }
 
 impl<'a> ManyView<'a> {
+    /// The map's key hasher.
+    #[inline]
+    pub fn hasher(&self) -> &'a KeyHasher {
+        self.hasher
+    }
+
+    /// Starts fetching `h1`'s home slot, if its shard is in the view.
+    #[inline]
+    pub fn prefetch_home(&self, h1: u64) {
+        if let Some(d) = self.shards[shard_of(h1)] {
+            d.prefetch_home(h1);
+        }
+    }
+
     /// Where `h1`'s key most likely is; starts fetching its record. Pass
     /// the result to `get`.
     #[inline]
@@ -1018,7 +1085,7 @@ pub struct SnapshotData {
 }
 
 /// One count in a map's live snapshots, given back on drop.
-struct SnapshotCount(Arc<AtomicUsize>);
+struct SnapshotCount(TryArc<AtomicUsize>);
 
 impl Clone for SnapshotCount {
     /// A cloned snapshot shares the pages too.
@@ -1171,7 +1238,7 @@ mod tests {
         for k in &keys {
             m.insert(k, k).unwrap();
         }
-        let snap = m.snapshot();
+        let snap = m.snapshot().unwrap();
         let failing = |f: &dyn Fn() -> Result<usize>| {
             pool::fail_after(Some(0));
             let r = f();
@@ -1193,8 +1260,8 @@ mod tests {
         m.insert(&keys[0], b"longer value").unwrap();
         m.insert(&keys[0], &keys[0]).unwrap();
         let batch: Vec<&[u8]> = keys[..500].iter().map(|k| &k[..]).collect();
-        failing(&|| m.remove_many(&batch));
-        assert_eq!(m.remove_many(&batch).unwrap(), 500);
+        failing(&|| m.remove_many(batch.iter().copied()));
+        assert_eq!(m.remove_many(batch.iter().copied()).unwrap(), 500);
         assert!(m.remove(&keys[1000]).unwrap());
         let odd_left = (500..40_000u32).filter(|i| i % 2 == 1).count();
         assert_eq!(m.retain(|k, _| k[0] % 2 == 0).unwrap(), odd_left);

@@ -1,4 +1,5 @@
 //! The engine: safe Rust, no knowledge of C.
+pub(crate) mod alloc;
 pub(crate) mod bytes;
 pub mod counters;
 pub mod hash;

@@ -14,7 +14,7 @@ use crate::engine::bytes::copy_small;
 use crate::engine::token::{Mode, Token, TEXT_LEN, TOKEN_WORDS};
 use crate::engine::{self, Entry, Map, Options, Pack, Scan, Sink, Visit};
 use crate::registry::{self, Object, Snapshot};
-use crate::status::{McStatus, Result};
+use crate::status::{Error, McStatus, Result};
 use support::*;
 
 pub use crate::status::McStatus as mc_status;
@@ -209,14 +209,18 @@ pub fn map_stats(map: mc_map) -> Option<engine::Stats> {
 // ---------------------------------------------------------------------------
 
 fn register(object: Object) -> Result<u64> {
-    registry::insert(object).ok_or_else(|| {
-        err(
+    registry::insert(object).map_err(|refused| match refused {
+        registry::Refused::Full => Error::formatted(
             McStatus::MC_ERR_OUT_OF_MEMORY,
-            format!(
+            format_args!(
                 "too many live maps and snapshots (limit {})",
                 registry::MAX_LIVE
             ),
-        )
+        ),
+        registry::Refused::OutOfMemory => err(
+            McStatus::MC_ERR_OUT_OF_MEMORY,
+            "cannot allocate the handle's record",
+        ),
     })
 }
 
@@ -248,9 +252,9 @@ pub unsafe extern "C" fn mc_map_new_with(opts: *const mc_options, out: *mut mc_m
         // SAFETY: opts is non-NULL and points to a readable mc_options (caller's contract).
         let o = unsafe { *opts };
         if o.flags & !KNOWN_FLAGS != 0 || o.reserved != 0 {
-            return Err(err(
+            return Err(Error::formatted(
                 McStatus::MC_ERR_INVALID_ARGUMENT,
-                format!(
+                format_args!(
                     "unknown option flags {:#x} or non-zero reserved field",
                     o.flags & !KNOWN_FLAGS
                 ),
@@ -521,9 +525,9 @@ pub extern "C" fn mc_map_watch(map: mc_map, watch: u32) -> mc_status {
             0 => false,
             1 => true,
             _ => {
-                return Err(err(
+                return Err(Error::formatted(
                     McStatus::MC_ERR_INVALID_ARGUMENT,
-                    format!("mc_map_watch: watch is {watch}, not 0 or 1"),
+                    format_args!("mc_map_watch: watch is {watch}, not 0 or 1"),
                 ))
             }
         };
@@ -539,11 +543,13 @@ pub extern "C" fn mc_map_watch(map: mc_map, watch: u32) -> mc_status {
 }
 
 /// Removes every entry (structural) and releases their memory, including
-/// room kept by mc_map_reserve. Returns MC_OK.
+/// room kept by mc_map_reserve. Returns MC_OK; MC_ERR_OUT_OF_MEMORY when
+/// the empty tables cannot be allocated (they are made before anything is
+/// removed: the map is unchanged).
 #[no_mangle]
 pub extern "C" fn mc_map_clear(map: mc_map) -> mc_status {
     on_map(map.id, |m, _| {
-        m.clear();
+        m.clear()?;
         Ok(McStatus::MC_OK)
     })
 }
@@ -624,16 +630,16 @@ unsafe fn packed<'a>(
     what: &str,
 ) -> Result<(&'a [u8], &'a [u32])> {
     if n > MC_MAX_BATCH {
-        return Err(err(
+        return Err(Error::formatted(
             McStatus::MC_ERR_TOO_LARGE,
-            format!("batch of {n} exceeds MC_MAX_BATCH"),
+            format_args!("batch of {n} exceeds MC_MAX_BATCH"),
         ));
     }
     if n == 0 {
         return Ok((&[], &[]));
     }
     if lens.is_null() {
-        return Err(null(&format!("{what}_lens")));
+        return Err(null(format_args!("{what}_lens")));
     }
     // SAFETY: non-NULL; caller provides n lengths.
     let lens = unsafe { std::slice::from_raw_parts(lens, n) };
@@ -644,7 +650,7 @@ unsafe fn packed<'a>(
 }
 
 /// The items of a checked packed buffer, in order.
-fn items<'a>(all: &'a [u8], lens: &'a [u32]) -> impl Iterator<Item = &'a [u8]> + 'a {
+fn items<'a>(all: &'a [u8], lens: &'a [u32]) -> impl Iterator<Item = &'a [u8]> + Clone + 'a {
     let mut rest = all;
     lens.iter().map(move |&l| {
         let (item, tail) = rest.split_at(l as usize);
@@ -653,19 +659,38 @@ fn items<'a>(all: &'a [u8], lens: &'a [u32]) -> impl Iterator<Item = &'a [u8]> +
     })
 }
 
-/// Splits a packed key (or value) buffer.
-///
-/// # Safety
-/// As for `packed`.
-unsafe fn unpack<'a>(
-    n: usize,
-    data: *const u8,
-    lens: *const u32,
-    what: &str,
-) -> Result<Vec<&'a [u8]>> {
-    // SAFETY: this function's contract is `packed`'s, which its caller upholds.
-    let (all, lens) = unsafe { packed(n, data, lens, what)? };
-    Ok(items(all, lens).collect())
+/// Keys `mc_map_get_many` looks up per step: its scratch memory is a fixed
+/// ~13 KiB on the stack (a hash, a candidate and a result per key), whatever
+/// the batch's size.
+const MANY_CHUNK: usize = 256;
+
+/// Looks up the next `found.len()` keys of `keys` in `view` into `found`,
+/// with their hashes if given (else hashing them). Records first (their
+/// slots are already on the way), then one key comparison per key.
+fn look_up_chunk<'v, 'k>(
+    view: &'v engine::map::ManyView<'_>,
+    keys: &mut impl Iterator<Item = &'k [u8]>,
+    hashes: Option<&[u64]>,
+    found: &mut [Option<&'v [u8]>],
+) {
+    let len = found.len();
+    let mut ks: [&[u8]; MANY_CHUNK] = [&[]; MANY_CHUNK];
+    let mut hs = [0u64; MANY_CHUNK];
+    for i in 0..len {
+        ks[i] = keys.next().unwrap_or(&[]);
+        hs[i] = match hashes {
+            Some(h) => h[i],
+            None => view.hasher().h1(ks[i]),
+        };
+        view.prefetch_home(hs[i]);
+    }
+    let mut cs = [None; MANY_CHUNK];
+    for i in 0..len {
+        cs[i] = Some(view.candidate(hs[i]));
+    }
+    for i in 0..len {
+        found[i] = cs[i].and_then(|c| view.get(hs[i], ks[i], c));
+    }
 }
 
 /// Looks up n keys in one consistent state of the map (all involved shards
@@ -706,36 +731,51 @@ pub unsafe extern "C" fn mc_map_get_many(
             // everything fits.
             unsafe { std::slice::from_raw_parts_mut(val_lens, n) }
         };
-        let hashes: Vec<u64> = items(key_bytes, key_lens)
-            .map(|k| m.hasher().h1(k))
-            .collect();
-        let used = m.read_many(&hashes, |view| {
-            // Records first (their slots are already on the way), then one
-            // key comparison per key; nothing is written unless everything fits.
-            let candidates: Vec<_> = hashes.iter().map(|&h| view.candidate(h)).collect();
+        // The first chunk's hashes are kept from the pass that finds the
+        // shards to read, so a batch of one chunk hashes each key once.
+        let mut first = [0u64; MANY_CHUNK];
+        let mut mask = 0u32;
+        for (i, k) in items(key_bytes, key_lens).enumerate() {
+            let h = m.hasher().h1(k);
+            if let Some(f) = first.get_mut(i) {
+                *f = h;
+            }
+            mask |= engine::map::shard_bit(h);
+        }
+        let used = m.read_many(mask, |view| {
+            // Nothing is written unless everything fits: a batch of one
+            // chunk is looked up once and copied from what was found; a
+            // longer one is looked up twice (sizes, then copies), all in
+            // the one state the read access holds.
+            let mut found: [Option<&[u8]>; MANY_CHUNK] = [None; MANY_CHUNK];
             let mut need = 0;
-            let found: Vec<Option<&[u8]>> = items(key_bytes, key_lens)
-                .zip(&hashes)
-                .zip(candidates)
-                .map(|((k, &h), c)| {
-                    let v = view.get(h, k, c);
-                    need += v.map_or(0, <[u8]>::len);
-                    v
-                })
-                .collect();
+            let mut keys = items(key_bytes, key_lens);
+            for start in (0..n).step_by(MANY_CHUNK) {
+                let len = MANY_CHUNK.min(n - start);
+                let hashes = (start == 0).then_some(&first[..len]);
+                look_up_chunk(view, &mut keys, hashes, &mut found[..len]);
+                need += found[..len].iter().map(|v| v.map_or(0, <[u8]>::len)).sum::<usize>();
+            }
             if need > out.len() {
                 return Err(need);
             }
             let mut off = 0;
-            for (v, len) in found.iter().zip(lens.iter_mut()) {
-                *len = match v {
-                    Some(v) => {
-                        copy_small(&mut out[off..off + v.len()], v);
-                        off += v.len();
-                        v.len() as u32
-                    }
-                    None => MC_ABSENT,
-                };
+            let mut keys = items(key_bytes, key_lens);
+            for start in (0..n).step_by(MANY_CHUNK) {
+                let len = MANY_CHUNK.min(n - start);
+                if n > MANY_CHUNK {
+                    look_up_chunk(view, &mut keys, None, &mut found[..len]);
+                }
+                for (v, l) in found[..len].iter().zip(&mut lens[start..start + len]) {
+                    *l = match v {
+                        Some(v) => {
+                            copy_small(&mut out[off..off + v.len()], v);
+                            off += v.len();
+                            v.len() as u32
+                        }
+                        None => MC_ABSENT,
+                    };
+                }
             }
             Ok(off)
         });
@@ -778,14 +818,13 @@ pub unsafe extern "C" fn mc_map_set_many(
 ) -> mc_status {
     on_map(map.id, |m, _| {
         // SAFETY: caller's packed keys and values.
-        let (ks, vs) = unsafe {
+        let ((kb, kl), (vb, vl)) = unsafe {
             (
-                unpack(n, keys, key_lens, "keys")?,
-                unpack(n, vals, val_lens, "vals")?,
+                packed(n, keys, key_lens, "keys")?,
+                packed(n, vals, val_lens, "vals")?,
             )
         };
-        let pairs: Vec<(&[u8], &[u8])> = ks.into_iter().zip(vs).collect();
-        let inserted = m.insert_many(&pairs)?;
+        let inserted = m.insert_many(items(kb, kl).zip(items(vb, vl)))?;
         // SAFETY: optional out-pointer.
         unsafe { put_opt(out_inserted, inserted) };
         Ok(McStatus::MC_OK)
@@ -807,8 +846,8 @@ pub unsafe extern "C" fn mc_map_delete_many(
 ) -> mc_status {
     on_map(map.id, |m, _| {
         // SAFETY: caller's packed keys.
-        let ks = unsafe { unpack(n, keys, key_lens, "keys")? };
-        let removed = m.remove_many(&ks)?;
+        let (kb, kl) = unsafe { packed(n, keys, key_lens, "keys")? };
+        let removed = m.remove_many(items(kb, kl))?;
         // SAFETY: optional out-pointer.
         unsafe { put_opt(out_removed, removed) };
         Ok(McStatus::MC_OK)
@@ -872,9 +911,9 @@ fn write_token(it: *mut mc_iter, t: &Token) {
 
 fn init_token(src: Source, id: u64, mode: u32, out: *mut mc_iter) -> Result<McStatus> {
     let mode = Mode::from_u32(mode).ok_or_else(|| {
-        err(
+        Error::formatted(
             McStatus::MC_ERR_INVALID_ARGUMENT,
-            format!("unknown iteration mode {mode}"),
+            format_args!("unknown iteration mode {mode}"),
         )
     })?;
     let out = out_ptr(out, "out")?;
@@ -1042,9 +1081,9 @@ fn encode_impl(
     // SAFETY: checked non-NULL above.
     unsafe { put(out_len, text.len()) };
     if out.len() < text.len() + 1 {
-        return Err(err(
+        return Err(Error::formatted(
             McStatus::MC_ERR_BUFFER_TOO_SMALL,
-            format!("token text needs {} bytes with its NUL", text.len() + 1),
+            format_args!("token text needs {} bytes with its NUL", text.len() + 1),
         ));
     }
     out[..text.len()].copy_from_slice(text.as_bytes());
@@ -1303,9 +1342,9 @@ pub unsafe extern "C" fn mc_batch_entry(
             return Ok(McStatus::MC_DONE);
         }
         let malformed = || {
-            err(
+            Error::formatted(
                 McStatus::MC_ERR_INVALID_ARGUMENT,
-                format!("no whole batch entry at offset {off}"),
+                format_args!("no whole batch entry at offset {off}"),
             )
         };
         let head = all
@@ -1360,7 +1399,7 @@ pub extern "C" fn mc_snapshot_new(map: mc_map, out: *mut mc_snapshot) -> mc_stat
     on_map(map.id, |m, _| {
         let out = out_ptr(out, "out")?;
         let id = register(Object::Snapshot(Snapshot {
-            data: m.snapshot(),
+            data: m.snapshot()?,
             secret: m.secret(),
         }))?;
         // SAFETY: out checked non-NULL.

@@ -74,23 +74,32 @@ pub fn set_last_error(e: Error) {
     let _ = LAST_ERROR.try_with(|l| l.set(Some((e.status, detail))));
 }
 
-/// Runs `f` on the text of this thread's last failure ("" if none).
+/// Longest status name, with the ": " after it in `with_last_error`.
+const NAME_CAP: usize = 32;
+
+/// Runs `f` on the text of this thread's last failure ("" if none), built
+/// on the stack: reading the last error must work with no memory left.
 pub fn with_last_error<R>(f: impl FnOnce(&str) -> R) -> R {
-    use std::fmt::Write;
-    let mut text = String::new();
+    let mut text = [0u8; NAME_CAP + DETAIL_CAP];
+    let mut len = 0;
+    let mut push = |s: &[u8]| {
+        let n = s.len().min(text.len() - len);
+        text[len..len + n].copy_from_slice(&s[..n]);
+        len += n;
+    };
     if let Ok(Some((status, detail))) = LAST_ERROR.try_with(Cell::get) {
-        let _ = write!(text, "{}: ", status.trimmed_name());
+        push(status.trimmed_name().as_bytes());
+        push(b": ");
         match detail {
-            Detail::Static(s) => text.push_str(s),
-            Detail::Inline(len) => {
-                let _ = LAST_DETAIL.try_with(|buf| {
-                    // Cut at a character boundary, so always valid UTF-8.
-                    text.push_str(std::str::from_utf8(&buf.borrow()[..len]).unwrap_or(""))
-                });
+            Detail::Static(s) => push(s.as_bytes()),
+            Detail::Inline(n) => {
+                let _ = LAST_DETAIL.try_with(|buf| push(&buf.borrow()[..n]));
             }
         }
     }
-    f(&text)
+    // Whole characters only: the name fits its room, and a detail is cut
+    // at a character boundary (`keep_detail`); static details are short.
+    f(std::str::from_utf8(&text[..len]).unwrap_or(""))
 }
 
 pub fn err(status: McStatus, detail: impl Into<std::borrow::Cow<'static, str>>) -> Error {
@@ -125,27 +134,41 @@ fn finish(r: std::thread::Result<Result<McStatus>>) -> McStatus {
 fn panicked(payload: Box<dyn std::any::Any + Send>) -> McStatus {
     let msg = payload
         .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
-    set_last_error(err(
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown panic");
+    set_last_error(Error::formatted(
         McStatus::MC_ERR_INTERNAL,
-        format!("internal error: {msg}"),
+        format_args!("internal error: {msg}"),
     ));
     McStatus::MC_ERR_INTERNAL
 }
 
 #[cold]
 pub fn bad_handle(what: &str) -> Error {
-    err(
+    Error::formatted(
         McStatus::MC_ERR_BAD_HANDLE,
-        format!("{what} handle is zero, freed, of the wrong kind, or not a handle"),
+        format_args!("{what} handle is zero, freed, of the wrong kind, or not a handle"),
     )
+}
+
+/// Why a lookup failed: the handle, or (on this thread's first call) no
+/// memory for the thread's registry record.
+#[cold]
+fn lookup_failed(what: &str) -> Error {
+    if registry::thread_registered() {
+        bad_handle(what)
+    } else {
+        err(
+            McStatus::MC_ERR_OUT_OF_MEMORY,
+            "cannot allocate this thread's record in the handle registry",
+        )
+    }
 }
 
 #[inline(always)]
 fn lookup(id: u64, what: &str) -> Result<registry::Handle> {
-    registry::get(id).ok_or_else(|| bad_handle(what))
+    registry::get(id).ok_or_else(|| lookup_failed(what))
 }
 
 /// Resolves a map handle and runs `f` on it. A panic inside poisons the map:
@@ -259,8 +282,8 @@ pub fn in_callback_scope<R>(map_id: u64, f: impl FnOnce() -> R) -> Result<R> {
     Ok(f())
 }
 
-pub fn null(what: &str) -> Error {
-    err(McStatus::MC_ERR_NULL_ARGUMENT, format!("{what} is NULL"))
+pub fn null(what: impl std::fmt::Display) -> Error {
+    Error::formatted(McStatus::MC_ERR_NULL_ARGUMENT, format_args!("{what} is NULL"))
 }
 
 /// Borrows `len` bytes at `ptr`; NULL is accepted only when `len` is 0.
@@ -273,9 +296,9 @@ pub unsafe fn bytes_in<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a
         return if len == 0 { Ok(&[]) } else { Err(null(what)) };
     }
     if len > isize::MAX as usize {
-        return Err(err(
+        return Err(Error::formatted(
             McStatus::MC_ERR_TOO_LARGE,
-            format!("{what} length is impossibly large"),
+            format_args!("{what} length is impossibly large"),
         ));
     }
     // SAFETY: non-NULL, and the caller guarantees `len` readable bytes.
@@ -295,9 +318,9 @@ pub unsafe fn bytes_out<'a>(ptr: *mut u8, cap: usize, what: &str) -> Result<&'a 
         };
     }
     if cap > isize::MAX as usize {
-        return Err(err(
+        return Err(Error::formatted(
             McStatus::MC_ERR_TOO_LARGE,
-            format!("{what} capacity is impossibly large"),
+            format_args!("{what} capacity is impossibly large"),
         ));
     }
     // SAFETY: non-NULL, and the caller guarantees `cap` writable bytes.
@@ -414,9 +437,9 @@ mod tests {
                 m.len()
             );
         });
-        set_last_error(err(
+        set_last_error(Error::formatted(
             McStatus::MC_ERR_NOT_FOUND,
-            format!("key of {} bytes", 3),
+            format_args!("key of {} bytes", 3),
         ));
         with_last_error(|m| assert_eq!(m, "MC_ERR_NOT_FOUND: key of 3 bytes"));
     }
