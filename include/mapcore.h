@@ -23,6 +23,19 @@
  *    PTRDIFF_MAX (no real object is that large) gives MC_ERR_TOO_LARGE,
  *    whatever the function's own list says: also for keys to look up or
  *    delete, which report keys merely over MC_MAX_KEY_LEN absent.
+ *  - Out of memory is a status: every allocation the library makes is
+ *    checked, and a call that cannot get memory returns MC_ERR_OUT_OF_MEMORY
+ *    with the map (and any snapshot) exactly as it was, except
+ *    mc_map_set_many and mc_map_retain, which say what they keep. Any
+ *    function taking a handle can also return MC_ERR_OUT_OF_MEMORY on a
+ *    thread's first call into the library (its record in the handle
+ *    registry, a few hundred bytes, cannot be allocated); frees
+ *    (mc_map_free, mc_snapshot_free) and mc_last_error never need memory.
+ *    Batch calls use constant scratch memory whatever the batch's size.
+ *    What can still abort the process, all inside Rust's standard library
+ *    and none reachable by a correct caller: the report of a caught panic
+ *    (an internal error) allocates its payload, and a panic while memory is
+ *    exhausted aborts.
  *  - mc_last_error() gives a detail message for the calling thread's last failure.
  *  - Callbacks run while the entry is guaranteed valid, under the map's
  *    lock; they must return normally (no longjmp, no C++ exception). A call
@@ -101,6 +114,10 @@
 
 // `val_lens[i]` of `mc_map_get_many` for a key that is absent.
 #define MC_ABSENT UINT32_MAX
+
+// Longest formatted detail (`Error::formatted`) in bytes; longer ones are
+// cut at a character boundary.
+#define FORMATTED_CAP 256
 
 // Result of every fallible mapcore function. `MC_OK` (0) is success; every
 // other value names one failure. Values are stable across ABI version 1.
@@ -328,14 +345,20 @@ mc_status mc_map_counters(struct mc_map map,
 mc_status mc_map_watch(struct mc_map map, uint32_t watch);
 
 // Removes every entry (structural) and releases their memory, including
-// room kept by mc_map_reserve. Returns MC_OK.
+// room kept by mc_map_reserve. Returns MC_OK; MC_ERR_OUT_OF_MEMORY when
+// the empty tables cannot be allocated (they are made before anything is
+// removed: the map is unchanged).
 mc_status mc_map_clear(struct mc_map map);
 
 // Makes room for `additional` more entries. The room stays reserved while
 // entries come and go: deletions do not shrink the map below room for
 // `additional` entries (the most any successful call asked for) until
-// mc_map_shrink_to_fit or mc_map_clear. Always a structural change
-// (strict iterators are invalidated), whether or not a table was re-laid.
+// mc_map_shrink_to_fit or mc_map_clear. A successful call is always a
+// structural change (strict iterators are invalidated), whether or not a
+// table was re-laid. All or nothing: every shard's new table is built
+// before any is put in place, so a failed call changes nothing, not even
+// the structural generation (at its peak it holds the old and the new
+// tables of every shard that grows).
 // Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above MC_MAX_CAPACITY, or the entries
 // already stored plus `additional` beyond the storage limit),
 // MC_ERR_OUT_OF_MEMORY (also, nothing allocated, when the room's slot
@@ -362,7 +385,10 @@ mc_status mc_map_shrink_to_fit(struct mc_map map);
 mc_status mc_map_retain(struct mc_map map, mc_entry_pred pred, void *user, size_t *out_removed);
 
 // Looks up n keys in one consistent state of the map (all involved shards
-// are read-locked together). Values are written back to back into `vals`
+// are read-locked together). Scratch memory is constant (a few KiB on the
+// stack: the keys are looked up 256 at a time); a batch of more than 256
+// keys is looked up twice, first for the sizes, so that nothing is written
+// unless everything fits. Values are written back to back into `vals`
 // (capacity `vals_cap`), `val_lens[i]` gets the length of value i or
 // MC_ABSENT, and `*out_used` the bytes used.
 // Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (only `*out_used` written: the bytes
@@ -380,7 +406,14 @@ mc_status mc_map_get_many(struct mc_map map,
 // shards write-locked together: other threads see all of them or none.
 // Sizes are checked first (MC_ERR_TOO_LARGE for a key or value: nothing
 // stored); only MC_ERR_OUT_OF_MEMORY, or MC_ERR_TOO_LARGE for the storage
-// limit (see `mc_map_set`), can leave a batch partly applied.
+// limit (see `mc_map_set`), can leave a batch partly applied: then the
+// pairs before the one that failed are stored, and that pair and those
+// after it are not (each pair is stored whole or not at all). This is the
+// one call that does not leave the map as it was on MC_ERR_OUT_OF_MEMORY
+// (besides mc_map_retain under a snapshot): undoing the stored pairs would
+// need memory proportional to the batch. Scratch memory is constant: the
+// pairs are read twice from the caller's buffers (sizes and shards, then
+// the writes), nothing is copied.
 // `*out_inserted` (may be NULL) receives the number of new keys.
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY,
 // MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`; like an
@@ -393,7 +426,8 @@ mc_status mc_map_set_many(struct mc_map map,
                           const uint32_t *val_lens,
                           size_t *out_inserted);
 
-// Deletes n keys atomically (all involved shards write-locked together).
+// Deletes n keys atomically (all involved shards write-locked together),
+// with constant scratch memory.
 // Absent keys are skipped. `*out_removed` (may be NULL) receives how many
 // were present. Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE,
 // MC_ERR_OUT_OF_MEMORY (only while a snapshot shares slot pages the deletes

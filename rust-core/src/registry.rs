@@ -401,7 +401,9 @@ pub fn insert(object: Object) -> Result<u64, Refused> {
                 // Room on the free list for each slot handed out, so that
                 // `remove` never allocates.
                 let room = (i + SEG_SLOTS).saturating_sub(fl.free.len());
-                fl.free.try_reserve(room).map_err(|_| Refused::OutOfMemory)?;
+                fl.free
+                    .try_reserve(room)
+                    .map_err(|_| Refused::OutOfMemory)?;
                 let slots = new_segment().ok_or(Refused::OutOfMemory)?;
                 seg.store(slots.as_ptr(), Release);
             }
@@ -545,6 +547,32 @@ mod tests {
             "{claimed} participant records still claimed after the threads exited"
         );
         assert!(remove(*ID.get().unwrap()));
+    }
+
+    /// Registering may fail for lack of memory (changing nothing); freeing
+    /// needs none, even with every allocation failing.
+    #[test]
+    fn insert_may_run_out_of_memory_and_remove_needs_none() {
+        use crate::engine::alloc;
+        let map = || Object::Map(Map::new(&Options::default()).unwrap());
+        let (a, b) = (map(), map());
+        alloc::fail_after(Some(0));
+        let refused = insert(a);
+        alloc::fail_after(None);
+        assert_eq!(refused, Err(Refused::OutOfMemory));
+        let id = insert(b).unwrap();
+        assert!(get(id).is_some());
+        alloc::fail_after(Some(0));
+        let freed = remove(id);
+        let injected = alloc::injected_failures();
+        reclaim();
+        alloc::fail_after(None);
+        assert!(freed && get(id).is_none());
+        assert_eq!(
+            injected,
+            alloc::injected_failures(),
+            "nothing was allocated"
+        );
     }
 
     #[test]

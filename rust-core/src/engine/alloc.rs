@@ -179,6 +179,14 @@ pub(crate) fn fail_once_after(n: usize) {
 #[cfg(test)]
 thread_local! {
     static SUSTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+    /// Allocations this thread has made fail so far.
+    static INJECTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many allocations this thread has made fail so far (tests only).
+#[cfg(test)]
+pub(crate) fn injected_failures() -> usize {
+    INJECTED.with(|i| i.get())
 }
 
 /// Whether the allocation about to be made must fail (tests only).
@@ -194,8 +202,11 @@ pub(crate) fn failure_injected() -> bool {
             }
             None => false,
         });
-        if fail && !SUSTAINED.with(|s| s.get()) {
-            ALLOWED.with(|a| a.set(None));
+        if fail {
+            INJECTED.with(|i| i.set(i.get() + 1));
+            if !SUSTAINED.with(|s| s.get()) {
+                ALLOWED.with(|a| a.set(None));
+            }
         }
         fail
     }

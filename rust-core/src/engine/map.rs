@@ -792,10 +792,7 @@ impl Map {
     /// Needs no memory proportional to the batch: the keys are walked (and
     /// hashed) once for their shards, once more to prepare while a snapshot
     /// lives, and once to remove.
-    pub fn remove_many<'k>(
-        &self,
-        keys: impl Iterator<Item = &'k [u8]> + Clone,
-    ) -> Result<usize> {
+    pub fn remove_many<'k>(&self, keys: impl Iterator<Item = &'k [u8]> + Clone) -> Result<usize> {
         let mut guards = self.lock_write_many(self.shard_mask(keys.clone()));
         // All or nothing: with a snapshot alive, first copy every page it
         // shares that a removal will write (the only allocation a removal
@@ -1149,6 +1146,146 @@ impl SnapshotData {
 mod tests {
     use super::*;
     use crate::engine::pool;
+
+    /// Every entry, sorted.
+    fn contents(m: &Map) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut all = Vec::new();
+        let mut cur = Cursor::default();
+        m.scan(&mut cur, None, usize::MAX, &mut |e| {
+            all.push((e.key.to_vec(), e.value.to_vec()));
+            true
+        })
+        .unwrap();
+        all.sort();
+        all
+    }
+
+    /// A map of `n` entries with a fixed seed (the same layout every time).
+    fn filled(n: u32) -> Map {
+        let m = Map::new(&Options {
+            seed: Some(7),
+            ..Options::default()
+        })
+        .unwrap();
+        for i in 0..n {
+            m.insert(&i.to_le_bytes(), &[i as u8; 9]).unwrap();
+        }
+        m
+    }
+
+    /// Fails each allocation `op` makes in turn, the first, the second...
+    /// until `op` makes none that fails, once with that allocation alone
+    /// failing and once with every later one failing too. Each time `op`
+    /// must either succeed, leaving what it leaves without a failure (it
+    /// recovered), or fail with OUT_OF_MEMORY leaving the map's contents
+    /// as they were; the map must stay consistent and usable. Returns the
+    /// number of failure points.
+    fn sweep_failures(setup: impl Fn() -> Map, op: impl Fn(&Map) -> Result<()>) -> usize {
+        let clean = setup();
+        op(&clean).unwrap();
+        let after = contents(&clean);
+        for sustained in [false, true] {
+            for n in 0.. {
+                let m = setup();
+                let before = contents(&m);
+                let fired = alloc::injected_failures();
+                if sustained {
+                    alloc::fail_after(Some(n));
+                } else {
+                    alloc::fail_once_after(n);
+                }
+                let r = op(&m);
+                alloc::fail_after(None);
+                if alloc::injected_failures() == fired {
+                    assert!(r.is_ok(), "{r:?} without a failure");
+                    if !sustained {
+                        return n;
+                    }
+                    break;
+                }
+                match r {
+                    Ok(()) => assert!(contents(&m) == after, "recovered at {n}, wrong contents"),
+                    Err(e) => {
+                        assert_eq!(e.status, McStatus::MC_ERR_OUT_OF_MEMORY, "at {n}");
+                        assert!(contents(&m) == before, "failure at {n} changed the map");
+                    }
+                }
+                m.check_invariants().unwrap();
+                m.insert(b"probe", b"p").unwrap();
+                assert!(m.remove(b"probe").unwrap());
+            }
+        }
+        unreachable!()
+    }
+
+    /// Out of memory is a status with the map unchanged, at every
+    /// allocation of the calls that build before they commit.
+    #[test]
+    fn every_allocation_failure_leaves_the_map_as_it_was() {
+        // Making a map: each failure point gives OUT_OF_MEMORY, no map.
+        for n in 0.. {
+            alloc::fail_once_after(n);
+            let fired = alloc::injected_failures();
+            let r = Map::new(&Options::default());
+            alloc::fail_after(None);
+            if alloc::injected_failures() == fired {
+                assert!(
+                    r.is_ok() && n > SHARDS,
+                    "a map takes an allocation per shard"
+                );
+                break;
+            }
+            assert_eq!(
+                r.err().map(|e| e.status),
+                Some(McStatus::MC_ERR_OUT_OF_MEMORY)
+            );
+        }
+        let small = || filled(300);
+        assert!(sweep_failures(small, |m| m.clear()) >= SHARDS);
+        assert!(sweep_failures(small, |m| m.reserve(50_000)) >= SHARDS);
+        assert!(sweep_failures(small, |m| m.snapshot().map(drop)) > 0);
+        // Growth: the first insert that re-lays a shard's table.
+        let grown_at = {
+            let m = small();
+            let before = m.stats().slots;
+            let mut i = 300u32;
+            while m.stats().slots == before {
+                m.insert(&i.to_le_bytes(), b"new").unwrap();
+                i += 1;
+            }
+            i - 1
+        };
+        let before_growth = || {
+            let m = small();
+            for i in 300..grown_at {
+                m.insert(&i.to_le_bytes(), b"new").unwrap();
+            }
+            m
+        };
+        assert!(
+            sweep_failures(before_growth, |m| m
+                .insert(&grown_at.to_le_bytes(), b"new")
+                .map(drop))
+                > 0
+        );
+        // Writes under a snapshot, which copy the pages they touch.
+        let with_snapshot = |m: &Map| -> Result<()> {
+            let snap = m.snapshot()?;
+            let r = m.insert(&5u32.to_le_bytes(), b"a longer value").map(drop);
+            drop(snap);
+            r
+        };
+        assert!(sweep_failures(small, with_snapshot) > 0);
+        let set_current = |m: &Map| -> Result<()> {
+            let snap = m.snapshot()?;
+            let mut cur = Cursor::default();
+            m.scan(&mut cur, None, 1, &mut |_| true)?;
+            let r = m.set_current_value(&cur, None, b"another length");
+            drop(snap);
+            r
+        };
+        assert!(sweep_failures(small, set_current) > 0);
+    }
 
     /// Reserving fills slot tables at once: room for more entries than
     /// the system has memory for is refused with OUT_OF_MEMORY (on Linux,

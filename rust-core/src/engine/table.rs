@@ -878,7 +878,10 @@ impl ShardData {
                 ..self.table
             },
             arena: Arena {
-                chunks: list(&self.arena.chunks, "cannot allocate a snapshot's chunk list")?,
+                chunks: list(
+                    &self.arena.chunks,
+                    "cannot allocate a snapshot's chunk list",
+                )?,
                 ..self.arena
             },
             reserved: self.reserved,
@@ -1606,7 +1609,11 @@ impl ShardData {
             return Ok(());
         }
         self.table.unshare(i >> PAGE_BITS, i >> PAGE_BITS)?;
-        let key = self.arena.record(s.loc()).0.to_vec();
+        // A copy of the key: making room may move the chunk it is in.
+        let stored = self.arena.record(s.loc()).0;
+        let mut key = alloc::try_vec(stored.len())
+            .ok_or_else(|| oom("cannot allocate a copy of the entry's key"))?;
+        key.extend_from_slice(stored);
         let loc = self.arena.alloc(&key, val)?;
         self.arena.free(s.loc());
         self.table.set(i, s.with_loc(loc));

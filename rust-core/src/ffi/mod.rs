@@ -557,8 +557,12 @@ pub extern "C" fn mc_map_clear(map: mc_map) -> mc_status {
 /// Makes room for `additional` more entries. The room stays reserved while
 /// entries come and go: deletions do not shrink the map below room for
 /// `additional` entries (the most any successful call asked for) until
-/// mc_map_shrink_to_fit or mc_map_clear. Always a structural change
-/// (strict iterators are invalidated), whether or not a table was re-laid.
+/// mc_map_shrink_to_fit or mc_map_clear. A successful call is always a
+/// structural change (strict iterators are invalidated), whether or not a
+/// table was re-laid. All or nothing: every shard's new table is built
+/// before any is put in place, so a failed call changes nothing, not even
+/// the structural generation (at its peak it holds the old and the new
+/// tables of every shard that grows).
 /// Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above MC_MAX_CAPACITY, or the entries
 /// already stored plus `additional` beyond the storage limit),
 /// MC_ERR_OUT_OF_MEMORY (also, nothing allocated, when the room's slot
@@ -694,7 +698,10 @@ fn look_up_chunk<'v, 'k>(
 }
 
 /// Looks up n keys in one consistent state of the map (all involved shards
-/// are read-locked together). Values are written back to back into `vals`
+/// are read-locked together). Scratch memory is constant (a few KiB on the
+/// stack: the keys are looked up 256 at a time); a batch of more than 256
+/// keys is looked up twice, first for the sizes, so that nothing is written
+/// unless everything fits. Values are written back to back into `vals`
 /// (capacity `vals_cap`), `val_lens[i]` gets the length of value i or
 /// MC_ABSENT, and `*out_used` the bytes used.
 /// Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (only `*out_used` written: the bytes
@@ -754,7 +761,10 @@ pub unsafe extern "C" fn mc_map_get_many(
                 let len = MANY_CHUNK.min(n - start);
                 let hashes = (start == 0).then_some(&first[..len]);
                 look_up_chunk(view, &mut keys, hashes, &mut found[..len]);
-                need += found[..len].iter().map(|v| v.map_or(0, <[u8]>::len)).sum::<usize>();
+                need += found[..len]
+                    .iter()
+                    .map(|v| v.map_or(0, <[u8]>::len))
+                    .sum::<usize>();
             }
             if need > out.len() {
                 return Err(need);
@@ -801,7 +811,14 @@ pub unsafe extern "C" fn mc_map_get_many(
 /// shards write-locked together: other threads see all of them or none.
 /// Sizes are checked first (MC_ERR_TOO_LARGE for a key or value: nothing
 /// stored); only MC_ERR_OUT_OF_MEMORY, or MC_ERR_TOO_LARGE for the storage
-/// limit (see `mc_map_set`), can leave a batch partly applied.
+/// limit (see `mc_map_set`), can leave a batch partly applied: then the
+/// pairs before the one that failed are stored, and that pair and those
+/// after it are not (each pair is stored whole or not at all). This is the
+/// one call that does not leave the map as it was on MC_ERR_OUT_OF_MEMORY
+/// (besides mc_map_retain under a snapshot): undoing the stored pairs would
+/// need memory proportional to the batch. Scratch memory is constant: the
+/// pairs are read twice from the caller's buffers (sizes and shards, then
+/// the writes), nothing is copied.
 /// `*out_inserted` (may be NULL) receives the number of new keys.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY,
 /// MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`; like an
@@ -831,7 +848,8 @@ pub unsafe extern "C" fn mc_map_set_many(
     })
 }
 
-/// Deletes n keys atomically (all involved shards write-locked together).
+/// Deletes n keys atomically (all involved shards write-locked together),
+/// with constant scratch memory.
 /// Absent keys are skipped. `*out_removed` (may be NULL) receives how many
 /// were present. Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE,
 /// MC_ERR_OUT_OF_MEMORY (only while a snapshot shares slot pages the deletes

@@ -283,7 +283,10 @@ pub fn in_callback_scope<R>(map_id: u64, f: impl FnOnce() -> R) -> Result<R> {
 }
 
 pub fn null(what: impl std::fmt::Display) -> Error {
-    Error::formatted(McStatus::MC_ERR_NULL_ARGUMENT, format_args!("{what} is NULL"))
+    Error::formatted(
+        McStatus::MC_ERR_NULL_ARGUMENT,
+        format_args!("{what} is NULL"),
+    )
 }
 
 /// Borrows `len` bytes at `ptr`; NULL is accepted only when `len` is 0.
