@@ -664,36 +664,98 @@ fn items<'a>(all: &'a [u8], lens: &'a [u32]) -> impl Iterator<Item = &'a [u8]> +
 }
 
 /// Keys `mc_map_get_many` looks up per step: its scratch memory is a fixed
-/// ~13 KiB on the stack (a hash, a candidate and a result per key), whatever
-/// the batch's size.
+/// 8 KiB on the stack (a hash, a candidate and a result per key), whatever
+/// the batch's size; batches of up to `MANY_SMALL` keys use a quarter.
 const MANY_CHUNK: usize = 256;
+const MANY_SMALL: usize = 64;
 
-/// Looks up the next `found.len()` keys of `keys` in `view` into `found`,
-/// with their hashes if given (else hashing them). Records first (their
-/// slots are already on the way), then one key comparison per key.
-fn look_up_chunk<'v, 'k>(
+/// `mc_map_get_many`'s lookups, `C` keys at a time: the `n` values of
+/// `keys` are written back to back into `out` and their lengths into
+/// `lens` (MC_ABSENT for a missing key), all in one consistent state of
+/// the map, and nothing is written unless everything fits. Returns the
+/// bytes written, or the bytes needed when they do not fit. A batch of one
+/// chunk is looked up once and copied from what was found; a longer one
+/// is looked up twice (sizes, then copies), under the same read access.
+fn get_many_chunked<'k, const C: usize>(
+    m: &Map,
+    n: usize,
+    keys: impl Iterator<Item = &'k [u8]> + Clone,
+    out: &mut [u8],
+    lens: &mut [u32],
+) -> std::result::Result<usize, usize> {
+    // The first chunk's hashes come from the pass that finds the shards to
+    // read, so a batch of one chunk hashes each key once.
+    let mut hashes = [0u64; C];
+    let mut mask = 0u32;
+    for (i, k) in keys.clone().enumerate() {
+        let h = m.hasher().h1(k);
+        if let Some(slot) = hashes.get_mut(i) {
+            *slot = h;
+        }
+        mask |= engine::map::shard_bit(h);
+    }
+    m.read_many(mask, |view| {
+        let mut found: [Option<&[u8]>; C] = [None; C];
+        let mut need = 0;
+        let mut rest = keys.clone();
+        for start in (0..n).step_by(C) {
+            let len = C.min(n - start);
+            look_up_chunk::<C>(view, &mut rest, start > 0, &mut hashes[..len], &mut found);
+            need += found[..len]
+                .iter()
+                .map(|v| v.map_or(0, <[u8]>::len))
+                .sum::<usize>();
+        }
+        if need > out.len() {
+            return Err(need);
+        }
+        let mut off = 0;
+        let mut rest = keys;
+        for start in (0..n).step_by(C) {
+            let len = C.min(n - start);
+            if n > C {
+                look_up_chunk::<C>(view, &mut rest, true, &mut hashes[..len], &mut found);
+            }
+            for (v, l) in found[..len].iter().zip(&mut lens[start..start + len]) {
+                *l = match v {
+                    Some(v) => {
+                        copy_small(&mut out[off..off + v.len()], v);
+                        off += v.len();
+                        v.len() as u32
+                    }
+                    None => MC_ABSENT,
+                };
+            }
+        }
+        Ok(off)
+    })
+}
+
+/// Looks up the next `hashes.len()` keys of `keys` in `view` into `found`;
+/// `hash` says whether their hashes are still to be computed into
+/// `hashes`. Records first (their slots are already on the way), then one
+/// key comparison per key.
+fn look_up_chunk<'v, 'k, const C: usize>(
     view: &'v engine::map::ManyView<'_>,
-    keys: &mut impl Iterator<Item = &'k [u8]>,
-    hashes: Option<&[u64]>,
-    found: &mut [Option<&'v [u8]>],
+    keys: &mut (impl Iterator<Item = &'k [u8]> + Clone),
+    hash: bool,
+    hashes: &mut [u64],
+    found: &mut [Option<&'v [u8]>; C],
 ) {
-    let len = found.len();
-    let mut ks: [&[u8]; MANY_CHUNK] = [&[]; MANY_CHUNK];
-    let mut hs = [0u64; MANY_CHUNK];
-    for i in 0..len {
-        ks[i] = keys.next().unwrap_or(&[]);
-        hs[i] = match hashes {
-            Some(h) => h[i],
-            None => view.hasher().h1(ks[i]),
-        };
-        view.prefetch_home(hs[i]);
+    if hash {
+        for (h, k) in hashes.iter_mut().zip(keys.clone()) {
+            *h = view.hasher().h1(k);
+        }
     }
-    let mut cs = [None; MANY_CHUNK];
-    for i in 0..len {
-        cs[i] = Some(view.candidate(hs[i]));
+    for &h in hashes.iter() {
+        view.prefetch_home(h);
     }
-    for i in 0..len {
-        found[i] = cs[i].and_then(|c| view.get(hs[i], ks[i], c));
+    let mut candidates = [None; C];
+    for (c, &h) in candidates.iter_mut().zip(hashes.iter()) {
+        *c = Some(view.candidate(h));
+    }
+    for (i, k) in keys.take(hashes.len()).enumerate() {
+        found[i] = candidates[i].and_then(|c| view.get(hashes[i], k, c));
     }
 }
 
@@ -738,57 +800,12 @@ pub unsafe extern "C" fn mc_map_get_many(
             // everything fits.
             unsafe { std::slice::from_raw_parts_mut(val_lens, n) }
         };
-        // The first chunk's hashes are kept from the pass that finds the
-        // shards to read, so a batch of one chunk hashes each key once.
-        let mut first = [0u64; MANY_CHUNK];
-        let mut mask = 0u32;
-        for (i, k) in items(key_bytes, key_lens).enumerate() {
-            let h = m.hasher().h1(k);
-            if let Some(f) = first.get_mut(i) {
-                *f = h;
-            }
-            mask |= engine::map::shard_bit(h);
-        }
-        let used = m.read_many(mask, |view| {
-            // Nothing is written unless everything fits: a batch of one
-            // chunk is looked up once and copied from what was found; a
-            // longer one is looked up twice (sizes, then copies), all in
-            // the one state the read access holds.
-            let mut found: [Option<&[u8]>; MANY_CHUNK] = [None; MANY_CHUNK];
-            let mut need = 0;
-            let mut keys = items(key_bytes, key_lens);
-            for start in (0..n).step_by(MANY_CHUNK) {
-                let len = MANY_CHUNK.min(n - start);
-                let hashes = (start == 0).then_some(&first[..len]);
-                look_up_chunk(view, &mut keys, hashes, &mut found[..len]);
-                need += found[..len]
-                    .iter()
-                    .map(|v| v.map_or(0, <[u8]>::len))
-                    .sum::<usize>();
-            }
-            if need > out.len() {
-                return Err(need);
-            }
-            let mut off = 0;
-            let mut keys = items(key_bytes, key_lens);
-            for start in (0..n).step_by(MANY_CHUNK) {
-                let len = MANY_CHUNK.min(n - start);
-                if n > MANY_CHUNK {
-                    look_up_chunk(view, &mut keys, None, &mut found[..len]);
-                }
-                for (v, l) in found[..len].iter().zip(&mut lens[start..start + len]) {
-                    *l = match v {
-                        Some(v) => {
-                            copy_small(&mut out[off..off + v.len()], v);
-                            off += v.len();
-                            v.len() as u32
-                        }
-                        None => MC_ABSENT,
-                    };
-                }
-            }
-            Ok(off)
-        });
+        // Small batches get small scratch arrays (they are zeroed per call).
+        let used = if n <= MANY_SMALL {
+            get_many_chunked::<MANY_SMALL>(m, n, items(key_bytes, key_lens), out, lens)
+        } else {
+            get_many_chunked::<MANY_CHUNK>(m, n, items(key_bytes, key_lens), out, lens)
+        };
         match used {
             Ok(used) => {
                 // SAFETY: out_used checked non-NULL.
