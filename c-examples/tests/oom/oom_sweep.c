@@ -15,7 +15,9 @@
  *   ok       the call returned its usual status, its outputs are right and
  *            the map holds exactly what the call should have made of it
  *   oom      MC_ERR_OUT_OF_MEMORY, and the map (and the snapshot, if any)
- *            holds exactly what it held before the call
+ *            holds exactly what it held before the call (set_many and
+ *            retain: what their header documents, see check_prefix and
+ *            check_visited)
  *   other    any other status (MC_ERR_INTERNAL, say)
  *   changed  the map, a snapshot or an output is not what the status says,
  *            or the library does not work normally afterwards
@@ -360,6 +362,8 @@ enum {
     F_NO_OOM = 4,  /* MC_ERR_OUT_OF_MEMORY is not an acceptable answer */
     F_SLOW = 8,    /* skipped by --quick */
     F_THREAD = 16, /* the call is the first of a new thread */
+    F_PREFIX = 32, /* on out of memory, a prefix of the batch is stored */
+    F_VISITED = 64, /* on out of memory, retain applied to some entries */
 };
 
 typedef struct {
@@ -486,7 +490,7 @@ static mc_status run_set_param(ctx *c) {
 
 /* batches */
 static void setup_batch_mixed(ctx *c) { batch(c, BASE - 50, BASE + 50, 1); }
-static void setup_batch_grow(ctx *c) { batch(c, BASE, BASE + 3000, 0); }
+static void setup_batch_grow(ctx *c) { batch(c, BASE, BASE + 1000, 0); }
 static mc_status run_set_many(ctx *c) {
     return mc_map_set_many(c->map, c->n, c->keys, c->klens, c->vals, c->vlens, &c->count);
 }
@@ -595,7 +599,10 @@ static int keep_even(void *user, const uint8_t *k, size_t kl, const uint8_t *v, 
     (void)user, (void)v, (void)vl;
     return kl > 0 && (k[kl - 1] - '0') % 2 == 0;
 }
-static mc_status run_retain(ctx *c) { return mc_map_retain(c->map, keep_even, NULL, &c->count); }
+static mc_status run_retain(ctx *c) {
+    c->count = SIZE_MAX; /* must stay so on failure */
+    return mc_map_retain(c->map, keep_even, NULL, &c->count);
+}
 static const char *done_retain(ctx *c) {
     model *m = &c->expect;
     size_t removed = 0, j = 0;
@@ -837,8 +844,8 @@ static const op OPS[] = {
     OP("set(overwrite, longer value)", 0, BASE, NULL, run_set_overwrite_longer, MC_OK, done_set_kbuf),
     OP("set(growth)", 0, BASE, setup_resize, run_set_param, MC_OK, done_set_kbuf),
     OP("set(growth of a big map)", F_SLOW, BASE, setup_big_resize, run_set_param, MC_OK, done_set_kbuf),
-    OP("set_many(50 new, 50 overwrites)", 0, BASE, setup_batch_mixed, run_set_many, MC_OK, done_set_many),
-    OP("set_many(3000 new: growth)", 0, BASE, setup_batch_grow, run_set_many, MC_OK, done_set_many),
+    OP("set_many(50 new, 50 overwrites)", F_PREFIX, BASE, setup_batch_mixed, run_set_many, MC_OK, done_set_many),
+    OP("set_many(1000 new: growth)", F_PREFIX, BASE, setup_batch_grow, run_set_many, MC_OK, done_set_many),
     OP("get", 0, BASE, NULL, run_get, MC_OK, done_get),
     OP("get(absent)", 0, BASE, NULL, run_get_absent, MC_ERR_NOT_FOUND, done_nothing),
     OP("get (a new thread's first call)", F_THREAD, BASE, NULL, run_get, MC_OK, done_get),
@@ -855,7 +862,7 @@ static const op OPS[] = {
     OP("reserve(1000)", 0, BASE, NULL, run_reserve_small, MC_OK, done_nothing),
     OP("reserve(200000)", 0, BASE, NULL, run_reserve_large, MC_OK, done_nothing),
     OP("shrink_to_fit", 0, BASE, setup_shrink, run_shrink, MC_OK, done_nothing),
-    OP("retain", 0, BASE, NULL, run_retain, MC_OK, done_retain),
+    OP("retain", F_VISITED, BASE, NULL, run_retain, MC_OK, done_retain),
     OP("iter_init(strict)", 0, BASE, NULL, run_iter_init_strict, MC_OK, done_iter_init),
     OP("iter_init(cursor)", 0, BASE, NULL, run_iter_init_cursor, MC_OK, done_iter_init),
     OP("iter_next(strict)", 0, BASE, setup_iter_strict, run_iter_next, MC_OK, done_iter_next),
@@ -880,10 +887,10 @@ static const op OPS[] = {
     OP("set(new key) under a snapshot", 0, BASE, setup_snapshot, run_set_new, MC_OK, done_set_new),
     OP("set(overwrite) under a snapshot", 0, BASE, setup_snapshot, run_set_overwrite, MC_OK, done_set_kbuf),
     OP("delete under a snapshot", 0, BASE, setup_snapshot, run_delete, MC_OK, done_delete_kbuf),
-    OP("set_many under a snapshot", 0, BASE, setup_snap_batch_mixed, run_set_many, MC_OK, done_set_many),
+    OP("set_many under a snapshot", F_PREFIX, BASE, setup_snap_batch_mixed, run_set_many, MC_OK, done_set_many),
     OP("delete_many under a snapshot", 0, BASE, setup_snap_delete_many, run_delete_many, MC_OK, done_delete_many),
     OP("clear under a snapshot", 0, BASE, setup_snapshot, run_clear, MC_OK, done_clear),
-    OP("retain under a snapshot", 0, BASE, setup_snapshot, run_retain, MC_OK, done_retain),
+    OP("retain under a snapshot", F_VISITED, BASE, setup_snapshot, run_retain, MC_OK, done_retain),
     OP("iter_remove under a snapshot", 0, BASE, setup_snap_iter_at, run_iter_remove, MC_OK, done_iter_remove),
     OP("map_free under a snapshot", F_NO_OOM, BASE, setup_snapshot, run_map_free, MC_OK, done_map_free),
     OP("last_error(static detail)", 0, BASE, setup_last_error_static, run_last_error, MC_OK, done_last_error),
@@ -965,6 +972,70 @@ static void *armed_thread(void *arg) {
     return NULL;
 }
 
+/* mc_map_set_many's documented out-of-memory result: the pairs before the
+ * one that failed are stored, that one and the rest are not. */
+static const char *check_prefix(ctx *c) {
+    model got = {0}, want = {0};
+    const char *why = NULL;
+    if (dump(c->map, (mc_snapshot){0}, &got) != MC_OK) {
+        free(got.e);
+        return "the map cannot be read afterwards";
+    }
+    /* k = the first pair not stored */
+    size_t k = 0, ko = 0, vo = 0;
+    for (; k < c->n; k++) {
+        kv *e = model_find(&got, c->keys + ko, c->klens[k]);
+        if (!e || e->vl != c->vlens[k] || memcmp(e->v, c->vals + vo, e->vl) != 0)
+            break;
+        ko += c->klens[k];
+        vo += c->vlens[k];
+    }
+    if (k == c->n)
+        why = "MC_ERR_OUT_OF_MEMORY but every pair was stored";
+    model_copy(&want, &c->before);
+    ko = vo = 0;
+    for (size_t i = 0; i < k; i++) {
+        model_put(&want, c->keys + ko, c->klens[i], c->vals + vo, c->vlens[i]);
+        ko += c->klens[i];
+        vo += c->vlens[i];
+    }
+    if (!why && (why = check_state(c, &want)) == c->why) {
+        snprintf(c->why + strlen(c->why), sizeof c->why - strlen(c->why),
+                 " (not the map before the call plus the batch's first %zu pairs)", k);
+        why = c->why;
+    }
+    free(got.e);
+    free(want.e);
+    return why;
+}
+
+/* mc_map_retain's documented out-of-memory result: the entries visited were
+ * kept or deleted as the predicate said, the others kept; nothing else
+ * changed, and `*out_removed` is not written. */
+static const char *check_visited(ctx *c) {
+    model got = {0};
+    const char *why = NULL;
+    if (c->count != SIZE_MAX)
+        return "MC_ERR_OUT_OF_MEMORY but *out_removed written";
+    if (dump(c->map, (mc_snapshot){0}, &got) != MC_OK) {
+        free(got.e);
+        return "the map cannot be read afterwards";
+    }
+    for (size_t i = 0; i < got.n && !why; i++) {
+        kv *e = model_find(&c->before, got.e[i].k, got.e[i].kl);
+        if (!e || e->vl != got.e[i].vl || memcmp(e->v, got.e[i].v, e->vl) != 0)
+            why = "an entry that was not in the map, or a changed value";
+    }
+    for (size_t i = 0; i < c->before.n && !why; i++)
+        if (!model_find(&got, c->before.e[i].k, c->before.e[i].kl) &&
+            keep_even(NULL, c->before.e[i].k, c->before.e[i].kl, NULL, 0))
+            why = "an entry the predicate keeps was deleted";
+    if (!why)
+        why = check_state(c, &got);
+    free(got.e);
+    return why;
+}
+
 static void run_case(const op *o, int mode, unsigned long n, long param, int trace_fd, result *r) {
     ctx *c = calloc(1, sizeof *c);
     c->param = param;
@@ -1002,6 +1073,10 @@ static void run_case(const op *o, int mode, unsigned long n, long param, int tra
     } else if (st == MC_ERR_OUT_OF_MEMORY && !(o->flags & F_NO_OOM)) {
         if (c->new_map.id || c->new_snap.id)
             why = "MC_ERR_OUT_OF_MEMORY but a handle was written";
+        else if (o->flags & F_PREFIX)
+            why = check_prefix(c);
+        else if (o->flags & F_VISITED)
+            why = check_visited(c);
         else
             why = check_state(c, &c->before);
         r->outcome = why ? OUT_CHANGED : OUT_OOM;
