@@ -15,7 +15,9 @@
  *   ok       the call returned its usual status, its outputs are right and
  *            the map holds exactly what the call should have made of it
  *   oom      MC_ERR_OUT_OF_MEMORY, and the map (and the snapshot, if any)
- *            holds exactly what it held before the call
+ *            holds exactly what it held before the call (set_many and
+ *            retain: what their header documents, see check_prefix and
+ *            check_visited)
  *   other    any other status (MC_ERR_INTERNAL, say)
  *   changed  the map, a snapshot or an output is not what the status says,
  *            or the library does not work normally afterwards
@@ -44,6 +46,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -68,11 +71,11 @@ typedef struct {
     uint32_t vl;
 } kv;
 
-/* A map's contents: entries kept sorted by key once `sorted` is set. */
+/* A map's contents: the first `nsorted` entries are sorted by key, the
+ * rest (appended since) are not. */
 typedef struct {
     kv *e;
-    size_t n, cap;
-    bool sorted;
+    size_t n, cap, nsorted;
 } model;
 
 static void die(const char *fmt, ...) {
@@ -94,20 +97,27 @@ static int kv_cmp(const void *a, const void *b) {
 }
 
 static void model_sort(model *m) {
-    if (!m->sorted) {
+    if (m->nsorted != m->n) {
         qsort(m->e, m->n, sizeof(kv), kv_cmp);
-        m->sorted = true;
+        m->nsorted = m->n;
     }
 }
 
+/* Binary search of the sorted part, then a scan of the rest (sorted first
+ * once that grows past 64 entries). */
 static kv *model_find(model *m, const uint8_t *k, size_t kl) {
     kv probe;
     if (kl > KMAX)
         return NULL;
     memcpy(probe.k, k, kl);
     probe.kl = (uint32_t)kl;
-    model_sort(m);
-    return bsearch(&probe, m->e, m->n, sizeof(kv), kv_cmp);
+    if (m->n - m->nsorted > 64)
+        model_sort(m);
+    kv *e = bsearch(&probe, m->e, m->nsorted, sizeof(kv), kv_cmp);
+    for (size_t i = m->nsorted; !e && i < m->n; i++)
+        if (kv_cmp(&probe, &m->e[i]) == 0)
+            e = &m->e[i];
+    return e;
 }
 
 static void model_append(model *m, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
@@ -124,7 +134,6 @@ static void model_append(model *m, const uint8_t *k, size_t kl, const uint8_t *v
     e->kl = (uint32_t)kl;
     memcpy(e->v, v, vl);
     e->vl = (uint32_t)vl;
-    m->sorted = false;
 }
 
 static void model_put(model *m, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
@@ -144,6 +153,8 @@ static bool model_del(model *m, const uint8_t *k, size_t kl) {
     size_t i = (size_t)(e - m->e);
     memmove(&m->e[i], &m->e[i + 1], (m->n - i - 1) * sizeof(kv));
     m->n--;
+    if (i < m->nsorted)
+        m->nsorted--;
     return true;
 }
 
@@ -152,7 +163,7 @@ static void model_copy(model *dst, model *src) {
     dst->n = 0;
     for (size_t i = 0; i < src->n; i++)
         model_append(dst, src->e[i].k, src->e[i].kl, src->e[i].v, src->e[i].vl);
-    dst->sorted = true;
+    dst->nsorted = dst->n;
 }
 
 /* NULL if equal, else a description of the first difference. */
@@ -235,18 +246,17 @@ static mc_map new_fixed_map(uint64_t capacity) {
     return m;
 }
 
-static void put(ctx *c, long i, int gen) {
-    uint8_t k[KMAX], v[VMAX];
-    size_t kl = key_of(i, k), vl = val_of(i, gen, v);
-    mc_status st = mc_map_set(c->map, k, kl, v, vl, NULL);
-    if (st != MC_OK)
-        die("setup: mc_map_set: %s", mc_status_name(st));
-    model_put(&c->before, k, kl, v, vl);
-}
-
+/* Inserts keys [from, to), which must be absent. */
 static void fill(ctx *c, long from, long to) {
-    for (long i = from; i < to; i++)
-        put(c, i, 0);
+    for (long i = from; i < to; i++) {
+        uint8_t k[KMAX], v[VMAX];
+        size_t kl = key_of(i, k), vl = val_of(i, 0, v);
+        bool inserted = false;
+        mc_status st = mc_map_set(c->map, k, kl, v, vl, &inserted);
+        if (st != MC_OK || !inserted)
+            die("setup: mc_map_set: %s", mc_status_name(st));
+        model_append(&c->before, k, kl, v, vl);
+    }
 }
 
 /* Reads every entry of the map (snap == 0) or snapshot into `out`. */
@@ -254,7 +264,7 @@ static mc_status dump(mc_map map, mc_snapshot snap, model *out) {
     static uint8_t buf[1 << 20];
     mc_iter it;
     out->n = 0;
-    out->sorted = false;
+    out->nsorted = 0;
     mc_status st = snap.id ? mc_snapshot_iter_init(snap, MC_MODE_CURSOR, &it)
                            : mc_iter_init(map, MC_MODE_CURSOR, &it);
     if (st != MC_OK)
@@ -351,6 +361,9 @@ enum {
     F_NO_MAP = 2,  /* no map to build */
     F_NO_OOM = 4,  /* MC_ERR_OUT_OF_MEMORY is not an acceptable answer */
     F_SLOW = 8,    /* skipped by --quick */
+    F_THREAD = 16, /* the call is the first of a new thread */
+    F_PREFIX = 32, /* on out of memory, a prefix of the batch is stored */
+    F_VISITED = 64, /* on out of memory, retain applied to some entries */
 };
 
 typedef struct {
@@ -477,7 +490,7 @@ static mc_status run_set_param(ctx *c) {
 
 /* batches */
 static void setup_batch_mixed(ctx *c) { batch(c, BASE - 50, BASE + 50, 1); }
-static void setup_batch_grow(ctx *c) { batch(c, BASE, BASE + 3000, 0); }
+static void setup_batch_grow(ctx *c) { batch(c, BASE, BASE + 1000, 0); }
 static mc_status run_set_many(ctx *c) {
     return mc_map_set_many(c->map, c->n, c->keys, c->klens, c->vals, c->vlens, &c->count);
 }
@@ -586,7 +599,10 @@ static int keep_even(void *user, const uint8_t *k, size_t kl, const uint8_t *v, 
     (void)user, (void)v, (void)vl;
     return kl > 0 && (k[kl - 1] - '0') % 2 == 0;
 }
-static mc_status run_retain(ctx *c) { return mc_map_retain(c->map, keep_even, NULL, &c->count); }
+static mc_status run_retain(ctx *c) {
+    c->count = SIZE_MAX; /* must stay so on failure */
+    return mc_map_retain(c->map, keep_even, NULL, &c->count);
+}
 static const char *done_retain(ctx *c) {
     model *m = &c->expect;
     size_t removed = 0, j = 0;
@@ -597,6 +613,7 @@ static const char *done_retain(ctx *c) {
             removed++;
     }
     m->n = j;
+    m->nsorted = 0;
     return removed == c->count ? NULL : "wrong removed count";
 }
 
@@ -698,11 +715,12 @@ static void setup_iter_decode(ctx *c) {
 static mc_status run_iter_decode(ctx *c) { return mc_iter_decode(c->map, c->text, c->text_len, &c->it2); }
 static const char *done_iter_decode(ctx *c) {
     /* The decoded token continues after the entry the encoded one stood on. */
-    mc_status a = mc_iter_next(c->map, &c->it, c->kbuf, sizeof c->kbuf, &c->klen, NULL, 0, &c->vlen);
-    uint8_t k2[KMAX + 8];
+    mc_status a = mc_iter_next(c->map, &c->it, c->kbuf, sizeof c->kbuf, &c->klen, c->vbuf,
+                               sizeof c->vbuf, &c->vlen);
+    uint8_t k2[KMAX + 8], v2[VMAX];
     size_t k2l = 0, v2l = 0;
-    mc_status b = mc_iter_next(c->map, &c->it2, k2, sizeof k2, &k2l, NULL, 0, &v2l);
-    if (a != b || c->klen != k2l || memcmp(c->kbuf, k2, k2l) != 0)
+    mc_status b = mc_iter_next(c->map, &c->it2, k2, sizeof k2, &k2l, v2, sizeof v2, &v2l);
+    if (a != MC_OK || b != MC_OK || c->klen != k2l || memcmp(c->kbuf, k2, k2l) != 0)
         return "the decoded token does not continue where the encoded one was";
     return NULL;
 }
@@ -826,10 +844,12 @@ static const op OPS[] = {
     OP("set(overwrite, longer value)", 0, BASE, NULL, run_set_overwrite_longer, MC_OK, done_set_kbuf),
     OP("set(growth)", 0, BASE, setup_resize, run_set_param, MC_OK, done_set_kbuf),
     OP("set(growth of a big map)", F_SLOW, BASE, setup_big_resize, run_set_param, MC_OK, done_set_kbuf),
-    OP("set_many(50 new, 50 overwrites)", 0, BASE, setup_batch_mixed, run_set_many, MC_OK, done_set_many),
-    OP("set_many(3000 new: growth)", 0, BASE, setup_batch_grow, run_set_many, MC_OK, done_set_many),
+    OP("set_many(50 new, 50 overwrites)", F_PREFIX, BASE, setup_batch_mixed, run_set_many, MC_OK, done_set_many),
+    OP("set_many(1000 new: growth)", F_PREFIX, BASE, setup_batch_grow, run_set_many, MC_OK, done_set_many),
     OP("get", 0, BASE, NULL, run_get, MC_OK, done_get),
     OP("get(absent)", 0, BASE, NULL, run_get_absent, MC_ERR_NOT_FOUND, done_nothing),
+    OP("get (a new thread's first call)", F_THREAD, BASE, NULL, run_get, MC_OK, done_get),
+    OP("set(new key) (a new thread's first call)", F_THREAD, BASE, NULL, run_set_new, MC_OK, done_set_new),
     OP("get_with", 0, BASE, NULL, run_get_with, MC_OK, done_get),
     OP("contains", 0, BASE, NULL, run_contains, MC_OK, done_contains),
     OP("len", 0, BASE, NULL, run_len, MC_OK, done_len),
@@ -842,7 +862,7 @@ static const op OPS[] = {
     OP("reserve(1000)", 0, BASE, NULL, run_reserve_small, MC_OK, done_nothing),
     OP("reserve(200000)", 0, BASE, NULL, run_reserve_large, MC_OK, done_nothing),
     OP("shrink_to_fit", 0, BASE, setup_shrink, run_shrink, MC_OK, done_nothing),
-    OP("retain", 0, BASE, NULL, run_retain, MC_OK, done_retain),
+    OP("retain", F_VISITED, BASE, NULL, run_retain, MC_OK, done_retain),
     OP("iter_init(strict)", 0, BASE, NULL, run_iter_init_strict, MC_OK, done_iter_init),
     OP("iter_init(cursor)", 0, BASE, NULL, run_iter_init_cursor, MC_OK, done_iter_init),
     OP("iter_next(strict)", 0, BASE, setup_iter_strict, run_iter_next, MC_OK, done_iter_next),
@@ -867,10 +887,10 @@ static const op OPS[] = {
     OP("set(new key) under a snapshot", 0, BASE, setup_snapshot, run_set_new, MC_OK, done_set_new),
     OP("set(overwrite) under a snapshot", 0, BASE, setup_snapshot, run_set_overwrite, MC_OK, done_set_kbuf),
     OP("delete under a snapshot", 0, BASE, setup_snapshot, run_delete, MC_OK, done_delete_kbuf),
-    OP("set_many under a snapshot", 0, BASE, setup_snap_batch_mixed, run_set_many, MC_OK, done_set_many),
+    OP("set_many under a snapshot", F_PREFIX, BASE, setup_snap_batch_mixed, run_set_many, MC_OK, done_set_many),
     OP("delete_many under a snapshot", 0, BASE, setup_snap_delete_many, run_delete_many, MC_OK, done_delete_many),
     OP("clear under a snapshot", 0, BASE, setup_snapshot, run_clear, MC_OK, done_clear),
-    OP("retain under a snapshot", 0, BASE, setup_snapshot, run_retain, MC_OK, done_retain),
+    OP("retain under a snapshot", F_VISITED, BASE, setup_snapshot, run_retain, MC_OK, done_retain),
     OP("iter_remove under a snapshot", 0, BASE, setup_snap_iter_at, run_iter_remove, MC_OK, done_iter_remove),
     OP("map_free under a snapshot", F_NO_OOM, BASE, setup_snapshot, run_map_free, MC_OK, done_map_free),
     OP("last_error(static detail)", 0, BASE, setup_last_error_static, run_last_error, MC_OK, done_last_error),
@@ -934,6 +954,88 @@ static const char *check_state(ctx *c, model *want) {
     return why;
 }
 
+/* The armed call, made on the calling thread or, for F_THREAD, as the
+ * first call of a new thread (arming there: only its allocations count). */
+typedef struct {
+    const op *o;
+    ctx *c;
+    int mode;
+    unsigned long n;
+    mc_status st;
+} armed_call;
+
+static void *armed_thread(void *arg) {
+    armed_call *a = arg;
+    oom_arm(a->mode, a->n);
+    a->st = a->o->run(a->c);
+    oom_disarm();
+    return NULL;
+}
+
+/* mc_map_set_many's documented out-of-memory result: the pairs before the
+ * one that failed are stored, that one and the rest are not. */
+static const char *check_prefix(ctx *c) {
+    model got = {0}, want = {0};
+    const char *why = NULL;
+    if (dump(c->map, (mc_snapshot){0}, &got) != MC_OK) {
+        free(got.e);
+        return "the map cannot be read afterwards";
+    }
+    /* k = the first pair not stored */
+    size_t k = 0, ko = 0, vo = 0;
+    for (; k < c->n; k++) {
+        kv *e = model_find(&got, c->keys + ko, c->klens[k]);
+        if (!e || e->vl != c->vlens[k] || memcmp(e->v, c->vals + vo, e->vl) != 0)
+            break;
+        ko += c->klens[k];
+        vo += c->vlens[k];
+    }
+    if (k == c->n)
+        why = "MC_ERR_OUT_OF_MEMORY but every pair was stored";
+    model_copy(&want, &c->before);
+    ko = vo = 0;
+    for (size_t i = 0; i < k; i++) {
+        model_put(&want, c->keys + ko, c->klens[i], c->vals + vo, c->vlens[i]);
+        ko += c->klens[i];
+        vo += c->vlens[i];
+    }
+    if (!why && (why = check_state(c, &want)) == c->why) {
+        snprintf(c->why + strlen(c->why), sizeof c->why - strlen(c->why),
+                 " (not the map before the call plus the batch's first %zu pairs)", k);
+        why = c->why;
+    }
+    free(got.e);
+    free(want.e);
+    return why;
+}
+
+/* mc_map_retain's documented out-of-memory result: the entries visited were
+ * kept or deleted as the predicate said, the others kept; nothing else
+ * changed, and `*out_removed` is not written. */
+static const char *check_visited(ctx *c) {
+    model got = {0};
+    const char *why = NULL;
+    if (c->count != SIZE_MAX)
+        return "MC_ERR_OUT_OF_MEMORY but *out_removed written";
+    if (dump(c->map, (mc_snapshot){0}, &got) != MC_OK) {
+        free(got.e);
+        return "the map cannot be read afterwards";
+    }
+    for (size_t i = 0; i < got.n && !why; i++) {
+        kv *e = model_find(&c->before, got.e[i].k, got.e[i].kl);
+        if (!e || e->vl != got.e[i].vl || memcmp(e->v, got.e[i].v, e->vl) != 0)
+            why = "an entry that was not in the map, or a changed value";
+    }
+    for (size_t i = 0; i < c->before.n && !why; i++)
+        if (!model_find(&got, c->before.e[i].k, c->before.e[i].kl) &&
+            keep_even(NULL, c->before.e[i].k, c->before.e[i].kl, NULL, 0))
+            why = "an entry the predicate keeps was deleted";
+    if (!why)
+        why = check_state(c, &got);
+    free(got.e);
+    return why;
+}
+
 static void run_case(const op *o, int mode, unsigned long n, long param, int trace_fd, result *r) {
     ctx *c = calloc(1, sizeof *c);
     c->param = param;
@@ -949,10 +1051,16 @@ static void run_case(const op *o, int mode, unsigned long n, long param, int tra
     r->param = c->param;
     if (trace_fd >= 0)
         oom_trace_fd(trace_fd);
-    oom_arm(mode, n);
-    mc_status st = o->run(c);
-    oom_disarm();
+    armed_call call = {o, c, mode, n, 0};
+    if (o->flags & F_THREAD) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, armed_thread, &call) != 0 || pthread_join(t, NULL) != 0)
+            die("setup: pthread_create");
+    } else {
+        armed_thread(&call);
+    }
     oom_trace_fd(-1);
+    mc_status st = call.st;
     r->status = st;
     r->seen = oom_seen();
     r->failed = oom_failed();
@@ -965,6 +1073,10 @@ static void run_case(const op *o, int mode, unsigned long n, long param, int tra
     } else if (st == MC_ERR_OUT_OF_MEMORY && !(o->flags & F_NO_OOM)) {
         if (c->new_map.id || c->new_snap.id)
             why = "MC_ERR_OUT_OF_MEMORY but a handle was written";
+        else if (o->flags & F_PREFIX)
+            why = check_prefix(c);
+        else if (o->flags & F_VISITED)
+            why = check_visited(c);
         else
             why = check_state(c, &c->before);
         r->outcome = why ? OUT_CHANGED : OUT_OOM;
@@ -978,8 +1090,16 @@ static void run_case(const op *o, int mode, unsigned long n, long param, int tra
 
 /* ------------------------------------------------------------ the sweep -- */
 
-static FILE *errf;   /* the children's stderr */
-static FILE *tracef; /* the injector's failure records */
+/* Files the children write, read back with pread (a stdio stream could
+ * serve a stale buffer): their stderr, and the injector's failure records. */
+static int errfd, tracefd;
+
+/* The first line of the last child's stderr. */
+static void first_err_line(char *line, size_t cap) {
+    ssize_t n = pread(errfd, line, cap - 1, 0);
+    line[n > 0 ? n : 0] = 0;
+    line[strcspn(line, "\n")] = 0;
+}
 
 /* Runs one case in a child; returns its result (outcome abort/crash/hang
  * when it died). */
@@ -991,18 +1111,17 @@ static result fork_case(const op *o, int mode, unsigned long n, long param, bool
         die("pipe: %s", strerror(errno));
     fflush(stdout);
     fflush(stderr);
-    if (ftruncate(fileno(errf), 0) != 0 || ftruncate(fileno(tracef), 0) != 0)
-        die("ftruncate: %s", strerror(errno));
-    rewind(errf);
-    rewind(tracef);
+    if (ftruncate(errfd, 0) != 0 || ftruncate(tracefd, 0) != 0 || lseek(errfd, 0, SEEK_SET) != 0 ||
+        lseek(tracefd, 0, SEEK_SET) != 0)
+        die("truncating the children's files: %s", strerror(errno));
     pid_t pid = fork();
     if (pid < 0)
         die("fork: %s", strerror(errno));
     if (pid == 0) {
         close(fds[0]);
-        dup2(fileno(errf), 2);
+        dup2(errfd, 2);
         alarm(20);
-        run_case(o, mode, n, param, trace ? fileno(tracef) : -1, &r);
+        run_case(o, mode, n, param, trace ? tracefd : -1, &r);
         ssize_t w = write(fds[1], &r, sizeof r);
         _exit(w == (ssize_t)sizeof r ? 0 : 4);
     }
@@ -1015,19 +1134,13 @@ static result fork_case(const op *o, int mode, unsigned long n, long param, bool
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
         r.outcome = sig == SIGABRT ? OUT_ABORT : sig == SIGALRM ? OUT_HANG : OUT_CRASH;
-        char line[200] = "";
-        rewind(errf);
-        if (!fgets(line, sizeof line, errf))
-            line[0] = 0;
-        line[strcspn(line, "\n")] = 0;
+        char line[200];
+        first_err_line(line, sizeof line);
         snprintf(r.why, sizeof r.why, "signal %d (%s)%s%s", sig, strsignal(sig), line[0] ? ": " : "", line);
         r.failed = 1;
     } else if (got != (ssize_t)sizeof r || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        char line[200] = "";
-        rewind(errf);
-        if (!fgets(line, sizeof line, errf))
-            line[0] = 0;
-        line[strcspn(line, "\n")] = 0;
+        char line[200];
+        first_err_line(line, sizeof line);
         r.outcome = OUT_SETUP;
         snprintf(r.why, sizeof r.why, "child exited %d: %s", WEXITSTATUS(status), line);
         r.failed = 1;
@@ -1035,57 +1148,184 @@ static result fork_case(const op *o, int mode, unsigned long n, long param, bool
     return r;
 }
 
-/* Prints where the last injected failure before a child's death came from:
- * the frames in libmapcore, resolved by addr2line. */
-static void print_trace(void) {
-    struct oom_trace_rec rec, last;
-    bool any = false;
-    rewind(tracef);
-    while (fread(&rec, sizeof rec, 1, tracef) == 1)
-        if (rec.magic == OOM_TRACE_MAGIC) {
-            last = rec;
-            any = true;
+/* ------------------------------------------- where an abort came from -- */
+
+/* One addr2line process answers for libmapcore's addresses (-a prints each
+ * address first, which delimits the answers); answers are cached. */
+static FILE *a2l_in, *a2l_out;
+static char a2l_lib[512];
+#define A2L_CACHE 4096
+static struct {
+    uint64_t off;
+    char *text;
+} a2l_cache[A2L_CACHE];
+static size_t a2l_cached;
+
+static bool a2l_start(const char *lib) {
+    int to[2], from[2];
+    if (pipe(to) != 0 || pipe(from) != 0)
+        return false;
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        dup2(to[0], 0);
+        dup2(from[1], 1);
+        close(to[1]);
+        close(from[0]);
+        execlp("addr2line", "addr2line", "-a", "-f", "-C", "-i", "-p", "-e", lib, (char *)NULL);
+        _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    a2l_in = fdopen(to[1], "w");
+    a2l_out = fdopen(from[0], "r");
+    snprintf(a2l_lib, sizeof a2l_lib, "%s", lib);
+    return a2l_in && a2l_out;
+}
+
+/* The source lines of one code address of the library (inlined frames
+ * included), one per line, directories dropped; NULL if unavailable. */
+static const char *a2l_resolve(uint64_t off) {
+    for (size_t i = 0; i < a2l_cached; i++)
+        if (a2l_cache[i].off == off)
+            return a2l_cache[i].text;
+    /* The address, then a sentinel whose answer ends this one's. */
+    fprintf(a2l_in, "0x%lx\n0xffffffffffff\n", (unsigned long)off);
+    fflush(a2l_in);
+    char line[1024], *text = calloc(1, 1);
+    size_t len = 0;
+    bool first = true;
+    while (fgets(line, sizeof line, a2l_out)) {
+        if (strncmp(line, "0x0000ffffffffffff:", 19) == 0)
+            break; /* the sentinel's answer: "0x0000ffffffffffff: ?? ??:0" */
+        char *body = line;
+        if (first) { /* "0x...: func at file:line" */
+            body = strstr(line, ": ");
+            body = body ? body + 2 : line;
+            first = false;
         }
-    if (!any) {
-        printf("      (no injected failure recorded)\n");
-        return;
-    }
-    char cmd[4096];
-    const char *lib = NULL;
-    int len = 0, frames = 0;
-    for (uint32_t i = 0; i < last.depth && frames < 14; i++) {
-        Dl_info info;
-        if (!dladdr((void *)(uintptr_t)last.frames[i], &info) || !info.dli_fname)
-            continue;
-        if (!strstr(info.dli_fname, "libmapcore"))
-            continue;
-        if (!lib) {
-            lib = info.dli_fname;
-            len = snprintf(cmd, sizeof cmd, "addr2line -f -C -i -p -e '%s'", lib);
-        }
-        len += snprintf(cmd + len, sizeof cmd - (size_t)len, " 0x%lx",
-                        (unsigned long)(last.frames[i] - (uintptr_t)info.dli_fbase - 1));
-        frames++;
-    }
-    if (!lib) {
-        printf("      (failure #%lu: no libmapcore frame)\n", (unsigned long)last.index);
-        return;
-    }
-    printf("      last injected failure (allocation #%lu), libmapcore frames:\n", (unsigned long)last.index);
-    fflush(stdout);
-    FILE *p = popen(cmd, "r");
-    char line[512];
-    while (p && fgets(line, sizeof line, p)) {
-        /* Drop the directory part of file names. */
-        char *at = strstr(line, " at ");
+        if (strncmp(body, " (inlined by) ", 14) == 0)
+            body += 14;
+        char *at = strstr(body, " at ");
         char *slash = at ? strrchr(at, '/') : NULL;
+        char piece[1100];
         if (slash)
-            printf("        %.*s at %s", (int)(at - line), line, slash + 1);
+            snprintf(piece, sizeof piece, "%.*s at %s", (int)(at - body), body, slash + 1);
         else
-            printf("        %s", line);
+            snprintf(piece, sizeof piece, "%s", body);
+        text = realloc(text, len + strlen(piece) + 1);
+        memcpy(text + len, piece, strlen(piece) + 1);
+        len += strlen(piece);
     }
-    if (p)
-        pclose(p);
+    if (a2l_cached < A2L_CACHE) {
+        a2l_cache[a2l_cached].off = off;
+        a2l_cache[a2l_cached++].text = text;
+    }
+    return text;
+}
+
+/* The library's frames of one failure record, innermost first. */
+static char *record_text(const struct oom_trace_rec *rec) {
+    char *text = calloc(1, 1);
+    size_t len = 0;
+    for (uint32_t i = 0; i < rec->depth && i < OOM_TRACE_DEPTH; i++) {
+        Dl_info info;
+        if (!dladdr((void *)(uintptr_t)rec->frames[i], &info) || !info.dli_fname ||
+            !strstr(info.dli_fname, "libmapcore"))
+            continue;
+        if (!a2l_in && !a2l_start(info.dli_fname))
+            break;
+        const char *t = a2l_resolve(rec->frames[i] - (uintptr_t)info.dli_fbase - 1);
+        text = realloc(text, len + strlen(t) + 1);
+        memcpy(text + len, t, strlen(t) + 1);
+        len += strlen(t);
+    }
+    return text;
+}
+
+/* Frames that are the failure's consequence, not its site. */
+static bool in_failure_handling(const char *text) {
+    static const char *const marks[] = {"handle_alloc_error", "rust_oom", "rust_panic", "begin_panic",
+                                        "panic_fmt", "default_hook", "panic_count"};
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+        if (strstr(text, marks[i]))
+            return true;
+    return false;
+}
+
+/* Where the failure that a dead child did not survive was injected: the
+ * last recorded failure outside the abort/panic machinery (which allocates
+ * too, and fails again under sustained failure), reduced to the frame that
+ * allocated and the library's own frames (at most 10). Caller frees. */
+static char *death_site(void) {
+    struct oom_trace_rec *recs = NULL;
+    size_t n = 0;
+    struct oom_trace_rec rec;
+    off_t at = 0;
+    while (pread(tracefd, &rec, sizeof rec, at) == (ssize_t)sizeof rec) {
+        at += (off_t)sizeof rec;
+        if (rec.magic != OOM_TRACE_MAGIC)
+            continue;
+        recs = realloc(recs, (n + 1) * sizeof rec);
+        recs[n++] = rec;
+    }
+    char *full = NULL;
+    for (size_t i = n; i-- > 0 && n - i <= 16;) {
+        free(full);
+        full = record_text(&recs[i]);
+        if (!in_failure_handling(full))
+            break;
+    }
+    free(recs);
+    if (!full)
+        return strdup("(no injected failure recorded)\n");
+    /* Keep the line above the first mapcore frame (what allocated), then
+     * the mapcore frames. */
+    char *out = calloc(1, strlen(full) + 64), *prev = NULL;
+    int kept = 0;
+    for (char *line = strtok(full, "\n"); line && kept < 10; line = strtok(NULL, "\n")) {
+        bool ours = strstr(line, "mapcore::") || strstr(line, " mc_") || strncmp(line, "mc_", 3) == 0;
+        if (ours && !kept && prev) {
+            strcat(out, prev);
+            strcat(out, "\n");
+        }
+        if (ours) {
+            strcat(out, line);
+            strcat(out, "\n");
+            kept++;
+        }
+        prev = line;
+    }
+    if (!kept)
+        strcat(out, "(no mapcore frame)\n");
+    free(full);
+    return out;
+}
+
+/* Distinct death sites of one operation. */
+#define MAX_SITES 12
+typedef struct {
+    char *text;
+    unsigned long count;
+    char first[64];
+} site;
+
+static void add_site(site *sites, size_t *nsites, char *text, const char *where) {
+    for (size_t i = 0; i < *nsites; i++)
+        if (!strcmp(sites[i].text, text)) {
+            sites[i].count++;
+            free(text);
+            return;
+        }
+    if (*nsites == MAX_SITES) {
+        free(text);
+        return;
+    }
+    sites[*nsites].text = text;
+    sites[*nsites].count = 1;
+    snprintf(sites[*nsites].first, sizeof sites[*nsites].first, "%s", where);
+    (*nsites)++;
 }
 
 typedef struct {
@@ -1101,7 +1341,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--report"))
             report = true;
         else if (!strcmp(argv[i], "--trace"))
-            trace = true;
+            trace = report = true;
         else if (!strcmp(argv[i], "--quick"))
             quick = true;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
@@ -1117,10 +1357,11 @@ int main(int argc, char **argv) {
     /* Rust's allocation-failure message would add a symbolised backtrace
      * (slow: it reads the library's debug info); --trace gives ours. */
     setenv("RUST_BACKTRACE", "0", 1);
-    errf = tmpfile();
-    tracef = tmpfile();
+    FILE *errf = tmpfile(), *tracef = tmpfile();
     if (!errf || !tracef)
         die("tmpfile: %s", strerror(errno));
+    errfd = fileno(errf);
+    tracefd = fileno(tracef);
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     unsigned long bad_total = 0, points_total = 0;
@@ -1131,7 +1372,7 @@ int main(int argc, char **argv) {
         clock_gettime(CLOCK_MONOTONIC, &ts);
         t0 = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     }
-    printf("%-34s %6s | %-36s | %-36s\n", "operation", "allocs", "single failure: points ok/oom/other/chg/abort/crash",
+    printf("%-42s %6s | %-36s | %-36s\n", "operation", "allocs", "single failure: points ok/oom/other/chg/abort/crash",
            "sustained failure: points ok/oom/other/chg/abort/crash");
     for (size_t oi = 0; oi < NOPS; oi++) {
         const op *o = &OPS[oi];
@@ -1143,7 +1384,7 @@ int main(int argc, char **argv) {
         /* Unarmed run: the call must work, and says how much it allocates. */
         result base = fork_case(o, OOM_COUNT, 0, -1, false);
         if (base.outcome != OUT_OK) {
-            printf("%-34s  BASELINE FAILED: %s %s\n", o->name, OUT_NAME[base.outcome], base.why);
+            printf("%-42s  BASELINE FAILED: %s %s\n", o->name, OUT_NAME[base.outcome], base.why);
             bad_total++;
             continue;
         }
@@ -1152,7 +1393,8 @@ int main(int argc, char **argv) {
         memset(t, 0, sizeof t);
         char first[2][OUT_KINDS][256];
         memset(first, 0, sizeof first);
-        bool traced[2] = {false, false};
+        site sites[MAX_SITES];
+        size_t nsites = 0;
         for (int mi = 0; mi < 2; mi++) {
             int mode = mi == 0 ? OOM_ONCE : OOM_FROM;
             for (unsigned long n = 0; n < max_points; n++) {
@@ -1170,10 +1412,10 @@ int main(int argc, char **argv) {
                 if (!first[mi][r.outcome][0])
                     snprintf(first[mi][r.outcome], sizeof first[mi][r.outcome], "N=%lu: %.200s", n,
                              r.why[0] ? r.why : OUT_NAME[r.outcome]);
-                if (trace && report && !traced[mi] && r.outcome >= OUT_ABORT && r.outcome <= OUT_HANG) {
-                    traced[mi] = true;
-                    printf("  %s, %s failure N=%lu: %s\n", o->name, mi ? "sustained" : "single", n, r.why);
-                    print_trace();
+                if (trace && r.outcome >= OUT_ABORT && r.outcome <= OUT_HANG) {
+                    char where[64];
+                    snprintf(where, sizeof where, "%s N=%lu", mi ? "sustained" : "single", n);
+                    add_site(sites, &nsites, death_site(), where);
                 }
                 if ((r.outcome >= OUT_ABORT) && n > base.seen + 64)
                     break; /* died past every allocation the call makes */
@@ -1187,11 +1429,18 @@ int main(int argc, char **argv) {
             points_total += t[mi].points;
             bad_total += t[mi].points - k[OUT_OK] - k[OUT_OOM];
         }
-        printf("%-34s %6lu | %-36s | %-36s\n", o->name, base.seen, cols[0], cols[1]);
+        printf("%-42s %6lu | %-36s | %-36s\n", o->name, base.seen, cols[0], cols[1]);
         for (int mi = 0; mi < 2; mi++)
             for (int k = OUT_OTHER; k < OUT_KINDS; k++)
                 if (first[mi][k][0])
                     printf("    %-9s %-7s first at %s\n", mi ? "sustained" : "single", OUT_NAME[k], first[mi][k]);
+        for (size_t i = 0; i < nsites; i++) {
+            printf("    died at %lu failure point%s (first: %s), failure injected at:\n", sites[i].count,
+                   sites[i].count == 1 ? "" : "s", sites[i].first);
+            for (char *line = strtok(sites[i].text, "\n"); line; line = strtok(NULL, "\n"))
+                printf("        %s\n", line);
+            free(sites[i].text);
+        }
     }
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -13,6 +13,8 @@
  *               the call must return MC_OK or MC_ERR_OUT_OF_MEMORY
  *   reserve     mc_map_reserve(MC_MAX_CAPACITY), headroom 64 MiB: a status,
  *               MC_ERR_OUT_OF_MEMORY or MC_ERR_TOO_LARGE
+ *   big_value   mc_map_set of a 512 MiB value, headroom 64 MiB:
+ *               MC_ERR_OUT_OF_MEMORY, nothing stored, the map still works
  *   exhaust     maps, sets, snapshots (whose first writes copy pages) and
  *               get_many calls in a loop until the memory is used up
  *               (headroom 256 MiB): every call returns MC_OK or
@@ -114,6 +116,29 @@ static void reserve(outcome *o) {
     o->pass = (st == MC_ERR_OUT_OF_MEMORY || st == MC_ERR_TOO_LARGE) && after == MC_OK && lst == MC_OK && len == 1;
     snprintf(o->text, sizeof o->text, "reserve(MC_MAX_CAPACITY) under +64 MiB: %s; then set %s, len %s (%zu)",
              mc_status_name(st), mc_status_name(after), mc_status_name(lst), len);
+    mc_map_free(m);
+}
+
+/* A value of 512 MiB (MC_MAX_VALUE_LEN is 1 GiB): the caller's buffer is
+ * mapped before the limit (never written: reading it maps the zero page). */
+static void big_value(outcome *o) {
+    size_t vl = 512 * MIB;
+    uint8_t *v = malloc(vl);
+    mc_map m;
+    if (!v || mc_map_new(&m) != MC_OK || mc_map_set(m, (const uint8_t *)"small", 5, (const uint8_t *)"v", 1, NULL) != MC_OK) {
+        snprintf(o->text, sizeof o->text, "setup failed");
+        return;
+    }
+    limit_to(64 * MIB);
+    mc_status st = mc_map_set(m, (const uint8_t *)"big", 3, v, vl, NULL);
+    size_t len = 0;
+    bool present = true;
+    mc_status lst = mc_map_len(m, &len);
+    mc_status cst = mc_map_contains(m, (const uint8_t *)"big", 3, &present);
+    mc_status after = mc_map_set(m, (const uint8_t *)"k", 1, (const uint8_t *)"v", 1, NULL);
+    o->pass = st == MC_ERR_OUT_OF_MEMORY && lst == MC_OK && len == 1 && cst == MC_OK && !present && after == MC_OK;
+    snprintf(o->text, sizeof o->text, "set of a 512 MiB value under +64 MiB: %s; then len %zu, \"big\" %s, set %s",
+             mc_status_name(st), len, present ? "present" : "absent", mc_status_name(after));
     mc_map_free(m);
 }
 
@@ -239,7 +264,7 @@ static void exhaust(outcome *o) {
 static const struct {
     const char *name;
     void (*run)(outcome *);
-} SCENARIOS[] = {{"get_many", get_many}, {"reserve", reserve}, {"exhaust", exhaust}};
+} SCENARIOS[] = {{"get_many", get_many}, {"reserve", reserve}, {"big_value", big_value}, {"exhaust", exhaust}};
 
 int main(int argc, char **argv) {
     bool report = argc > 1 && strcmp(argv[1], "--report") == 0;
