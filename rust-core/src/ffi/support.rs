@@ -152,23 +152,26 @@ pub fn bad_handle(what: &str) -> Error {
     )
 }
 
-/// Why a lookup failed: the handle, or (on this thread's first call) no
-/// memory for the thread's registry record.
+/// A lookup that failed: on a thread's first call, because its registry
+/// record could not be allocated (then the lookup is tried again once the
+/// record is had, else MC_ERR_OUT_OF_MEMORY); otherwise a bad handle.
 #[cold]
-fn lookup_failed(what: &str) -> Error {
-    if registry::thread_registered() {
-        bad_handle(what)
-    } else {
-        err(
+fn lookup_again(id: u64, what: &str) -> Result<registry::Handle> {
+    if !registry::thread_registered() {
+        return Err(err(
             McStatus::MC_ERR_OUT_OF_MEMORY,
             "cannot allocate this thread's record in the handle registry",
-        )
+        ));
     }
+    registry::get(id).ok_or_else(|| bad_handle(what))
 }
 
 #[inline(always)]
 fn lookup(id: u64, what: &str) -> Result<registry::Handle> {
-    registry::get(id).ok_or_else(|| lookup_failed(what))
+    match registry::get(id) {
+        Some(h) => Ok(h),
+        None => lookup_again(id, what),
+    }
 }
 
 /// Resolves a map handle and runs `f` on it. A panic inside poisons the map:
@@ -425,6 +428,42 @@ mod tests {
         assert!(!in_callback_of(0));
         assert_eq!(on_map(a, |_, _| Ok(McStatus::MC_OK)), McStatus::MC_OK);
         assert!(registry::remove(a) && registry::remove(b));
+    }
+
+    /// A thread's first call registers it, which may run out of memory:
+    /// the call then reports MC_ERR_OUT_OF_MEMORY, or, when only that one
+    /// allocation failed, looks the handle up again and succeeds (never
+    /// MC_ERR_BAD_HANDLE for a good handle). Only checked when the record
+    /// had to be allocated (a record given back by an exited thread is
+    /// reused without allocating).
+    #[test]
+    fn a_first_call_without_memory_is_out_of_memory_not_a_bad_handle() {
+        use crate::engine::alloc;
+        let id = registry::insert(Object::Map(Map::new(&Options::default()).unwrap())).unwrap();
+        for sustained in [false, true] {
+            let (status, fired) = std::thread::spawn(move || {
+                if sustained {
+                    alloc::fail_after(Some(0));
+                } else {
+                    alloc::fail_once_after(0);
+                }
+                let s = on_map(id, |_, _| Ok(McStatus::MC_OK));
+                alloc::fail_after(None);
+                (s, alloc::injected_failures() > 0)
+            })
+            .join()
+            .unwrap();
+            let want = if !fired || !sustained {
+                McStatus::MC_OK
+            } else {
+                McStatus::MC_ERR_OUT_OF_MEMORY
+            };
+            assert_eq!(
+                status, want,
+                "sustained: {sustained}, failure injected: {fired}"
+            );
+        }
+        assert!(registry::remove(id));
     }
 
     #[test]
