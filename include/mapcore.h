@@ -26,7 +26,9 @@
  *  - Out of memory is a status: every allocation the library makes is
  *    checked, and a call that cannot get memory returns MC_ERR_OUT_OF_MEMORY
  *    with the map (and any snapshot) exactly as it was, except
- *    mc_map_set_many and mc_map_retain, which say what they keep. Any
+ *    mc_map_set_many beyond its documented bounds (a live snapshot, very
+ *    large batches) and mc_map_retain under a snapshot, which say what they
+ *    keep. Any
  *    function taking a handle can also return MC_ERR_OUT_OF_MEMORY on a
  *    thread's first call into the library (its record in the handle
  *    registry, a few hundred bytes, cannot be allocated); frees
@@ -405,19 +407,21 @@ mc_status mc_map_get_many(struct mc_map map,
 // Inserts or overwrites n entries (values packed like keys) with all involved
 // shards write-locked together: other threads see all of them or none.
 // Sizes are checked first (MC_ERR_TOO_LARGE for a key or value: nothing
-// stored); only MC_ERR_OUT_OF_MEMORY, or MC_ERR_TOO_LARGE for the storage
-// limit (see `mc_map_set`), can leave a batch partly applied: then the
-// pairs before the one that failed are stored, and that pair and those
-// after it are not (each pair is stored whole or not at all). This is the
-// one call that does not leave the map as it was on MC_ERR_OUT_OF_MEMORY
-// (besides mc_map_retain under a snapshot): undoing the stored pairs would
-// need memory proportional to the batch. Scratch memory is constant: the
-// pairs are read twice from the caller's buffers (sizes and shards, then
-// the writes), nothing is copied.
+// stored). MC_ERR_OUT_OF_MEMORY, and MC_ERR_TOO_LARGE for the storage
+// limit (see `mc_map_set`), leave the map as it was: the room every pair needs is made before the first is stored
+// (a larger table, empty slots, arena space; none of it changes an entry)
+// — provided no snapshot of the map is alive, no record (key + value + 2
+// to 9 bytes) is over 128 KiB and no one of the 16 shards gets over 256 KiB
+// of records (about 4 MiB for the batch). Outside those bounds the pairs
+// are stored one by one, and either status leaves the pairs before
+// the one that failed stored, that one and those after it not (each pair
+// is stored whole or not at all). Scratch memory is constant: the pairs
+// are read from the caller's buffers, twice (sizes and shards, then the
+// writes), nothing is copied.
 // `*out_inserted` (may be NULL) receives the number of new keys.
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY,
-// MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`; like an
-// allocation failure it stops the batch part-way).
+// MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`; it stops the batch
+// part-way, like an allocation failure outside the bounds above).
 mc_status mc_map_set_many(struct mc_map map,
                           size_t n,
                           const uint8_t *keys,

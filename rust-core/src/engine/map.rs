@@ -17,7 +17,7 @@ use super::hash::{random_seed, KeyHasher, Pos};
 use super::pool;
 use super::shard_lock::{Group, ShardLock, WriteGuard};
 use super::table::{
-    Entry, Relaid, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS, SLOT_BYTES,
+    Entry, Prepared, Relaid, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS, SLOT_BYTES,
 };
 use crate::status::{Error, McStatus, Result};
 
@@ -740,7 +740,13 @@ impl Map {
 
     /// Inserts every `(key, value)` pair under all involved shard locks at
     /// once. Returns the number of new keys. Sizes are checked before anything
-    /// changes; only an allocation failure can stop the batch part-way.
+    /// changes. All or nothing on running out of memory when the batch can
+    /// be prepared (see `ShardData::prepare_writes`): while no snapshot is
+    /// alive, each shard's share of the records within one chunk (256 KiB)
+    /// and none over half of one. Otherwise the pairs are written one by
+    /// one, and an allocation failure leaves those before the failing pair
+    /// written. (A refused position collision, astronomically rare, stops
+    /// the batch part-way either way.)
     /// Needs no memory proportional to the batch: the pairs are walked
     /// twice (sizes and shards, then the inserts), hashing each key twice.
     pub fn insert_many<'k>(
@@ -748,24 +754,64 @@ impl Map {
         pairs: impl Iterator<Item = (&'k [u8], &'k [u8])> + Clone,
     ) -> Result<usize> {
         let mut mask = 0u32;
+        let mut count = [0usize; SHARDS];
+        let mut bytes = [0usize; SHARDS];
+        let mut max_rec = [0usize; SHARDS];
         for (k, v) in pairs.clone() {
             check_key(k)?;
             check_value(v)?;
-            mask |= shard_bit(self.hasher.h1(k));
+            let s = shard_of(self.hasher.h1(k));
+            mask |= 1 << s;
+            let rec = super::table::record_bytes(k.len(), v.len());
+            count[s] += 1;
+            bytes[s] = bytes[s].saturating_add(rec);
+            max_rec[s] = max_rec[s].max(rec);
         }
         let mut guards = self.lock_write_many(mask);
-        let mut new_keys = 0;
         let mut changed = 0u32;
+        // Acquire: pairs with the count's decrement after a dropped
+        // snapshot let go of its pages (as in `remove_many`).
+        let mut prepared = self.snapshots.load(Ordering::Acquire) == 0;
+        if prepared {
+            let mut room: [Option<Prepared>; SHARDS] = Default::default();
+            for s in (0..SHARDS).filter(|s| mask & (1 << s) != 0) {
+                let keys = pairs
+                    .clone()
+                    .map(|(k, _)| (self.hasher.h1(k), k))
+                    .filter(|&(h, _)| shard_of(h) == s);
+                let g = guards[s].as_mut().expect("locked");
+                match g.prepare_writes(&self.hasher, count[s], bytes[s], max_rec[s], keys)? {
+                    Some(p) => room[s] = Some(p),
+                    None => {
+                        prepared = false;
+                        break;
+                    }
+                }
+            }
+            // Nothing can fail from here on; without room for every shard
+            // the re-laid tables are dropped (the map is as it was).
+            if prepared {
+                for (s, r) in room.into_iter().enumerate() {
+                    let Some(p) = r else { continue };
+                    if guards[s].as_mut().expect("locked").install_prepared(p) {
+                        changed |= 1 << s;
+                    }
+                }
+            }
+        }
+        let mut new_keys = 0;
         let mut overwrote = false;
         let mut result = Ok(());
         for (k, v) in pairs {
             let h = self.hasher.h1(k);
             let s = shard_of(h);
-            match guards[s]
-                .as_mut()
-                .expect("locked")
-                .insert(&self.hasher, h, k, v)
-            {
+            let g = guards[s].as_mut().expect("locked");
+            let r = if prepared {
+                g.insert_quiet(&self.hasher, h, k, v)
+            } else {
+                g.insert(&self.hasher, h, k, v)
+            };
+            match r {
                 Ok(true) => {
                     new_keys += 1;
                     changed |= 1 << s;
@@ -776,6 +822,11 @@ impl Map {
                     result = Err(e);
                     break;
                 }
+            }
+        }
+        if prepared {
+            for g in guards.iter_mut().flatten() {
+                g.tidy();
             }
         }
         // One count is enough for the overwrites: readers of the change
@@ -1268,6 +1319,18 @@ mod tests {
                 .map(drop))
                 > 0
         );
+        // Batches, prepared so that they write all or nothing: overwrites
+        // and new keys, then enough new keys to grow every shard.
+        let pairs = |r: std::ops::Range<u32>| -> Vec<([u8; 4], Vec<u8>)> {
+            r.map(|i| (i.to_le_bytes(), vec![i as u8; 20])).collect()
+        };
+        for batch in [pairs(250..350), pairs(300..3_000)] {
+            let write = |m: &Map| {
+                m.insert_many(batch.iter().map(|(k, v)| (&k[..], &v[..])))
+                    .map(drop)
+            };
+            assert!(sweep_failures(small, write) > 0);
+        }
         // Writes under a snapshot, which copy the pages they touch.
         let with_snapshot = |m: &Map| -> Result<()> {
             let snap = m.snapshot()?;

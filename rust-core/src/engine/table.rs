@@ -514,6 +514,17 @@ impl Arena {
 
     #[inline(never)]
     fn alloc_making_room(&mut self, key: &[u8], val: &[u8], rec: usize) -> Result<u64> {
+        let idx = self.make_room(rec)?;
+        let chunk = unique_mut(&mut self.chunks[idx]).expect("last chunk is unique");
+        let off = Self::write_record(chunk, key, val);
+        Ok(self.appended(idx, off, rec))
+    }
+
+    /// Makes the last chunk one of this arena's own with room for `rec`
+    /// more bytes that `may_append` lets in, opening or growing one; returns
+    /// its index. Changes no record. (Also how a batch reserves room for
+    /// all its records at once, `rec` being their total.)
+    fn make_room(&mut self, rec: usize) -> Result<usize> {
         let fits_last = self
             .chunks
             .last_mut()
@@ -565,8 +576,7 @@ impl Arena {
                 .try_reserve_exact(want - chunk.len(), want == CHUNK_MAX)
                 .ok_or_else(|| oom("cannot allocate an arena chunk"))?;
         }
-        let off = Self::write_record(chunk, key, val);
-        Ok(self.appended(idx, off, rec))
+        Ok(idx)
     }
 
     /// Writes the record of `key` and `val` at the end of `chunk`, which
@@ -847,6 +857,15 @@ pub struct Relaid {
     arena: Option<Arena>,
 }
 
+/// Room `ShardData::prepare_writes` made for a batch of writes, and the
+/// re-laid table (if one was needed) to install before them.
+pub struct Prepared(Option<Relaid>);
+
+/// Bytes the record of a `klen`-byte key and a `vlen`-byte value takes.
+pub fn record_bytes(klen: usize, vlen: usize) -> usize {
+    Arena::record_len(klen, vlen)
+}
+
 impl ShardData {
     /// An empty shard; fails only when its first slot page cannot be had.
     pub fn try_new() -> Result<ShardData> {
@@ -994,8 +1013,23 @@ impl ShardData {
 
     /// Inserts or overwrites. Returns true if the key was new (a structural change).
     pub fn insert(&mut self, hasher: &KeyHasher, h1: u64, key: &[u8], val: &[u8]) -> Result<bool> {
+        self.insert_with(hasher, h1, key, val, true)
+    }
+
+    /// `insert`, tidying the arena as it goes when `tidy` is set.
+    #[inline(always)]
+    fn insert_with(
+        &mut self,
+        hasher: &KeyHasher,
+        h1: u64,
+        key: &[u8],
+        val: &[u8],
+        tidy: bool,
+    ) -> Result<bool> {
         // Before any slot is read: it may move every record.
-        self.limit_chunks();
+        if tidy {
+            self.limit_chunks();
+        }
         match self.locate_met(hasher, h1, key) {
             Ok(i) => {
                 let s = self.table.get(i);
@@ -1005,7 +1039,9 @@ impl ShardData {
                     self.arena.free(s.loc());
                     self.table.set(i, s.with_loc(loc));
                     // The overwrite is done: tidying up must not report failure.
-                    let _ = self.maybe_compact();
+                    if tidy {
+                        let _ = self.maybe_compact();
+                    }
                 }
                 Ok(false)
             }
@@ -1033,7 +1069,10 @@ impl ShardData {
                 self.table.count += 1;
                 // A presized table is never re-laid, so repack on the same
                 // doubling schedule growth would follow (amortised O(1)).
-                if self.arena.unsorted > self.arena.sorted.max(4096) && self.arena.is_unshared() {
+                if tidy
+                    && self.arena.unsorted > self.arena.sorted.max(4096)
+                    && self.arena.is_unshared()
+                {
                     let _ = self.repack_arena();
                 }
                 Ok(true)
@@ -1309,6 +1348,88 @@ impl ShardData {
                 Ok(true)
             }
             None => Ok(false),
+        }
+    }
+
+    /// Makes room for a batch of `n` writes (inserts or overwrites) whose
+    /// records take `bytes` in all, the largest `max_rec`, so that
+    /// `install_prepared` and then `insert_quiet` of each allocate nothing
+    /// and cannot fail for lack of memory: the batch then writes all or
+    /// nothing. `keys` are the batch's keys with their `h1`, walked only
+    /// when the table might have to grow (to count the new ones). Only
+    /// while no snapshot shares this shard's pages (the caller knows).
+    ///
+    /// The room is: entries up to the table's load limit (a re-laid table
+    /// if needed, built here, installed later), as many empty slots at the
+    /// table's end as there may be new keys (each insert's shift ends at
+    /// an empty slot, and takes one), and one chunk of the arena's own with
+    /// room for every record. Making it changes no entry (a longer table
+    /// end, an empty or larger last chunk). None when that cannot be
+    /// promised (records over one chunk's worth, or one over half a chunk):
+    /// the caller then writes pair by pair.
+    pub fn prepare_writes<'k>(
+        &mut self,
+        hasher: &KeyHasher,
+        n: usize,
+        bytes: usize,
+        max_rec: usize,
+        keys: impl Iterator<Item = (u64, &'k [u8])>,
+    ) -> Result<Option<Prepared>> {
+        if max_rec > CHUNK_MAX / 2 || bytes > CHUNK_MAX {
+            return Ok(None);
+        }
+        let mut new = n;
+        if self.table.count.saturating_add(n) > self.table.max_count() {
+            new = keys
+                .filter(|&(h1, k)| self.locate(hasher, h1, k).is_err())
+                .count();
+        }
+        let mut relaid = self.reserved_table(new)?;
+        let (table, arena) = match &mut relaid {
+            Some(r) => (&mut r.table, r.arena.as_mut().unwrap_or(&mut self.arena)),
+            None => (&mut self.table, &mut self.arena),
+        };
+        let trailing = (0..table.len.min(new))
+            .take_while(|&j| table.get(table.len - 1 - j).is_empty())
+            .count();
+        if trailing < new {
+            table.extend(new - trailing)?;
+        }
+        arena.make_room(bytes)?;
+        Ok(Some(Prepared(relaid)))
+    }
+
+    /// Puts in place the table `prepare_writes` re-laid, if it did;
+    /// returns whether it did (a structural change).
+    pub fn install_prepared(&mut self, p: Prepared) -> bool {
+        match p.0 {
+            Some(r) => {
+                self.install(r);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `insert` without the tidying (arena compaction and repacking) that
+    /// follows a write: a batch prepared by `prepare_writes` must not lose
+    /// its room to a repack before its last write. Call `tidy` after.
+    pub fn insert_quiet(
+        &mut self,
+        hasher: &KeyHasher,
+        h1: u64,
+        key: &[u8],
+        val: &[u8],
+    ) -> Result<bool> {
+        self.insert_with(hasher, h1, key, val, false)
+    }
+
+    /// The tidying `insert_quiet` skipped; best-effort, changes no entry.
+    pub fn tidy(&mut self) {
+        self.limit_chunks();
+        let _ = self.maybe_compact();
+        if self.arena.unsorted > self.arena.sorted.max(4096) && self.arena.is_unshared() {
+            let _ = self.repack_arena();
         }
     }
 
