@@ -831,6 +831,39 @@ static void setup_too_large(ctx *c) {
     c->keys = calloc(1, c->n);
 }
 static mc_status run_too_large(ctx *c) { return mc_map_set(c->map, c->keys, c->n, NULL, 0, NULL); }
+static mc_status run_get_small_buffer(ctx *c) {
+    c->klen = key_of(7, c->kbuf);
+    return mc_map_get(c->map, c->kbuf, c->klen, c->vbuf, 2, &c->vlen);
+}
+static const char *done_small_buffer(ctx *c) {
+    kv *e = model_find(&c->before, c->kbuf, c->klen);
+    return e && c->vlen == e->vl ? NULL : "wrong required length";
+}
+static mc_status run_get_many_small_buffer(ctx *c) {
+    return mc_map_get_many(c->map, c->n, c->keys, c->klens, c->out, 4, c->vlens, &c->used);
+}
+static void setup_iter_stale(ctx *c) {
+    start_iter(c, MC_MODE_STRICT, true);
+    if (mc_map_delete(c->map, c->cur_key, c->cur_klen) != MC_OK)
+        die("setup: delete");
+    model_del(&c->before, c->cur_key, c->cur_klen);
+}
+static void setup_iter_tampered(ctx *c) {
+    setup_iter_decode(c);
+    c->text[10] = c->text[10] == 'A' ? 'B' : 'A';
+}
+static mc_status run_snapshot_get_with(ctx *c) {
+    c->klen = key_of(21, c->kbuf);
+    return mc_snapshot_get_with(c->snap, c->kbuf, c->klen, value_cb, c);
+}
+static mc_status run_snapshot_contains(ctx *c) {
+    c->klen = key_of(11, c->kbuf);
+    return mc_snapshot_contains(c->snap, c->kbuf, c->klen, &c->flag);
+}
+static mc_status run_snapshot_len(ctx *c) { return mc_snapshot_len(c->snap, &c->count); }
+static mc_status run_snapshot_iter_next_with(ctx *c) {
+    return mc_snapshot_iter_next_with(c->snap, &c->it, entry_cb, c);
+}
 static mc_status run_counters(ctx *c) {
     return mc_map_counters(c->map, &c->changes, &c->structural, &c->count, &c->stride);
 }
@@ -904,6 +937,14 @@ static const op OPS[] = {
     OP("last_error(formatted detail)", 0, BASE, setup_last_error_formatted, run_last_error, MC_OK, done_last_error),
     OP("get(bad handle): error path", 0, BASE, NULL, run_bad_handle, MC_ERR_BAD_HANDLE, done_nothing),
     OP("set(key too large): error path", 0, BASE, setup_too_large, run_too_large, MC_ERR_TOO_LARGE, done_nothing),
+    OP("get(buffer too small): error path", 0, BASE, NULL, run_get_small_buffer, MC_ERR_BUFFER_TOO_SMALL, done_small_buffer),
+    OP("get_many(buffer too small): error path", 0, BASE, setup_get_many_small, run_get_many_small_buffer, MC_ERR_BUFFER_TOO_SMALL, done_nothing),
+    OP("iter_next(stale strict token): error path", 0, BASE, setup_iter_stale, run_iter_next, MC_ERR_ITER_INVALIDATED, done_nothing),
+    OP("iter_decode(tampered text): error path", 0, BASE, setup_iter_tampered, run_iter_decode, MC_ERR_BAD_TOKEN, done_nothing),
+    OP("snapshot_get_with", 0, BASE, setup_snapshot, run_snapshot_get_with, MC_OK, done_get),
+    OP("snapshot_contains", 0, BASE, setup_snapshot, run_snapshot_contains, MC_OK, done_contains),
+    OP("snapshot_len", 0, BASE, setup_snapshot, run_snapshot_len, MC_OK, done_len),
+    OP("snapshot_iter_next_with", 0, BASE, setup_snapshot_iter, run_snapshot_iter_next_with, MC_OK, done_iter_next),
     OP("counters", 0, BASE, NULL, run_counters, MC_OK, done_counters),
     OP("watch", 0, BASE, NULL, run_watch, MC_OK, done_nothing),
 };
