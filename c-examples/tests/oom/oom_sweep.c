@@ -14,10 +14,10 @@
  *
  *   ok       the call returned its usual status, its outputs are right and
  *            the map holds exactly what the call should have made of it
- *   oom      MC_ERR_OUT_OF_MEMORY, and the map (and the snapshot, if any)
- *            holds exactly what it held before the call (set_many and
- *            retain: what their header documents, see check_prefix and
- *            check_visited)
+ *   oom      MC_ERR_OUT_OF_MEMORY, no handle or token written, and the map
+ *            (and the snapshot, if any) holds exactly what it held before
+ *            the call (set_many and retain: what their header documents,
+ *            see check_prefix and check_visited)
  *   other    any other status (MC_ERR_INTERNAL, say)
  *   changed  the map, a snapshot or an output is not what the status says,
  *            or the library does not work normally afterwards
@@ -1099,6 +1099,7 @@ static void run_case(const op *o, int mode, unsigned long n, long param, int tra
     r->param = c->param;
     if (trace_fd >= 0)
         oom_trace_fd(trace_fd);
+    mc_iter it_before = c->it, it2_before = c->it2;
     armed_call call = {o, c, mode, n, 0};
     if (o->flags & F_THREAD) {
         pthread_t t;
@@ -1122,6 +1123,8 @@ static void run_case(const op *o, int mode, unsigned long n, long param, int tra
     } else if (st == MC_ERR_OUT_OF_MEMORY && !(o->flags & F_NO_OOM)) {
         if (c->new_map.id || c->new_snap.id)
             why = "MC_ERR_OUT_OF_MEMORY but a handle was written";
+        else if (memcmp(&it_before, &c->it, sizeof c->it) != 0 || memcmp(&it2_before, &c->it2, sizeof c->it2) != 0)
+            why = "MC_ERR_OUT_OF_MEMORY but the iterator token was written";
         else if (o->flags & F_PREFIX)
             why = check_prefix(c);
         else if (o->flags & F_VISITED)
