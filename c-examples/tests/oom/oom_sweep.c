@@ -47,6 +47,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -365,6 +367,8 @@ enum {
     F_THREAD = 16, /* the call is the first of a new thread */
     F_PREFIX = 32, /* on out of memory, a prefix of the batch is stored */
     F_VISITED = 64, /* on out of memory, retain applied to some entries */
+    F_READER = 128, /* another thread reads the base entries meanwhile */
+    F_CHANGES_BASE = 256, /* ...which only a failed call must leave alone */
 };
 
 typedef struct {
@@ -945,6 +949,11 @@ static const op OPS[] = {
     OP("snapshot_contains", 0, BASE, setup_snapshot, run_snapshot_contains, MC_OK, done_contains),
     OP("snapshot_len", 0, BASE, setup_snapshot, run_snapshot_len, MC_OK, done_len),
     OP("snapshot_iter_next_with", 0, BASE, setup_snapshot_iter, run_snapshot_iter_next_with, MC_OK, done_iter_next),
+    OP("set(growth) with a reader", F_READER, BASE, setup_resize, run_set_param, MC_OK, done_set_kbuf),
+    OP("reserve(1000) with a reader", F_READER, BASE, NULL, run_reserve_small, MC_OK, done_nothing),
+    OP("clear with a reader", F_READER | F_CHANGES_BASE, BASE, NULL, run_clear, MC_OK, done_clear),
+    OP("snapshot_new with a reader", F_READER, BASE, NULL, run_snapshot_new, MC_OK, done_snapshot_new),
+    OP("set(new key) under a snapshot, with a reader", F_READER, BASE, setup_snapshot, run_set_new, MC_OK, done_set_new),
     OP("counters", 0, BASE, NULL, run_counters, MC_OK, done_counters),
     OP("watch", 0, BASE, NULL, run_watch, MC_OK, done_nothing),
 };
@@ -1000,6 +1009,40 @@ static const char *check_state(ctx *c, model *want) {
     }
     free(got.e);
     return why;
+}
+
+/* F_READER: a thread (unarmed) that reads the base entries (keys below
+ * BASE) with get for as long as the armed call lasts. It must always see
+ * them as they were, unless the operation changes them (F_CHANGES_BASE)
+ * and succeeds. */
+typedef struct {
+    ctx *c;
+    atomic_bool started, stop;
+    unsigned long rounds;
+    char what[160];
+    int wrong;
+} reader;
+
+static void *read_along(void *arg) {
+    reader *rd = arg;
+    ctx *c = rd->c;
+    uint8_t k[KMAX], v[VMAX];
+    size_t vl = 0;
+    do {
+        for (long i = 0; i < BASE && !rd->wrong; i++) {
+            size_t kl = key_of(i, k);
+            mc_status st = mc_map_get(c->map, k, kl, v, sizeof v, &vl);
+            kv *e = model_find(&c->before, k, kl); /* the model is only read */
+            if (st != MC_OK || !e || e->vl != vl || memcmp(e->v, v, vl) != 0) {
+                snprintf(rd->what, sizeof rd->what, "a concurrent reader's get of key %ld: %s%s", i,
+                         mc_status_name(st), st == MC_OK ? " with a wrong value" : "");
+                rd->wrong = 1;
+            }
+            atomic_store(&rd->started, true);
+        }
+        rd->rounds++;
+    } while (!atomic_load(&rd->stop) && !rd->wrong);
+    return NULL;
 }
 
 /* The armed call, made on the calling thread or, for F_THREAD, as the
@@ -1101,6 +1144,14 @@ static void run_case(const op *o, int mode, unsigned long n, long param, int tra
         oom_trace_fd(trace_fd);
     mc_iter it_before = c->it, it2_before = c->it2;
     armed_call call = {o, c, mode, n, 0};
+    reader rd = {c, ATOMIC_VAR_INIT(false), ATOMIC_VAR_INIT(false), 0, "", 0};
+    pthread_t rt;
+    if (o->flags & F_READER) {
+        if (pthread_create(&rt, NULL, read_along, &rd) != 0)
+            die("setup: pthread_create");
+        while (!atomic_load(&rd.started)) /* its first call registers it */
+            sched_yield();
+    }
     if (o->flags & F_THREAD) {
         pthread_t t;
         if (pthread_create(&t, NULL, armed_thread, &call) != 0 || pthread_join(t, NULL) != 0)
@@ -1109,6 +1160,10 @@ static void run_case(const op *o, int mode, unsigned long n, long param, int tra
         armed_thread(&call);
     }
     oom_trace_fd(-1);
+    if (o->flags & F_READER) {
+        atomic_store(&rd.stop, true);
+        pthread_join(rt, NULL);
+    }
     mc_status st = call.st;
     r->status = st;
     r->seen = oom_seen();
@@ -1135,6 +1190,10 @@ static void run_case(const op *o, int mode, unsigned long n, long param, int tra
     } else {
         r->outcome = OUT_OTHER;
         snprintf(r->why, sizeof r->why, "returned %s", mc_status_name(st));
+    }
+    if (!why && rd.wrong && r->outcome != OUT_OTHER && (r->outcome != OUT_OK || !(o->flags & F_CHANGES_BASE))) {
+        r->outcome = OUT_CHANGED;
+        why = rd.what;
     }
     if (why)
         snprintf(r->why, sizeof r->why, "after %s: %s", mc_status_name(st), why);
