@@ -1406,22 +1406,39 @@ static char *death_site(int slot) {
     free(recs);
     if (!full)
         return strdup("(no injected failure recorded)\n");
-    /* Keep the line above the first mapcore frame (what allocated), then
-     * the mapcore frames. */
-    char *out = calloc(1, strlen(full) + 64), *prev = NULL;
-    int kept = 0;
-    for (char *line = strtok(full, "\n"); line && kept < 10; line = strtok(NULL, "\n")) {
+    /* Keep what allocated: the frame just above the library's first own
+     * frame, and above it up to 3 frames of other crates (parking_lot...)
+     * but not of alloc/core/std; then the library's own frames. */
+    char *out = calloc(1, strlen(full) + 64), *lines[256];
+    int nl = 0, first = -1, kept = 0;
+    for (char *line = strtok(full, "\n"); line && nl < 256; line = strtok(NULL, "\n")) {
         bool ours = strstr(line, "mapcore::") || strstr(line, " mc_") || strncmp(line, "mc_", 3) == 0;
-        if (ours && !kept && prev) {
-            strcat(out, prev);
+        if (ours && first < 0)
+            first = nl;
+        lines[nl++] = line;
+    }
+    if (first > 0) {
+        int picked[4], np = 0;
+        picked[np++] = first - 1;
+        for (int i = first - 2; i >= 0 && np < 4; i--) {
+            const char *l = lines[i];
+            if (l[0] == '<')
+                l++;
+            if (strncmp(l, "alloc::", 7) && strncmp(l, "core::", 6) && strncmp(l, "std::", 5))
+                picked[np++] = i;
+        }
+        while (np-- > 0) {
+            strcat(out, lines[picked[np]]);
             strcat(out, "\n");
         }
+    }
+    for (int i = first; first >= 0 && i < nl && kept < 10; i++) {
+        bool ours = strstr(lines[i], "mapcore::") || strstr(lines[i], " mc_") || strncmp(lines[i], "mc_", 3) == 0;
         if (ours) {
-            strcat(out, line);
+            strcat(out, lines[i]);
             strcat(out, "\n");
             kept++;
         }
-        prev = line;
     }
     if (!kept)
         strcat(out, "(no mapcore frame)\n");
