@@ -58,6 +58,7 @@ static int mode = OOM_COUNT;
 static unsigned long fail_at;
 static unsigned long seen;
 static unsigned long failed;
+static unsigned long seen_maps; /* of `seen`, anonymous mmaps */
 static int trace_fd = -1;
 
 /* Writes one trace record: "F <index>" then the stack's addresses. */
@@ -96,6 +97,7 @@ void oom_arm(int m, unsigned long n) {
     fail_at = n;
     seen = 0;
     failed = 0;
+    seen_maps = 0;
     armed_here = 1;
 }
 
@@ -104,6 +106,8 @@ void oom_disarm(void) { armed_here = 0; }
 unsigned long oom_seen(void) { return seen; }
 
 unsigned long oom_failed(void) { return failed; }
+
+unsigned long oom_seen_mmap(void) { return seen_maps; }
 
 void oom_trace_fd(int fd) {
     /* backtrace() loads libgcc_s (allocating) on its first call: do it now. */
@@ -177,6 +181,8 @@ void *pvalloc(size_t size) {
 
 /* Anonymous mappings count as allocations; file mappings pass through. */
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+    if ((flags & MAP_ANONYMOUS) && armed_here && !in_hook)
+        seen_maps++;
     if ((flags & MAP_ANONYMOUS) && should_fail()) {
         errno = ENOMEM;
         return MAP_FAILED;

@@ -35,6 +35,7 @@ static void (*oom_arm)(int mode, unsigned long n);
 static void (*oom_disarm)(void);
 static unsigned long (*oom_seen)(void);
 static unsigned long (*oom_failed)(void);
+static unsigned long (*oom_seen_mmap)(void);
 static void (*oom_trace_fd)(int fd);
 
 static inline int oom_load(void) {
@@ -42,8 +43,9 @@ static inline int oom_load(void) {
     *(void **)&oom_disarm = dlsym(RTLD_DEFAULT, "oom_disarm");
     *(void **)&oom_seen = dlsym(RTLD_DEFAULT, "oom_seen");
     *(void **)&oom_failed = dlsym(RTLD_DEFAULT, "oom_failed");
+    *(void **)&oom_seen_mmap = dlsym(RTLD_DEFAULT, "oom_seen_mmap");
     *(void **)&oom_trace_fd = dlsym(RTLD_DEFAULT, "oom_trace_fd");
-    return oom_arm && oom_disarm && oom_seen && oom_failed && oom_trace_fd;
+    return oom_arm && oom_disarm && oom_seen && oom_failed && oom_seen_mmap && oom_trace_fd;
 }
 #else
 /* Arms the injector on the calling thread (resets both counts). */
@@ -54,6 +56,8 @@ void oom_disarm(void);
 unsigned long oom_seen(void);
 /* Of those, how many were made to fail. */
 unsigned long oom_failed(void);
+/* Of those, how many were anonymous mmaps. */
+unsigned long oom_seen_mmap(void);
 /* Writes a struct oom_trace_rec to fd for each injected failure (-1: off). */
 void oom_trace_fd(int fd);
 #endif

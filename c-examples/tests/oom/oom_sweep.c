@@ -5,7 +5,7 @@
  * Run with the injector preloaded (see README.md in this folder):
  *
  *   LD_PRELOAD=bin/oom/liboominject.so bin/oom/oom_sweep [--report] [--trace]
- *                                      [--only NAME] [--max-points N]
+ *                        [--quick] [--only NAME] [--max-points N] [--jobs J]
  *
  * For every operation below, a child process builds the operation's map
  * (fixed seed, so every child allocates the same way) and records its
@@ -14,10 +14,10 @@
  *
  *   ok       the call returned its usual status, its outputs are right and
  *            the map holds exactly what the call should have made of it
- *   oom      MC_ERR_OUT_OF_MEMORY, and the map (and the snapshot, if any)
- *            holds exactly what it held before the call (set_many and
- *            retain: what their header documents, see check_prefix and
- *            check_visited)
+ *   oom      MC_ERR_OUT_OF_MEMORY, no handle or token written, and the map
+ *            (and the snapshot, if any) holds exactly what it held before
+ *            the call (set_many and retain: what their header documents,
+ *            see check_prefix and check_visited)
  *   other    any other status (MC_ERR_INTERNAL, say)
  *   changed  the map, a snapshot or an output is not what the status says,
  *            or the library does not work normally afterwards
@@ -47,6 +47,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -54,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -364,6 +367,8 @@ enum {
     F_THREAD = 16, /* the call is the first of a new thread */
     F_PREFIX = 32, /* on out of memory, a prefix of the batch is stored */
     F_VISITED = 64, /* on out of memory, retain applied to some entries */
+    F_READER = 128, /* another thread reads the base entries meanwhile */
+    F_CHANGES_BASE = 256, /* ...which only a failed call must leave alone */
 };
 
 typedef struct {
@@ -584,14 +589,20 @@ static const char *done_clear(ctx *c) {
 }
 static mc_status run_reserve_small(ctx *c) { return mc_map_reserve(c->map, 1000); }
 static mc_status run_reserve_large(ctx *c) { return mc_map_reserve(c->map, 200000); }
+/* Grows the map by 3000 entries and deletes them again (the model, which
+ * never holds them, stays as it was). */
 static void setup_shrink(ctx *c) {
-    fill(c, BASE, BASE + 3000);
+    for (long i = BASE; i < BASE + 3000; i++) {
+        uint8_t k[KMAX], v[VMAX];
+        size_t kl = key_of(i, k), vl = val_of(i, 0, v);
+        if (mc_map_set(c->map, k, kl, v, vl, NULL) != MC_OK)
+            die("setup: set");
+    }
     for (long i = BASE; i < BASE + 3000; i++) {
         uint8_t k[KMAX];
         size_t kl = key_of(i, k);
         if (mc_map_delete(c->map, k, kl) != MC_OK)
             die("setup: delete");
-        model_del(&c->before, k, kl);
     }
 }
 static mc_status run_shrink(ctx *c) { return mc_map_shrink_to_fit(c->map); }
@@ -824,6 +835,39 @@ static void setup_too_large(ctx *c) {
     c->keys = calloc(1, c->n);
 }
 static mc_status run_too_large(ctx *c) { return mc_map_set(c->map, c->keys, c->n, NULL, 0, NULL); }
+static mc_status run_get_small_buffer(ctx *c) {
+    c->klen = key_of(7, c->kbuf);
+    return mc_map_get(c->map, c->kbuf, c->klen, c->vbuf, 2, &c->vlen);
+}
+static const char *done_small_buffer(ctx *c) {
+    kv *e = model_find(&c->before, c->kbuf, c->klen);
+    return e && c->vlen == e->vl ? NULL : "wrong required length";
+}
+static mc_status run_get_many_small_buffer(ctx *c) {
+    return mc_map_get_many(c->map, c->n, c->keys, c->klens, c->out, 4, c->vlens, &c->used);
+}
+static void setup_iter_stale(ctx *c) {
+    start_iter(c, MC_MODE_STRICT, true);
+    if (mc_map_delete(c->map, c->cur_key, c->cur_klen) != MC_OK)
+        die("setup: delete");
+    model_del(&c->before, c->cur_key, c->cur_klen);
+}
+static void setup_iter_tampered(ctx *c) {
+    setup_iter_decode(c);
+    c->text[10] = c->text[10] == 'A' ? 'B' : 'A';
+}
+static mc_status run_snapshot_get_with(ctx *c) {
+    c->klen = key_of(21, c->kbuf);
+    return mc_snapshot_get_with(c->snap, c->kbuf, c->klen, value_cb, c);
+}
+static mc_status run_snapshot_contains(ctx *c) {
+    c->klen = key_of(11, c->kbuf);
+    return mc_snapshot_contains(c->snap, c->kbuf, c->klen, &c->flag);
+}
+static mc_status run_snapshot_len(ctx *c) { return mc_snapshot_len(c->snap, &c->count); }
+static mc_status run_snapshot_iter_next_with(ctx *c) {
+    return mc_snapshot_iter_next_with(c->snap, &c->it, entry_cb, c);
+}
 static mc_status run_counters(ctx *c) {
     return mc_map_counters(c->map, &c->changes, &c->structural, &c->count, &c->stride);
 }
@@ -897,6 +941,19 @@ static const op OPS[] = {
     OP("last_error(formatted detail)", 0, BASE, setup_last_error_formatted, run_last_error, MC_OK, done_last_error),
     OP("get(bad handle): error path", 0, BASE, NULL, run_bad_handle, MC_ERR_BAD_HANDLE, done_nothing),
     OP("set(key too large): error path", 0, BASE, setup_too_large, run_too_large, MC_ERR_TOO_LARGE, done_nothing),
+    OP("get(buffer too small): error path", 0, BASE, NULL, run_get_small_buffer, MC_ERR_BUFFER_TOO_SMALL, done_small_buffer),
+    OP("get_many(buffer too small): error path", 0, BASE, setup_get_many_small, run_get_many_small_buffer, MC_ERR_BUFFER_TOO_SMALL, done_nothing),
+    OP("iter_next(stale strict token): error path", 0, BASE, setup_iter_stale, run_iter_next, MC_ERR_ITER_INVALIDATED, done_nothing),
+    OP("iter_decode(tampered text): error path", 0, BASE, setup_iter_tampered, run_iter_decode, MC_ERR_BAD_TOKEN, done_nothing),
+    OP("snapshot_get_with", 0, BASE, setup_snapshot, run_snapshot_get_with, MC_OK, done_get),
+    OP("snapshot_contains", 0, BASE, setup_snapshot, run_snapshot_contains, MC_OK, done_contains),
+    OP("snapshot_len", 0, BASE, setup_snapshot, run_snapshot_len, MC_OK, done_len),
+    OP("snapshot_iter_next_with", 0, BASE, setup_snapshot_iter, run_snapshot_iter_next_with, MC_OK, done_iter_next),
+    OP("set(growth) with a reader", F_READER, BASE, setup_resize, run_set_param, MC_OK, done_set_kbuf),
+    OP("reserve(1000) with a reader", F_READER, BASE, NULL, run_reserve_small, MC_OK, done_nothing),
+    OP("clear with a reader", F_READER | F_CHANGES_BASE, BASE, NULL, run_clear, MC_OK, done_clear),
+    OP("snapshot_new with a reader", F_READER, BASE, NULL, run_snapshot_new, MC_OK, done_snapshot_new),
+    OP("set(new key) under a snapshot, with a reader", F_READER, BASE, setup_snapshot, run_set_new, MC_OK, done_set_new),
     OP("counters", 0, BASE, NULL, run_counters, MC_OK, done_counters),
     OP("watch", 0, BASE, NULL, run_watch, MC_OK, done_nothing),
 };
@@ -910,7 +967,7 @@ static const char *const OUT_NAME[OUT_KINDS] = {"ok", "oom", "other", "changed",
 typedef struct {
     int outcome;
     int status;
-    unsigned long seen, failed;
+    unsigned long seen, failed, seen_mmap;
     long param;
     char why[256];
 } result;
@@ -952,6 +1009,40 @@ static const char *check_state(ctx *c, model *want) {
     }
     free(got.e);
     return why;
+}
+
+/* F_READER: a thread (unarmed) that reads the base entries (keys below
+ * BASE) with get for as long as the armed call lasts. It must always see
+ * them as they were, unless the operation changes them (F_CHANGES_BASE)
+ * and succeeds. */
+typedef struct {
+    ctx *c;
+    atomic_bool started, stop;
+    unsigned long rounds;
+    char what[160];
+    int wrong;
+} reader;
+
+static void *read_along(void *arg) {
+    reader *rd = arg;
+    ctx *c = rd->c;
+    uint8_t k[KMAX], v[VMAX];
+    size_t vl = 0;
+    do {
+        for (long i = 0; i < BASE && !rd->wrong; i++) {
+            size_t kl = key_of(i, k);
+            mc_status st = mc_map_get(c->map, k, kl, v, sizeof v, &vl);
+            kv *e = model_find(&c->before, k, kl); /* the model is only read */
+            if (st != MC_OK || !e || e->vl != vl || memcmp(e->v, v, vl) != 0) {
+                snprintf(rd->what, sizeof rd->what, "a concurrent reader's get of key %ld: %s%s", i,
+                         mc_status_name(st), st == MC_OK ? " with a wrong value" : "");
+                rd->wrong = 1;
+            }
+            atomic_store(&rd->started, true);
+        }
+        rd->rounds++;
+    } while (!atomic_load(&rd->stop) && !rd->wrong);
+    return NULL;
 }
 
 /* The armed call, made on the calling thread or, for F_THREAD, as the
@@ -1051,7 +1142,16 @@ static void run_case(const op *o, int mode, unsigned long n, long param, int tra
     r->param = c->param;
     if (trace_fd >= 0)
         oom_trace_fd(trace_fd);
+    mc_iter it_before = c->it, it2_before = c->it2;
     armed_call call = {o, c, mode, n, 0};
+    reader rd = {c, ATOMIC_VAR_INIT(false), ATOMIC_VAR_INIT(false), 0, "", 0};
+    pthread_t rt;
+    if (o->flags & F_READER) {
+        if (pthread_create(&rt, NULL, read_along, &rd) != 0)
+            die("setup: pthread_create");
+        while (!atomic_load(&rd.started)) /* its first call registers it */
+            sched_yield();
+    }
     if (o->flags & F_THREAD) {
         pthread_t t;
         if (pthread_create(&t, NULL, armed_thread, &call) != 0 || pthread_join(t, NULL) != 0)
@@ -1060,10 +1160,15 @@ static void run_case(const op *o, int mode, unsigned long n, long param, int tra
         armed_thread(&call);
     }
     oom_trace_fd(-1);
+    if (o->flags & F_READER) {
+        atomic_store(&rd.stop, true);
+        pthread_join(rt, NULL);
+    }
     mc_status st = call.st;
     r->status = st;
     r->seen = oom_seen();
     r->failed = oom_failed();
+    r->seen_mmap = oom_seen_mmap();
     const char *why = NULL;
     if (st == o->want) {
         why = o->done(c);
@@ -1073,6 +1178,8 @@ static void run_case(const op *o, int mode, unsigned long n, long param, int tra
     } else if (st == MC_ERR_OUT_OF_MEMORY && !(o->flags & F_NO_OOM)) {
         if (c->new_map.id || c->new_snap.id)
             why = "MC_ERR_OUT_OF_MEMORY but a handle was written";
+        else if (memcmp(&it_before, &c->it, sizeof c->it) != 0 || memcmp(&it2_before, &c->it2, sizeof c->it2) != 0)
+            why = "MC_ERR_OUT_OF_MEMORY but the iterator token was written";
         else if (o->flags & F_PREFIX)
             why = check_prefix(c);
         else if (o->flags & F_VISITED)
@@ -1084,63 +1191,82 @@ static void run_case(const op *o, int mode, unsigned long n, long param, int tra
         r->outcome = OUT_OTHER;
         snprintf(r->why, sizeof r->why, "returned %s", mc_status_name(st));
     }
+    if (!why && rd.wrong && r->outcome != OUT_OTHER && (r->outcome != OUT_OK || !(o->flags & F_CHANGES_BASE))) {
+        r->outcome = OUT_CHANGED;
+        why = rd.what;
+    }
     if (why)
         snprintf(r->why, sizeof r->why, "after %s: %s", mc_status_name(st), why);
 }
 
 /* ------------------------------------------------------------ the sweep -- */
 
-/* Files the children write, read back with pread (a stdio stream could
- * serve a stale buffer): their stderr, and the injector's failure records. */
-static int errfd, tracefd;
+/* Children run JOBS at a time, each in a slot with its own files, read
+ * back with pread (a stdio stream could serve a stale buffer): its stderr,
+ * and the injector's failure records. */
+#define MAX_JOBS 8
+static int jobs = 2;
+static int errfd[MAX_JOBS], tracefd[MAX_JOBS];
 
-/* The first line of the last child's stderr. */
-static void first_err_line(char *line, size_t cap) {
-    ssize_t n = pread(errfd, line, cap - 1, 0);
+typedef struct {
+    pid_t pid;
+    int fd; /* read end of the child's result pipe */
+} running;
+
+/* The first line of a slot's last child's stderr. */
+static void first_err_line(int slot, char *line, size_t cap) {
+    ssize_t n = pread(errfd[slot], line, cap - 1, 0);
     line[n > 0 ? n : 0] = 0;
     line[strcspn(line, "\n")] = 0;
 }
 
-/* Runs one case in a child; returns its result (outcome abort/crash/hang
- * when it died). */
-static result fork_case(const op *o, int mode, unsigned long n, long param, bool trace) {
-    result r;
-    memset(&r, 0, sizeof r);
+/* Starts one case in a child, in `slot`. */
+static running spawn_case(int slot, const op *o, int mode, unsigned long n, long param, bool trace) {
     int fds[2];
     if (pipe(fds) != 0)
         die("pipe: %s", strerror(errno));
     fflush(stdout);
     fflush(stderr);
-    if (ftruncate(errfd, 0) != 0 || ftruncate(tracefd, 0) != 0 || lseek(errfd, 0, SEEK_SET) != 0 ||
-        lseek(tracefd, 0, SEEK_SET) != 0)
+    if (ftruncate(errfd[slot], 0) != 0 || ftruncate(tracefd[slot], 0) != 0 ||
+        lseek(errfd[slot], 0, SEEK_SET) != 0 || lseek(tracefd[slot], 0, SEEK_SET) != 0)
         die("truncating the children's files: %s", strerror(errno));
     pid_t pid = fork();
     if (pid < 0)
         die("fork: %s", strerror(errno));
     if (pid == 0) {
+        result r;
+        memset(&r, 0, sizeof r);
         close(fds[0]);
-        dup2(errfd, 2);
+        dup2(errfd[slot], 2);
         alarm(20);
-        run_case(o, mode, n, param, trace ? tracefd : -1, &r);
+        run_case(o, mode, n, param, trace ? tracefd[slot] : -1, &r);
         ssize_t w = write(fds[1], &r, sizeof r);
         _exit(w == (ssize_t)sizeof r ? 0 : 4);
     }
     close(fds[1]);
+    return (running){pid, fds[0]};
+}
+
+/* Waits for a slot's child; its result (outcome abort/crash/hang when it
+ * died). */
+static result collect_case(int slot, running run) {
+    result r;
+    memset(&r, 0, sizeof r);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    ssize_t got = read(run.fd, &r, sizeof r); /* EOF when it dies */
+    close(run.fd);
+    while (waitpid(run.pid, &status, 0) < 0 && errno == EINTR) {
     }
-    ssize_t got = read(fds[0], &r, sizeof r);
-    close(fds[0]);
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
         r.outcome = sig == SIGABRT ? OUT_ABORT : sig == SIGALRM ? OUT_HANG : OUT_CRASH;
         char line[200];
-        first_err_line(line, sizeof line);
+        first_err_line(slot, line, sizeof line);
         snprintf(r.why, sizeof r.why, "signal %d (%s)%s%s", sig, strsignal(sig), line[0] ? ": " : "", line);
         r.failed = 1;
     } else if (got != (ssize_t)sizeof r || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         char line[200];
-        first_err_line(line, sizeof line);
+        first_err_line(slot, line, sizeof line);
         r.outcome = OUT_SETUP;
         snprintf(r.why, sizeof r.why, "child exited %d: %s", WEXITSTATUS(status), line);
         r.failed = 1;
@@ -1258,12 +1384,12 @@ static bool in_failure_handling(const char *text) {
  * last recorded failure outside the abort/panic machinery (which allocates
  * too, and fails again under sustained failure), reduced to the frame that
  * allocated and the library's own frames (at most 10). Caller frees. */
-static char *death_site(void) {
+static char *death_site(int slot) {
     struct oom_trace_rec *recs = NULL;
     size_t n = 0;
     struct oom_trace_rec rec;
     off_t at = 0;
-    while (pread(tracefd, &rec, sizeof rec, at) == (ssize_t)sizeof rec) {
+    while (pread(tracefd[slot], &rec, sizeof rec, at) == (ssize_t)sizeof rec) {
         at += (off_t)sizeof rec;
         if (rec.magic != OOM_TRACE_MAGIC)
             continue;
@@ -1280,22 +1406,39 @@ static char *death_site(void) {
     free(recs);
     if (!full)
         return strdup("(no injected failure recorded)\n");
-    /* Keep the line above the first mapcore frame (what allocated), then
-     * the mapcore frames. */
-    char *out = calloc(1, strlen(full) + 64), *prev = NULL;
-    int kept = 0;
-    for (char *line = strtok(full, "\n"); line && kept < 10; line = strtok(NULL, "\n")) {
+    /* Keep what allocated: the frame just above the library's first own
+     * frame, and above it up to 3 frames of other crates (parking_lot...)
+     * but not of alloc/core/std; then the library's own frames. */
+    char *out = calloc(1, strlen(full) + 64), *lines[256];
+    int nl = 0, first = -1, kept = 0;
+    for (char *line = strtok(full, "\n"); line && nl < 256; line = strtok(NULL, "\n")) {
         bool ours = strstr(line, "mapcore::") || strstr(line, " mc_") || strncmp(line, "mc_", 3) == 0;
-        if (ours && !kept && prev) {
-            strcat(out, prev);
+        if (ours && first < 0)
+            first = nl;
+        lines[nl++] = line;
+    }
+    if (first > 0) {
+        int picked[4], np = 0;
+        picked[np++] = first - 1;
+        for (int i = first - 2; i >= 0 && np < 4; i--) {
+            const char *l = lines[i];
+            if (l[0] == '<')
+                l++;
+            if (strncmp(l, "alloc::", 7) && strncmp(l, "core::", 6) && strncmp(l, "std::", 5))
+                picked[np++] = i;
+        }
+        while (np-- > 0) {
+            strcat(out, lines[picked[np]]);
             strcat(out, "\n");
         }
+    }
+    for (int i = first; first >= 0 && i < nl && kept < 10; i++) {
+        bool ours = strstr(lines[i], "mapcore::") || strstr(lines[i], " mc_") || strncmp(lines[i], "mc_", 3) == 0;
         if (ours) {
-            strcat(out, line);
+            strcat(out, lines[i]);
             strcat(out, "\n");
             kept++;
         }
-        prev = line;
     }
     if (!kept)
         strcat(out, "(no mapcore frame)\n");
@@ -1328,6 +1471,73 @@ static void add_site(site *sites, size_t *nsites, char *text, const char *where)
     (*nsites)++;
 }
 
+/* ------------------------------------------------- the injector itself -- */
+
+static void *volatile sink; /* keeps the compiler from eliding allocations */
+
+/* Waits for a byte on go[0], allocates, answers on done[1]. */
+static int go[2], done[2];
+static void *other_thread_malloc(void *arg) {
+    char b;
+    (void)arg;
+    if (read(go[0], &b, 1) != 1)
+        return NULL;
+    void *p = malloc(64);
+    if (write(done[1], &b, 1) != 1)
+        return NULL;
+    return p;
+}
+
+/* Checks that the injector fails what it must and nothing else: each kind
+ * of allocation, the N-th only or from the N-th on, the arming thread only.
+ * NULL if it does. */
+static const char *injector_self_test(void) {
+    void *p = NULL;
+    oom_arm(OOM_ONCE, 0);
+    sink = malloc(16);
+    bool malloc_failed = sink == NULL;
+    sink = malloc(16);
+    bool next_ok = sink != NULL;
+    oom_disarm();
+    free(sink);
+    if (!malloc_failed || !next_ok || oom_seen() != 2 || oom_failed() != 1)
+        return "OOM_ONCE 0: malloc did not fail exactly once";
+    oom_arm(OOM_FROM, 1);
+    sink = calloc(1, 16);
+    bool first_ok = sink != NULL;
+    void *keep = sink;
+    void *grown = realloc(sink, 4096); /* (through the volatile: a failed realloc keeps `keep`) */
+    bool realloc_failed = grown == NULL;
+    int pm = posix_memalign(&p, 64, 64);
+    sink = aligned_alloc(64, 64);
+    bool aligned_failed = sink == NULL;
+    void *m = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned long seen_from = oom_seen(), failed_from = oom_failed(), maps_from = oom_seen_mmap();
+    /* Another thread (started before arming: its stack is an mmap) allocates
+     * freely while this one is armed. */
+    oom_disarm();
+    pthread_t t;
+    void *theirs = NULL;
+    char b = 1;
+    bool thread_ok = pipe(go) == 0 && pipe(done) == 0 &&
+                     pthread_create(&t, NULL, other_thread_malloc, NULL) == 0;
+    oom_arm(OOM_FROM, 0);
+    thread_ok = thread_ok && write(go[1], &b, 1) == 1 && read(done[0], &b, 1) == 1;
+    unsigned long failed_here = oom_failed();
+    oom_disarm();
+    thread_ok = thread_ok && pthread_join(t, &theirs) == 0 && theirs != NULL && failed_here == 0;
+    oom_disarm();
+    free(grown ? grown : keep);
+    free(theirs);
+    if (!first_ok || !realloc_failed || pm != ENOMEM || !aligned_failed || m != MAP_FAILED)
+        return "OOM_FROM 1: calloc, then realloc/posix_memalign/aligned_alloc/mmap did not fail";
+    if (seen_from != 5 || failed_from != 4 || maps_from != 1)
+        return "wrong counts under OOM_FROM";
+    if (!thread_ok)
+        return "an allocation of a thread that did not arm the injector failed";
+    return NULL;
+}
+
 typedef struct {
     unsigned long points;
     unsigned long kinds[OUT_KINDS];
@@ -1346,25 +1556,34 @@ int main(int argc, char **argv) {
             quick = true;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
+        else if (!strcmp(argv[i], "--jobs") && i + 1 < argc)
+            jobs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--max-points") && i + 1 < argc)
             max_points = strtoul(argv[++i], NULL, 10);
         else
-            die("usage: %s [--report] [--trace] [--quick] [--only NAME] [--max-points N]", argv[0]);
+            die("usage: %s [--report] [--trace] [--quick] [--only NAME] [--max-points N] [--jobs J]", argv[0]);
     }
+    if (jobs < 1 || jobs > MAX_JOBS)
+        die("--jobs: 1 to %d", MAX_JOBS);
     if (!oom_load())
         die("the allocation-failure injector is not loaded: run with "
             "LD_PRELOAD=<path>/liboominject.so (see tests/oom/README.md)");
     /* Rust's allocation-failure message would add a symbolised backtrace
      * (slow: it reads the library's debug info); --trace gives ours. */
     setenv("RUST_BACKTRACE", "0", 1);
-    FILE *errf = tmpfile(), *tracef = tmpfile();
-    if (!errf || !tracef)
-        die("tmpfile: %s", strerror(errno));
-    errfd = fileno(errf);
-    tracefd = fileno(tracef);
+    for (int j = 0; j < jobs; j++) {
+        FILE *errf = tmpfile(), *tracef = tmpfile();
+        if (!errf || !tracef)
+            die("tmpfile: %s", strerror(errno));
+        errfd[j] = fileno(errf);
+        tracefd[j] = fileno(tracef);
+    }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *broken = injector_self_test();
+    if (broken)
+        die("the injector does not work: %s", broken);
 
-    unsigned long bad_total = 0, points_total = 0;
+    unsigned long bad_total = 0, points_total = 0, maps_total = 0;
     int ops_run = 0;
     uint64_t t0 = 0;
     {
@@ -1382,13 +1601,14 @@ int main(int argc, char **argv) {
             continue;
         ops_run++;
         /* Unarmed run: the call must work, and says how much it allocates. */
-        result base = fork_case(o, OOM_COUNT, 0, -1, false);
+        result base = collect_case(0, spawn_case(0, o, OOM_COUNT, 0, -1, false));
         if (base.outcome != OUT_OK) {
             printf("%-42s  BASELINE FAILED: %s %s\n", o->name, OUT_NAME[base.outcome], base.why);
             bad_total++;
             continue;
         }
         long param = base.param;
+        maps_total += base.seen_mmap;
         tally t[2];
         memset(t, 0, sizeof t);
         char first[2][OUT_KINDS][256];
@@ -1397,28 +1617,42 @@ int main(int argc, char **argv) {
         size_t nsites = 0;
         for (int mi = 0; mi < 2; mi++) {
             int mode = mi == 0 ? OOM_ONCE : OOM_FROM;
-            for (unsigned long n = 0; n < max_points; n++) {
-                result r = fork_case(o, mode, n, param, trace);
-                if (r.failed == 0) {
-                    /* Ran past its last allocation without a failure. */
-                    if (r.outcome != OUT_OK) {
-                        t[mi].kinds[r.outcome]++;
-                        t[mi].points++;
+            /* Failure points n, n+1, ... run `jobs` at a time; results are
+             * taken in order, and those past the first that did not reach
+             * its failure point are dropped. */
+            bool finished = false;
+            for (unsigned long n0 = 0; n0 < max_points && !finished; n0 += (unsigned long)jobs) {
+                running run[MAX_JOBS];
+                int started = 0;
+                for (int j = 0; j < jobs && n0 + (unsigned long)j < max_points; j++, started++)
+                    run[j] = spawn_case(j, o, mode, n0 + (unsigned long)j, param, trace);
+                for (int j = 0; j < started; j++) {
+                    unsigned long n = n0 + (unsigned long)j;
+                    result r = collect_case(j, run[j]);
+                    if (finished)
+                        continue;
+                    if (r.failed == 0) {
+                        /* Ran past its last allocation without a failure. */
+                        if (r.outcome != OUT_OK) {
+                            t[mi].kinds[r.outcome]++;
+                            t[mi].points++;
+                        }
+                        finished = true;
+                        continue;
                     }
-                    break;
+                    t[mi].points++;
+                    t[mi].kinds[r.outcome]++;
+                    if (!first[mi][r.outcome][0])
+                        snprintf(first[mi][r.outcome], sizeof first[mi][r.outcome], "N=%lu: %.200s", n,
+                                 r.why[0] ? r.why : OUT_NAME[r.outcome]);
+                    if (trace && r.outcome >= OUT_ABORT && r.outcome <= OUT_HANG) {
+                        char where[64];
+                        snprintf(where, sizeof where, "%s N=%lu", mi ? "sustained" : "single", n);
+                        add_site(sites, &nsites, death_site(j), where);
+                    }
+                    if (r.outcome >= OUT_ABORT && n > base.seen + 64)
+                        finished = true; /* died past every allocation the call makes */
                 }
-                t[mi].points++;
-                t[mi].kinds[r.outcome]++;
-                if (!first[mi][r.outcome][0])
-                    snprintf(first[mi][r.outcome], sizeof first[mi][r.outcome], "N=%lu: %.200s", n,
-                             r.why[0] ? r.why : OUT_NAME[r.outcome]);
-                if (trace && r.outcome >= OUT_ABORT && r.outcome <= OUT_HANG) {
-                    char where[64];
-                    snprintf(where, sizeof where, "%s N=%lu", mi ? "sustained" : "single", n);
-                    add_site(sites, &nsites, death_site(), where);
-                }
-                if ((r.outcome >= OUT_ABORT) && n > base.seen + 64)
-                    break; /* died past every allocation the call makes */
             }
         }
         char cols[2][80];
@@ -1445,7 +1679,12 @@ int main(int argc, char **argv) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     double secs = ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec - t0) / 1e9;
-    printf("%d operations, %lu failure points, %lu not ok/oom, %.1f s\n", ops_run, points_total, bad_total, secs);
+    printf("%d operations, %lu failure points (%lu of the allocations are mmaps), %lu not ok/oom, %.1f s\n",
+           ops_run, points_total, maps_total, bad_total, secs);
+    if (!only && !maps_total) {
+        fprintf(stderr, "FAILED: no call mapped memory while armed: the injector does not see the library's mmap\n");
+        bad_total++;
+    }
     if (report)
         return 0;
     if (bad_total) {

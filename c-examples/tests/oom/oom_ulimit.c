@@ -17,10 +17,11 @@
  *               MC_ERR_OUT_OF_MEMORY, nothing stored, the map still works
  *   exhaust     maps, sets, snapshots (whose first writes copy pages) and
  *               get_many calls in a loop until the memory is used up
- *               (headroom 256 MiB): every call returns MC_OK or
- *               MC_ERR_OUT_OF_MEMORY, some return the latter; then
- *               everything is freed and a new map, sets, gets and a
- *               snapshot all work again under the same limit
+ *               (headroom 256 MiB), then one get_many of MC_MAX_BATCH
+ *               keys: every call returns MC_OK or MC_ERR_OUT_OF_MEMORY,
+ *               some return the latter; then everything is freed and a
+ *               new map, sets, gets and a snapshot all work again under
+ *               the same limit
  *
  * A child that dies (SIGABRT from an allocation failure, say) fails the
  * run; --report prints the same lines and exits 0.
@@ -175,7 +176,10 @@ static void exhaust(outcome *o) {
     uint32_t *vlens = malloc(ENTRIES * sizeof *vlens);
     uint8_t *vals = malloc(ENTRIES * 128);
     uint8_t val[100];
-    if (!maps || !snaps || !keys || !klens || !vlens || !vals) {
+    /* For one get_many of MC_MAX_BATCH empty keys once memory is used up. */
+    uint32_t *big_klens = calloc(MC_MAX_BATCH, sizeof *big_klens);
+    uint32_t *big_vlens = calloc(MC_MAX_BATCH, sizeof *big_vlens);
+    if (!maps || !snaps || !keys || !klens || !vlens || !vals || !big_klens || !big_vlens) {
         snprintf(o->text, sizeof o->text, "setup: out of memory");
         return;
     }
@@ -229,6 +233,13 @@ static void exhaust(outcome *o) {
         }
         refused_in_a_row = refused ? refused_in_a_row + 1 : 0;
     }
+    /* With memory used up (every map still alive): the biggest batch. */
+    mc_status big = MC_OK;
+    if (nmaps && !c.other) {
+        size_t used = 0;
+        big = mc_map_get_many(maps[0], MC_MAX_BATCH, keys, big_klens, NULL, 0, big_vlens, &used);
+        count(&c, big, "mc_map_get_many(MC_MAX_BATCH)");
+    }
     /* Everything freed, the library works again under the same limit. */
     bool freed = true;
     for (size_t i = 0; i < nmaps; i++) {
@@ -254,8 +265,9 @@ static void exhaust(outcome *o) {
     o->pass = c.other == 0 && c.oom > 0 && freed && works;
     int len = snprintf(o->text, sizeof o->text,
                        "exhaust under +256 MiB: %lu rounds, %zu maps; %lu calls MC_OK, %lu MC_ERR_OUT_OF_MEMORY, "
-                       "%lu other; all freed: %s; works afterwards: %s",
-                       rounds, nmaps, c.ok, c.oom, c.other, freed ? "yes" : "NO", works ? "yes" : "NO");
+                       "%lu other; then get_many of MC_MAX_BATCH keys: %s; all freed: %s; works afterwards: %s",
+                       rounds, nmaps, c.ok, c.oom, c.other, mc_status_name(big), freed ? "yes" : "NO",
+                       works ? "yes" : "NO");
     if (c.other)
         snprintf(o->text + len, sizeof o->text - (size_t)len, " (first other: %s from %s)",
                  mc_status_name(c.first_other), c.other_call);
