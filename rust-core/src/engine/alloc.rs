@@ -12,7 +12,7 @@
 //! `n` more succeed (`fail_after`), to reach every out-of-memory path.
 use std::alloc::Layout;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Moves `v` into a new `Box`; gives `v` back when the memory cannot be had.
 pub(crate) fn try_box<T>(v: T) -> Result<Box<T>, T> {
@@ -102,13 +102,14 @@ impl<T> TryArc<T> {
     /// The value for writing, if this is its only `TryArc`.
     #[inline(always)]
     pub(crate) fn get_mut(this: &mut TryArc<T>) -> Option<&mut T> {
-        if this.inner().count.load(Ordering::Relaxed) != 1 {
+        // Acquire (a plain load on x86): pairs with the Release decrement
+        // by which the last other holder (a dropped snapshot, maybe on
+        // another thread) let go, so its reads of the value happen before
+        // our writes. A load rather than a fence, which ThreadSanitizer
+        // does not model.
+        if this.inner().count.load(Ordering::Acquire) != 1 {
             return None;
         }
-        // Pairs with the Release decrement by which the last other holder
-        // (a dropped snapshot, maybe on another thread) let go: its reads
-        // of the value happen before our writes.
-        fence(Ordering::Acquire);
         // SAFETY: a count of 1 means `this` is the only `TryArc` (there are
         // no weak references), and holding it by `&mut` means no other can
         // be cloned from it while the returned borrow lives.
@@ -136,8 +137,9 @@ impl<T> Drop for TryArc<T> {
         if self.inner().count.fetch_sub(1, Ordering::Release) != 1 {
             return;
         }
-        // Every other holder's use happened before its Release decrement.
-        fence(Ordering::Acquire);
+        // Every other holder's use happened before its Release decrement
+        // (a load rather than a fence, as in `get_mut`).
+        self.inner().count.load(Ordering::Acquire);
         // SAFETY: the count reached 0, so this was the last reference; the
         // allocation came from `try_box` (a `Box`).
         drop(unsafe { Box::from_raw(self.ptr.as_ptr()) });
