@@ -700,11 +700,7 @@ fn get_many_chunked<'k, const C: usize>(
         let mut rest = keys.clone();
         for start in (0..n).step_by(C) {
             let len = C.min(n - start);
-            look_up_chunk::<C>(view, &mut rest, start > 0, &mut hashes[..len], &mut found);
-            need += found[..len]
-                .iter()
-                .map(|v| v.map_or(0, <[u8]>::len))
-                .sum::<usize>();
+            need += look_up_chunk::<C>(view, &mut rest, start > 0, &mut hashes[..len], &mut found);
         }
         if need > out.len() {
             return Err(need);
@@ -714,7 +710,7 @@ fn get_many_chunked<'k, const C: usize>(
         for start in (0..n).step_by(C) {
             let len = C.min(n - start);
             if n > C {
-                look_up_chunk::<C>(view, &mut rest, true, &mut hashes[..len], &mut found);
+                let _ = look_up_chunk::<C>(view, &mut rest, true, &mut hashes[..len], &mut found);
             }
             for (v, l) in found[..len].iter().zip(&mut lens[start..start + len]) {
                 *l = match v {
@@ -734,14 +730,14 @@ fn get_many_chunked<'k, const C: usize>(
 /// Looks up the next `hashes.len()` keys of `keys` in `view` into `found`;
 /// `hash` says whether their hashes are still to be computed into
 /// `hashes`. Records first (their slots are already on the way), then one
-/// key comparison per key.
+/// key comparison per key. Returns the bytes of the values found.
 fn look_up_chunk<'v, 'k, const C: usize>(
     view: &'v engine::map::ManyView<'_>,
     keys: &mut (impl Iterator<Item = &'k [u8]> + Clone),
     hash: bool,
     hashes: &mut [u64],
     found: &mut [Option<&'v [u8]>; C],
-) {
+) -> usize {
     if hash {
         for (h, k) in hashes.iter_mut().zip(keys.clone()) {
             *h = view.hasher().h1(k);
@@ -754,9 +750,13 @@ fn look_up_chunk<'v, 'k, const C: usize>(
     for (c, &h) in candidates.iter_mut().zip(hashes.iter()) {
         *c = Some(view.candidate(h));
     }
-    for (i, k) in keys.take(hashes.len()).enumerate() {
-        found[i] = candidates[i].and_then(|c| view.get(hashes[i], k, c));
+    let mut bytes = 0;
+    let looked_up = found.iter_mut().zip(hashes.iter().zip(&candidates));
+    for ((f, (&h, c)), k) in looked_up.zip(keys.take(hashes.len())) {
+        *f = c.and_then(|c| view.get(h, k, c));
+        bytes += f.map_or(0, <[u8]>::len);
     }
+    bytes
 }
 
 /// Looks up n keys in one consistent state of the map (all involved shards
