@@ -101,6 +101,19 @@ stress: stage
 fuzz:
 	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --release -p mapcore --test model
 
+# Coverage-guided fuzzing of the Go binding (testing.F), GO_FUZZTIME per
+# target (go test -fuzz takes one target per run). Their seeds run in every
+# go-test; a failing input lands in go-binding/testdata/fuzz/: commit it.
+.PHONY: fuzz-go
+GO_FUZZTIME ?= 5m
+GO_FUZZ_TARGETS := FuzzOps FuzzTokenUnmarshalText
+fuzz: fuzz-go
+fuzz-go: lib
+	cd go-binding && for t in $(GO_FUZZ_TARGETS); do \
+	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(GO_FUZZTIME) \
+	        -ldflags "-X main.libID=$$(cksum < ../$(LIB_DIR)/libmapcore.a | cut -d' ' -f1)" . || exit 1; \
+	done
+
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) fmt --all -- --check

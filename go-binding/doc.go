@@ -129,9 +129,12 @@
 //     a token taken mid-batch is exact even while other goroutines change
 //     the map.
 //   - By default keys and values are slices of a fresh allocation per
-//     batch that the caller may keep. WithNoCopy yields slices of the
-//     iterator's reused buffer, valid only until the next Next (like
-//     bufio.Scanner.Bytes): faster, no allocation.
+//     batch that the caller may keep and modify. WithNoCopy yields slices
+//     of the iterator's reused buffer, valid only until the next Next (like
+//     bufio.Scanner.Bytes): faster, no allocation. Either way the iterator
+//     keeps its own copy of each batch's keys, which is what Remove,
+//     SetValue, Token and the re-checks act on: writing into a returned
+//     slice changes nothing but what that slice shows.
 //
 // # Bulk deletion and callbacks
 //

@@ -3,6 +3,7 @@ package mapcore
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"testing"
 )
@@ -96,4 +97,14 @@ var batchConfigs = []struct {
 	{"bytes=100", []IterOption{WithBatchBytes(100)}},
 	{"nocopy", []IterOption{WithNoCopy()}},
 	{"nocopy+entries=5", []IterOption{WithNoCopy(), WithBatchEntries(5)}},
+}
+
+// withWeakHashForTesting makes many keys share a hash (tie handling tests).
+// The library grants it only to a process whose environment has
+// MAPCORE_ALLOW_WEAK_HASH=1, which this sets.
+func withWeakHashForTesting() Option {
+	return func(o *options) {
+		os.Setenv("MAPCORE_ALLOW_WEAK_HASH", "1")
+		o.flags |= optWeakHash
+	}
 }

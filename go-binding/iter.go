@@ -38,7 +38,8 @@ func WithContext(ctx context.Context) IterOption {
 // WithNoCopy makes Key and Value return slices of the iterator's reused
 // batch buffer instead of slices of a fresh allocation: they are valid only
 // until the next call to Next (like bufio.Scanner.Bytes). Faster, with no
-// allocation per batch; copy what you keep.
+// allocation per batch; copy what you keep. Writing into them is allowed
+// until then and changes nothing but what they show.
 func WithNoCopy() IterOption {
 	return func(c *iterConfig) { c.noCopy = true }
 }
@@ -71,6 +72,7 @@ func WithBatchEntries(n int) IterOption {
 // ent locates one entry of a batch buffer.
 type ent struct {
 	ko, kl, vl uint32 // key offset, key length, value length
+	pk         uint32 // offset of the iterator's own copy of the key in keys
 }
 
 // Iterator walks a map or a snapshot. It fetches entries in batches (one
@@ -107,10 +109,14 @@ type Iterator struct {
 	beforeIdx     int
 	afterOK       bool
 
-	buf      []byte // bytes of the current batch
+	buf      []byte // bytes of the current batch, handed out by Key and Value
 	ents     []ent
 	cur      int // index of the current entry in ents, -1 if none
 	key, val []byte
+	// keys holds the iterator's own copy of the batch's keys: the caller
+	// may write into what Key returned, so what the iterator acts on
+	// (re-reads, re-positioning, seeks, cursor Remove) never lives in buf.
+	keys []byte
 
 	store   []byte // buffer for the next fetch
 	scratch []byte // buffer for re-reads
@@ -258,9 +264,11 @@ func newIterator(m *Map, s *Snapshot, mode Mode, tok *Token, opts []IterOption) 
 func (it *Iterator) Mode() Mode { return it.mode }
 
 // Key returns the key of the current entry. By default it is a copy the
-// caller may keep (keys and values of one batch share an allocation of up
-// to the batch size, which stays reachable while any of them is kept); with
-// WithNoCopy it is valid only until the next Next.
+// caller may keep and modify (keys and values of one batch share an
+// allocation of up to the batch size, which stays reachable while any of
+// them is kept); with WithNoCopy it is valid only until the next Next. The
+// iterator keeps its own copy of the key: writing into the slice never
+// changes what Remove, SetValue, Token or Next act on.
 func (it *Iterator) Key() []byte { return it.key }
 
 // Value returns the value of the current entry (see Key).
@@ -311,7 +319,7 @@ func (it *Iterator) fail(err error) {
 // release ends the iterator's registration and drops its buffers.
 func (it *Iterator) release() {
 	it.unwatch()
-	it.store, it.scratch, it.vbuf = nil, nil, nil
+	it.store, it.scratch, it.vbuf, it.keys = nil, nil, nil, nil
 }
 
 // startWatch registers the iterator as a reader of the map's change count
@@ -374,13 +382,13 @@ func (it *Iterator) Next() bool {
 			e := it.ents[i]
 			kEnd := e.ko + e.kl
 			vEnd := kEnd + e.vl
-			k, v := it.buf[e.ko:kEnd:kEnd], it.buf[kEnd:vEnd:vEnd]
+			v := it.buf[kEnd:vEnd:vEnd]
 			// check only when the map changed since the fetch or a write is
 			// in progress: most entries of a batch take this inlined test
 			// and no call.
 			if m := it.m; m != nil && i > 0 && (it.recheck || m.writing.Load() != 0 ||
 				m.changes() != it.wg0) {
-				v2, keep, ok := it.check(k, v)
+				v2, keep, ok := it.check(it.keyAt(i), v)
 				if !ok {
 					return false
 				}
@@ -390,7 +398,7 @@ func (it *Iterator) Next() bool {
 				}
 				v = v2
 			}
-			it.cur, it.key, it.val = i, k, v
+			it.cur, it.key, it.val = i, it.buf[e.ko:kEnd:kEnd], v
 			return true
 		}
 		if !it.fetch() {
@@ -513,6 +521,7 @@ func (it *Iterator) fetch() bool {
 			return false
 		}
 		it.ents = ents
+		it.copyKeys(b)
 		if it.cfg.noCopy {
 			it.buf = b
 		} else if used*4 <= cap(buf) {
@@ -528,6 +537,29 @@ func (it *Iterator) fetch() bool {
 		}
 		return true
 	}
+}
+
+// mirrorBytes is the average entry size up to which copyKeys copies the
+// whole batch: one memmove of a batch of small entries costs less than one
+// call per key (a third, for 16-byte keys and 32-byte values).
+const mirrorBytes = 128
+
+// copyKeys makes the iterator's own copy of the keys of batch b, whose
+// entries it.ents locates (their pk are their offsets in b, as parseBatch
+// sets them): a copy of the whole batch, or for large entries each key
+// packed back to back, with pk set to its offset.
+func (it *Iterator) copyKeys(b []byte) {
+	if len(b) <= mirrorBytes*len(it.ents) {
+		it.keys = append(it.keys[:0], b...)
+		return
+	}
+	keys := it.keys[:0]
+	for j := range it.ents {
+		e := &it.ents[j]
+		e.pk = uint32(len(keys))
+		keys = append(keys, b[e.ko:e.ko+e.kl]...)
+	}
+	it.keys = keys
 }
 
 // fetchBuf returns a buffer of n bytes for C to fill.
@@ -553,15 +585,16 @@ func parseBatch(b []byte, count int, ents []ent) ([]ent, bool) {
 		if end > len(b) || end < ko {
 			return ents, false
 		}
-		ents = append(ents, ent{ko: uint32(ko), kl: kl, vl: vl})
+		ents = append(ents, ent{ko: uint32(ko), kl: kl, vl: vl, pk: uint32(ko)})
 		off = end
 	}
 	return ents, len(ents) == count
 }
 
+// keyAt returns the iterator's own copy of the key of batch entry i.
 func (it *Iterator) keyAt(i int) []byte {
 	e := it.ents[i]
-	return it.buf[e.ko : e.ko+e.kl]
+	return it.keys[e.pk : e.pk+e.kl]
 }
 
 // span returns the bytes entries i..j take in a batch buffer.
@@ -716,9 +749,10 @@ func (it *Iterator) Remove() error {
 		return err
 	}
 	if it.mode == ModeCursor {
+		k := it.keyAt(it.cur)
 		o := it.beginOwn()
-		ok, err := it.m.del(op, bp(it.key), len(it.key))
-		runtime.KeepAlive(it.key)
+		ok, err := it.m.del(op, bp(k), len(k))
+		runtime.KeepAlive(k)
 		if err != nil {
 			return err
 		}
@@ -838,7 +872,7 @@ func (it *Iterator) seekCursor(i int) (C.mc_iter, error) {
 	k := it.keyAt(i)
 	r := C.gm_iter_seek(C.uint64_t(it.id), &t, bp(k), C.size_t(len(k)))
 	runtime.KeepAlive(it.m)
-	runtime.KeepAlive(it.buf)
+	runtime.KeepAlive(k)
 	if r.st != C.MC_OK {
 		return t, resErr(op, r)
 	}

@@ -57,8 +57,10 @@ const (
 )
 
 // WithSeed makes the map hash with a fixed seed instead of a random one, for
-// reproducible tests. Do not use it for maps that hold untrusted keys (the
-// random seed is what protects against hash flooding).
+// reproducible tests: maps of one process built with the same seed lay keys
+// out, and iterate them, in the same order. The seed is mixed with a secret
+// drawn once per process, so layouts differ between processes and knowing
+// the seed does not let anyone craft keys that collide (hash flooding).
 func WithSeed(seed uint64) Option {
 	return func(o *options) { o.flags |= optFixedSeed; o.seed = seed }
 }
@@ -67,11 +69,6 @@ func WithSeed(seed uint64) Option {
 // than MaxCapacity is refused with ErrTooLarge.
 func WithCapacity(n int) Option {
 	return func(o *options) { o.capacity = n }
-}
-
-// withWeakHashForTesting makes many keys share a hash (tie handling tests).
-func withWeakHashForTesting() Option {
-	return func(o *options) { o.flags |= optWeakHash }
 }
 
 var abiOnce = sync.OnceValue(func() error {

@@ -957,6 +957,8 @@ static void test_seek(void) {
 
 int main(void) {
     printf("test_iteration: iteration guarantees\n");
+    /* Some tests use MC_OPT_WEAK_HASH_FOR_TESTING, which needs this opt-in. */
+    setenv("MAPCORE_ALLOW_WEAK_HASH", "1", 1);
     test_strict_exactly_once();
     test_remove_through_iterator();
     test_set_value_through_iterator();

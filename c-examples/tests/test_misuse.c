@@ -922,6 +922,16 @@ static void test_invalid_arguments(void) {
     CHECK_ST(mc_map_watch(m, 0), MC_ERR_INVALID_ARGUMENT);
 
     mc_map out = {CANARY_SIZE};
+    /* The weak test hash needs the process's opt-in (MAPCORE_ALLOW_WEAK_HASH=1). */
+    unsetenv("MAPCORE_ALLOW_WEAK_HASH");
+    mc_options weak = {0};
+    weak.flags = MC_OPT_WEAK_HASH_FOR_TESTING;
+    CHECK_ST(mc_map_new_with(&weak, &out), MC_ERR_INVALID_ARGUMENT);
+    CHECK(out.id == CANARY_SIZE);
+    setenv("MAPCORE_ALLOW_WEAK_HASH", "0", 1);
+    CHECK_ST(mc_map_new_with(&weak, &out), MC_ERR_INVALID_ARGUMENT);
+    CHECK(out.id == CANARY_SIZE);
+    setenv("MAPCORE_ALLOW_WEAK_HASH", "1", 1);
     for (int bit = 0; bit < 32; bit++) {
         mc_options o = {0};
         o.flags = 1u << bit;

@@ -18,6 +18,10 @@ use mapcore::McStatus::*;
 const STABLE: u32 = 2000;
 const ACCOUNTS: u32 = 64;
 const START_BALANCE: u64 = 1000;
+/// How long a test waits for work that cannot take long without a bug (a
+/// deadlock, a lost wake-up). Not a speed bound: no test here asserts how
+/// much work got done in a given time.
+const LIVENESS: Duration = Duration::from_secs(120);
 
 fn stable_key(i: u32) -> Vec<u8> {
     format!("stable-{i}").into_bytes()
@@ -84,15 +88,20 @@ fn run_stress(duration: Duration) {
         m.set(&acct(i), &START_BALANCE.to_le_bytes()).unwrap();
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let quiet = Arc::new(AtomicBool::new(false));
     let counters: Arc<[AtomicU64; 6]> = Arc::new(Default::default());
     let mut threads = Vec::new();
 
     // Writer: churns transient keys (growth, shrink, compaction) and overwrites stable values.
     {
-        let (m, stop, c) = (m.clone(), stop.clone(), counters.clone());
+        let (m, stop, quiet, c) = (m.clone(), stop.clone(), quiet.clone(), counters.clone());
         threads.push(std::thread::spawn(move || {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
+                if quiet.load(Ordering::Relaxed) && c[0].load(Ordering::Relaxed) > 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
                 let k = format!("tmp-{}", i % 20_000).into_bytes();
                 if (i / 20_000) % 2 == 0 {
                     m.set(&k, &[1u8; 24]).unwrap();
@@ -112,10 +121,14 @@ fn run_stress(duration: Duration) {
     }
     // Transfers: move money between two accounts atomically with set-many.
     {
-        let (m, stop, c) = (m.clone(), stop.clone(), counters.clone());
+        let (m, stop, quiet, c) = (m.clone(), stop.clone(), quiet.clone(), counters.clone());
         threads.push(std::thread::spawn(move || {
             let mut x = 12345u64;
             while !stop.load(Ordering::Relaxed) {
+                if quiet.load(Ordering::Relaxed) && c[1].load(Ordering::Relaxed) > 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
                 x = x
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
@@ -233,12 +246,26 @@ fn run_stress(duration: Duration) {
             }
         }));
     }
-    // Past `duration`, keep going (up to six times as long) while some
-    // kind of thread has not completed once: on a loaded machine a strict
-    // pass may need a longer quiet window than the first ones offered.
+    // Run for `duration`, then until every kind of thread has completed
+    // once. A strict pass needs a window without structural changes, which a
+    // loaded machine may not offer while the writers run: past `duration`
+    // they pause (`quiet`), so the pass completes however slow the machine
+    // is. The test asserts invariants, never how much got done; the only
+    // bound is a liveness one, far beyond any scheduling delay.
     let start = Instant::now();
     let idle = || counters.iter().any(|c| c.load(Ordering::Relaxed) == 0);
-    while start.elapsed() < duration || (idle() && start.elapsed() < duration * 6) {
+    while start.elapsed() < duration || idle() {
+        if start.elapsed() >= duration {
+            quiet.store(true, Ordering::Relaxed);
+        }
+        assert!(
+            start.elapsed() < duration + LIVENESS,
+            "a kind of thread never completed, even with the writers paused: {:?}",
+            counters
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect::<Vec<_>>()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     stop.store(true, Ordering::Relaxed);
@@ -255,7 +282,6 @@ fn run_stress(duration: Duration) {
     ];
     for (n, c) in names.iter().zip(counters.iter()) {
         eprintln!("{n}: {}", c.load(Ordering::Relaxed));
-        assert!(c.load(Ordering::Relaxed) > 0, "{n} made no progress");
     }
 }
 
@@ -387,9 +413,10 @@ fn concurrent_gets_never_see_torn_values() {
         set(m, &stable_key(k), &value(k, 0));
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
     let readers: Vec<_> = (0..2)
         .map(|t| {
-            let stop = stop.clone();
+            let (stop, done) = (stop.clone(), done.clone());
             std::thread::spawn(move || {
                 let (mut buf, mut hits) = (vec![0u8; VLEN], 0u64);
                 let keys: Vec<_> = (0..HOT).map(stable_key).collect();
@@ -413,14 +440,20 @@ fn concurrent_gets_never_see_torn_values() {
                     assert_eq!(&buf[..4], &k.to_le_bytes(), "value of another key");
                     assert!(buf[4..].iter().all(|&b| b == buf[4]), "torn value");
                     hits += 1;
+                    if hits % 256 == 0 {
+                        done.fetch_add(256, Ordering::Relaxed);
+                    }
                 }
                 hits
             })
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_millis(1000);
+    // Bounded by work, not time: enough write rounds, and enough reads
+    // racing them, however slow the machine is.
+    let start = Instant::now();
     let mut version = 0u32;
-    while Instant::now() < deadline {
+    while version < 2_000 || done.load(Ordering::Relaxed) < 20_000 {
+        assert!(start.elapsed() < LIVENESS, "readers stalled");
         version += 1;
         // Burst: rewrite the hot keys in place, then now and then add or
         // drop a transient batch (growth and shrink re-lay whole shards).
@@ -441,7 +474,7 @@ fn concurrent_gets_never_see_torn_values() {
     }
     stop.store(true, Ordering::Relaxed);
     let hits: u64 = readers.into_iter().map(|t| t.join().unwrap()).sum();
-    assert!(hits > 10_000, "readers made progress ({hits} hits)");
+    eprintln!("{hits} gets raced {version} write rounds");
     assert_eq!(mc_map_free(m), MC_OK);
 }
 
@@ -474,9 +507,10 @@ fn get_many_never_sees_half_a_set_many() {
     };
     write(0);
     let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
     let readers: Vec<_> = (0..2)
         .map(|_| {
-            let stop = stop.clone();
+            let (stop, done) = (stop.clone(), done.clone());
             std::thread::spawn(move || {
                 let keys: Vec<u8> = (0..KEYS).flat_map(acct).collect();
                 let lens: Vec<u32> = (0..KEYS).map(|k| acct(k).len() as u32).collect();
@@ -493,22 +527,22 @@ fn get_many_never_sees_half_a_set_many() {
                         "get_many saw half a set_many"
                     );
                     reads += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
                 }
                 reads
             })
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_millis(700);
+    // Bounded by work, not time (see concurrent_gets_never_see_torn_values).
+    let start = Instant::now();
     let mut v = 0u64;
-    while Instant::now() < deadline {
+    while v < 1_000 || done.load(Ordering::Relaxed) < 1_000 {
+        assert!(start.elapsed() < LIVENESS, "readers stalled");
         v += 1;
         write(v);
     }
     stop.store(true, Ordering::Relaxed);
     let reads: u64 = readers.into_iter().map(|t| t.join().unwrap()).sum();
-    assert!(
-        reads > 100 && v > 100,
-        "progress: {reads} reads, {v} writes"
-    );
+    eprintln!("{reads} get_many calls raced {v} set_many calls");
     assert_eq!(mc_map_free(m), MC_OK);
 }

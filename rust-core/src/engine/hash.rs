@@ -9,6 +9,15 @@
 //! every map. `h2` is SipHash-1-3 under its own 128-bit key, so two different
 //! keys with the same position need a SipHash collision; the table refuses
 //! such an insert rather than let a cursor confuse the two keys.
+//!
+//! A fixed seed (reproducible layouts) is never used as the hash key on its
+//! own: `fixed_keys` mixes it with a random secret drawn once per process.
+//! Maps built with the same seed in one process lay keys out identically,
+//! but knowing the seed does not tell anyone `h1`, so keys that crowd one
+//! run cannot be computed offline (a linear-probing run is walked key by
+//! key, so 20,000 such keys made every operation on them ~50× slower). The
+//! weak test hash, which makes every run crowded by design, is refused
+//! unless the process opts in through its environment (`weak_hash_allowed`).
 
 use std::hash::{BuildHasher, Hash, Hasher};
 
@@ -17,7 +26,7 @@ use foldhash::SharedSeed;
 use siphasher::sip::SipHasher13;
 
 /// Keeps only the top 3 bits of `h1`, so thousands of keys share an `h1`.
-/// Exercises tie handling in tests; never use it in production.
+/// Exercises tie handling in tests; refused unless `WEAK_HASH_ENV` is set.
 pub(crate) const WEAK_MASK: u64 = 0xE000_0000_0000_0000;
 
 #[derive(Clone)]
@@ -91,6 +100,24 @@ impl KeyHasher {
     }
 }
 
+/// The `h1` seed and `h2` key of a map created with the fixed seed `seed`:
+/// the same for every map of this process, unknown outside it.
+pub fn fixed_keys(seed: u64) -> (u64, [u64; 2]) {
+    static SECRET: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let secret = *SECRET.get_or_init(random_seed);
+    let keyed = mix(seed, secret);
+    (keyed, [mix(keyed, 2), mix(keyed, 6)])
+}
+
+/// Environment variable that must be `1` when a map asks for the weak test
+/// hash: production code cannot reach that hash through options alone.
+pub const WEAK_HASH_ENV: &str = "MAPCORE_ALLOW_WEAK_HASH";
+
+/// Whether the value of `WEAK_HASH_ENV` allows the weak test hash.
+pub fn weak_hash_allowed(env_value: Option<&std::ffi::OsStr>) -> bool {
+    env_value.is_some_and(|v| v == "1")
+}
+
 /// SplitMix64 finaliser: derives independent sub-seeds from one seed.
 pub fn mix(seed: u64, lane: u64) -> u64 {
     let mut z = seed.wrapping_add(lane.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -107,4 +134,47 @@ pub fn random_seed() -> u64 {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     std::collections::hash_map::RandomState::new().hash_one(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_hash_needs_the_environment_opt_in() {
+        assert!(!weak_hash_allowed(None));
+        assert!(!weak_hash_allowed(Some("0".as_ref())));
+        assert!(!weak_hash_allowed(Some("yes".as_ref())));
+        assert!(weak_hash_allowed(Some("1".as_ref())));
+    }
+
+    /// What someone who knows a fixed seed, but not this process, can
+    /// compute: any hasher derived from the seed alone. Keys chosen to share
+    /// the top bits of such a hasher's `h1` (one shard, one home run) must
+    /// spread out in a map built with that seed.
+    #[test]
+    fn a_known_fixed_seed_does_not_let_keys_be_crowded() {
+        const SEED: u64 = 0x5eed;
+        const TOP: u32 = 12;
+        let guess = KeyHasher::new(SEED, [mix(SEED, 2), mix(SEED, 6)], false);
+        let target = guess.h1(b"anchor") >> (64 - TOP);
+        let crafted: Vec<Vec<u8>> = (0u64..)
+            .map(|i| format!("k{i}").into_bytes())
+            .filter(|k| guess.h1(k) >> (64 - TOP) == target)
+            .take(200)
+            .collect();
+        let (seed, h2_key) = fixed_keys(SEED);
+        let real = KeyHasher::new(seed, h2_key, false);
+        let homes: std::collections::HashSet<u64> =
+            crafted.iter().map(|k| real.h1(k) >> (64 - TOP)).collect();
+        assert!(
+            homes.len() > 150,
+            "200 keys crafted from the seed share {} of 4096 homes",
+            homes.len()
+        );
+        // Within the process the layout is reproducible.
+        let again = fixed_keys(SEED);
+        assert_eq!(again, (seed, h2_key));
+        assert_ne!(fixed_keys(SEED + 1).0, seed);
+    }
 }

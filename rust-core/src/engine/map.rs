@@ -13,7 +13,7 @@ use parking_lot::RwLockReadGuard;
 use super::alloc::{self, TryArc};
 use super::bytes::copy_small;
 use super::counters::Counters;
-use super::hash::{random_seed, KeyHasher, Pos};
+use super::hash::{fixed_keys, random_seed, weak_hash_allowed, KeyHasher, Pos, WEAK_HASH_ENV};
 use super::pool;
 use super::shard_lock::{Group, ShardLock, WriteGuard};
 use super::table::{
@@ -24,9 +24,12 @@ use crate::status::{Error, McStatus, Result};
 /// Map construction options.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
-    /// Fixed hash seed for reproducible layouts; `None` draws a random one.
+    /// Fixed hash seed: maps of one process built with the same seed lay
+    /// keys out identically (`hash::fixed_keys`); `None` draws a random one.
     pub seed: Option<u64>,
-    /// Test-only hasher that keeps 3 bits of `h1`, forcing long runs of equal hashes.
+    /// Test-only hasher that keeps 3 bits of `h1`, forcing long runs of
+    /// equal hashes. `Map::new` refuses it with MC_ERR_INVALID_ARGUMENT
+    /// unless the environment has `MAPCORE_ALLOW_WEAK_HASH=1`.
     pub weak_hash_for_testing: bool,
     /// Entries to reserve room for up front.
     pub capacity: usize,
@@ -406,7 +409,18 @@ impl Map {
     /// A new map; MC_ERR_OUT_OF_MEMORY when any of its parts cannot be
     /// allocated (nothing is kept then).
     pub fn new(opts: &Options) -> Result<Map> {
-        let seed = opts.seed.unwrap_or_else(random_seed);
+        if opts.weak_hash_for_testing
+            && !weak_hash_allowed(std::env::var_os(WEAK_HASH_ENV).as_deref())
+        {
+            return Err(Error::new(
+                McStatus::MC_ERR_INVALID_ARGUMENT,
+                "the weak test hash is refused unless MAPCORE_ALLOW_WEAK_HASH=1 is set in the environment",
+            ));
+        }
+        let (seed, h2_key) = match opts.seed {
+            Some(s) => fixed_keys(s),
+            None => (random_seed(), [random_seed(), random_seed()]),
+        };
         let group = Group::new();
         let mut shards = alloc::try_vec(SHARDS).ok_or_else(|| oom("cannot allocate a map"))?;
         for _ in 0..SHARDS {
@@ -417,10 +431,6 @@ impl Map {
         let snapshots = TryArc::try_new(AtomicUsize::new(0))
             .map_err(|_| oom("cannot allocate a map's snapshot count"))?;
         let counters = Counters::take().ok_or_else(|| oom("cannot allocate a map's counters"))?;
-        let h2_key = match opts.seed {
-            Some(s) => [super::hash::mix(s, 2), super::hash::mix(s, 6)],
-            None => [random_seed(), random_seed()],
-        };
         let map = Map {
             shards: shards.into_boxed_slice(),
             group,

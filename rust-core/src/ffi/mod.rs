@@ -26,10 +26,18 @@ pub const MC_ABI_VERSION: u32 = 1;
 pub const MC_MODE_STRICT: u32 = 1;
 /// Cursor (resumable, weakly consistent) iteration: never invalidated.
 pub const MC_MODE_CURSOR: u32 = 2;
-/// `mc_options.flags`: use `mc_options.seed` instead of a random seed.
+/// `mc_options.flags`: use `mc_options.seed` instead of a random seed. Maps
+/// created with the same seed in one process lay out (and iterate) keys in
+/// the same order. The seed is mixed with a secret drawn once per process:
+/// layouts differ between processes, and knowing the seed does not let
+/// anyone compute keys that collide (hash flooding), so a fixed seed is as
+/// safe as a random one for untrusted keys.
 pub const MC_OPT_FIXED_SEED: u32 = 1;
 /// `mc_options.flags`: a deliberately weak hash (3 bits) so that many keys
 /// share a hash. For testing tie handling only; O(n) operations result.
+/// Refused with MC_ERR_INVALID_ARGUMENT unless the environment variable
+/// `MAPCORE_ALLOW_WEAK_HASH` is `1` when the map is created, so production
+/// code cannot turn it on through options alone.
 pub const MC_OPT_WEAK_HASH_FOR_TESTING: u32 = 2;
 /// Longest key in bytes. Writes and `mc_iter_seek` refuse a longer key with
 /// MC_ERR_TOO_LARGE; lookups and deletes report it absent (no such key can
@@ -240,7 +248,8 @@ pub unsafe extern "C" fn mc_map_new(out: *mut mc_map) -> mc_status {
 
 /// Creates a map with options (fixed seed, capacity). `opts` is only read.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_INVALID_ARGUMENT (unknown flag
-/// bits or non-zero `reserved`), MC_ERR_TOO_LARGE (capacity above MC_MAX_CAPACITY),
+/// bits, non-zero `reserved`, or MC_OPT_WEAK_HASH_FOR_TESTING without its
+/// environment opt-in), MC_ERR_TOO_LARGE (capacity above MC_MAX_CAPACITY),
 /// MC_ERR_OUT_OF_MEMORY (as mc_map_reserve for the capacity).
 #[no_mangle]
 pub unsafe extern "C" fn mc_map_new_with(opts: *const mc_options, out: *mut mc_map) -> mc_status {
