@@ -34,10 +34,13 @@
  *    registry, a few hundred bytes, cannot be allocated); frees
  *    (mc_map_free, mc_snapshot_free) and mc_last_error never need memory.
  *    Batch calls use constant scratch memory whatever the batch's size.
- *    What can still abort the process, all inside Rust's standard library
- *    and none reachable by a correct caller: the report of a caught panic
- *    (an internal error) allocates its payload, and a panic while memory is
- *    exhausted aborts.
+ *    What can still abort the process for lack of memory, all outside the
+ *    library's own code: (1) a thread's first wait on a contended map lock
+ *    (a writer meeting a reader, say): the lock crate (parking_lot_core)
+ *    then creates that thread's parking record, registering a thread-local
+ *    destructor with Rust's runtime, and may grow its process-wide wait
+ *    table, both with allocations that abort on failure; (2) a panic (an
+ *    internal error, i.e. a bug) allocates its payload and unwinding data.
  *  - mc_last_error() gives a detail message for the calling thread's last failure.
  *  - Callbacks run while the entry is guaranteed valid, under the map's
  *    lock; they must return normally (no longjmp, no C++ exception). A call
