@@ -13,7 +13,8 @@ STAGE := $(CURDIR)/build/stage
 export PKG_CONFIG_PATH := $(STAGE)/lib/pkgconfig:$(PKG_CONFIG_PATH)
 
 .PHONY: all lib stage header header-check demo test rust-test c-test go-test abi-check \
-        valgrind sanitizers install uninstall clean bench bench-smoke stress fuzz lint
+        valgrind sanitizers install uninstall clean bench bench-smoke stress fuzz lint \
+        oom-test oom-report
 
 all: stage
 
@@ -53,7 +54,7 @@ demo: all
 	@# with the library's checksum so a rebuilt libmapcore.a is always relinked.
 	cd go-binding && $(GO) run -ldflags "-X main.libID=$$(cksum < ../$(LIB_DIR)/libmapcore.a | cut -d' ' -f1)" ./cmd/demo
 
-test: all rust-test header-check abi-check c-test valgrind sanitizers go-test bench-smoke
+test: all rust-test header-check abi-check c-test oom-test valgrind sanitizers go-test bench-smoke
 	@echo "== all tests passed =="
 
 rust-test:
@@ -64,6 +65,15 @@ abi-check: stage
 
 c-test: stage
 	$(MAKE) --no-print-directory -C c-examples test
+
+# Out of memory through the C API (c-examples/tests/oom/README.md): an
+# injector fails each allocation of each call in turn; and a run under an
+# address-space limit. oom-report prints the whole table without failing.
+oom-test: stage
+	$(MAKE) --no-print-directory -C c-examples oom-test
+
+oom-report: stage
+	$(MAKE) --no-print-directory -C c-examples oom-report
 
 valgrind: stage
 	$(MAKE) --no-print-directory -C c-examples valgrind

@@ -32,6 +32,24 @@
  *    PTRDIFF_MAX (no real object is that large) gives MC_ERR_TOO_LARGE,
  *    whatever the function's own list says: also for keys to look up or
  *    delete, which report keys merely over MC_MAX_KEY_LEN absent.
+ *  - Out of memory is a status: every allocation the library makes is
+ *    checked, and a call that cannot get memory returns MC_ERR_OUT_OF_MEMORY
+ *    with the map (and any snapshot) exactly as it was, except
+ *    mc_map_set_many beyond its documented bounds (a live snapshot, very
+ *    large batches) and mc_map_retain under a snapshot, which say what they
+ *    keep. Any
+ *    function taking a handle can also return MC_ERR_OUT_OF_MEMORY on a
+ *    thread's first call into the library (its record in the handle
+ *    registry, a few hundred bytes, cannot be allocated); frees
+ *    (mc_map_free, mc_snapshot_free) and mc_last_error never need memory.
+ *    Batch calls use constant scratch memory whatever the batch's size.
+ *    What can still abort the process for lack of memory, all outside the
+ *    library's own code: (1) a thread's first wait on a contended map lock
+ *    (a writer meeting a reader, say): the lock crate (parking_lot_core)
+ *    then creates that thread's parking record, registering a thread-local
+ *    destructor with Rust's runtime, and may grow its process-wide wait
+ *    table, both with allocations that abort on failure; (2) a panic (an
+ *    internal error, i.e. a bug) allocates its payload and unwinding data.
  *  - mc_last_error() gives a detail message for the calling thread's last failure.
  *  - Callbacks run while the entry is guaranteed valid, under the map's
  *    lock; they must return normally (no longjmp, no C++ exception). A call
@@ -118,6 +136,10 @@
 
 // `val_lens[i]` of `mc_map_get_many` for a key that is absent.
 #define MC_ABSENT UINT32_MAX
+
+// Longest formatted detail (`Error::formatted`) in bytes; longer ones are
+// cut at a character boundary.
+#define FORMATTED_CAP 256
 
 // Result of every fallible mapcore function. `MC_OK` (0) is success; every
 // other value names one failure. Values are stable across ABI version 1.
@@ -374,14 +396,20 @@ mc_status mc_map_counters(struct mc_map map,
 mc_status mc_map_watch(struct mc_map map, uint32_t watch);
 
 // Removes every entry (structural) and releases their memory, including
-// room kept by mc_map_reserve. Returns MC_OK.
+// room kept by mc_map_reserve. Returns MC_OK; MC_ERR_OUT_OF_MEMORY when
+// the empty tables cannot be allocated (they are made before anything is
+// removed: the map is unchanged).
 mc_status mc_map_clear(struct mc_map map);
 
 // Makes room for `additional` more entries. The room stays reserved while
 // entries come and go: deletions do not shrink the map below room for
 // `additional` entries (the most any successful call asked for) until
-// mc_map_shrink_to_fit or mc_map_clear. Always a structural change
-// (strict iterators are invalidated), whether or not a table was re-laid.
+// mc_map_shrink_to_fit or mc_map_clear. A successful call is always a
+// structural change (strict iterators are invalidated), whether or not a
+// table was re-laid. All or nothing: every shard's new table is built
+// before any is put in place, so a failed call changes nothing, not even
+// the structural generation (at its peak it holds the old and the new
+// tables of every shard that grows).
 // Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above MC_MAX_CAPACITY, or the entries
 // already stored plus `additional` beyond the storage limit),
 // MC_ERR_OUT_OF_MEMORY (also, nothing allocated, when the room's slot
@@ -412,7 +440,10 @@ mc_status mc_map_shrink_to_fit(struct mc_map map);
 mc_status mc_map_retain(struct mc_map map, mc_entry_pred pred, void *user, size_t *out_removed);
 
 // Looks up n keys in one consistent state of the map (all involved shards
-// are read-locked together). Values are written back to back into `vals`
+// are read-locked together). Scratch memory is constant (a few KiB on the
+// stack: the keys are looked up 256 at a time); a batch of more than 256
+// keys is looked up twice, first for the sizes, so that nothing is written
+// unless everything fits. Values are written back to back into `vals`
 // (capacity `vals_cap`), `val_lens[i]` gets the length of value i or
 // MC_ABSENT, and `*out_used` the bytes used.
 // Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (only `*out_used` written: the bytes
@@ -433,12 +464,21 @@ mc_status mc_map_get_many(struct mc_map map,
 // Inserts or overwrites n entries (values packed like keys) with all involved
 // shards write-locked together: other threads see all of them or none.
 // Sizes are checked first (MC_ERR_TOO_LARGE for a key or value: nothing
-// stored); only MC_ERR_OUT_OF_MEMORY, or MC_ERR_TOO_LARGE for the storage
-// limit (see `mc_map_set`), can leave a batch partly applied.
+// stored). MC_ERR_OUT_OF_MEMORY, and MC_ERR_TOO_LARGE for the storage
+// limit (see `mc_map_set`), leave the map as it was: the room every pair needs is made before the first is stored
+// (a larger table, empty slots, arena space; none of it changes an entry)
+// — provided no snapshot of the map is alive, no record (key + value + 2
+// to 9 bytes) is over 128 KiB and no one of the 16 shards gets over 256 KiB
+// of records (about 4 MiB for the batch). Outside those bounds the pairs
+// are stored one by one, and either status leaves the pairs before
+// the one that failed stored, that one and those after it not (each pair
+// is stored whole or not at all). Scratch memory is constant: the pairs
+// are read from the caller's buffers, twice (sizes and shards, then the
+// writes), nothing is copied.
 // `*out_inserted` (may be NULL) receives the number of new keys.
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY,
-// MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`; like an
-// allocation failure it stops the batch part-way).
+// MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`; it stops the batch
+// part-way, like an allocation failure outside the bounds above).
 // # Safety
 // Per the pointer conventions of mapcore.h: `key_lens`, `val_lens`: `n`
 // readable uint32_t each; `keys`, `vals`: their sums of readable bytes;
@@ -451,7 +491,8 @@ mc_status mc_map_set_many(struct mc_map map,
                           const uint32_t *val_lens,
                           size_t *out_inserted);
 
-// Deletes n keys atomically (all involved shards write-locked together).
+// Deletes n keys atomically (all involved shards write-locked together),
+// with constant scratch memory.
 // Absent keys are skipped. `*out_removed` (may be NULL) receives how many
 // were present. Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE,
 // MC_ERR_OUT_OF_MEMORY (only while a snapshot shares slot pages the deletes

@@ -7,8 +7,9 @@
 //!
 //! Caller memory is touched only in `ffi::raw` (the exported functions are
 //! `unsafe fn`s whose blocks call it); the engine's other `unsafe` is in
-//! `pool`, `shard_lock`, `table`, `bytes` and `memcheck`, and the
-//! registry's in `registry`. Each `unsafe fn` has a `# Safety` section and
+//! `alloc` (fallible boxes and shared pointers), `pool`, `shard_lock`,
+//! `table`, `bytes`, `env` and `memcheck`, and the registry's in
+//! `registry`. Each `unsafe fn` has a `# Safety` section and
 //! each block a `// SAFETY:` comment: the lints below make a missing one a
 //! `make lint` error, and a public function that dereferences a raw pointer
 //! argument without being `unsafe` one too. Modules without `unsafe` forbid

@@ -18,12 +18,19 @@
 //!
 //! Calls that start after a free find a null pointer (or another id) and fail
 //! with BAD_HANDLE; generations make reused slots reject stale handles.
+//!
+//! Memory: registering an object (and a thread's first call) may fail for
+//! lack of memory, changing nothing; freeing never allocates. The free list
+//! keeps room for every slot of the segments allocated so far, and the
+//! retired list room for every live object plus those already retired
+//! (both reserved by `insert`, which may fail).
 
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+use crate::engine::alloc::{try_box, try_reserve};
 use crate::engine::{Map, SnapshotData};
 
 const SEG_BITS: u32 = 10;
@@ -62,6 +69,8 @@ struct FreeList {
     /// never reused (its stale handles could otherwise match again).
     free: std::collections::VecDeque<u32>,
     next: u32,
+    /// Objects registered and not yet freed.
+    live: usize,
 }
 
 /// An unlinked object waiting for in-flight calls to finish.
@@ -96,6 +105,7 @@ static REGISTRY: Registry = Registry {
     free: Mutex::new(FreeList {
         free: std::collections::VecDeque::new(),
         next: 0,
+        live: 0,
     }),
     epoch: AtomicU64::new(1),
     participants: Mutex::new(Vec::new()),
@@ -139,8 +149,8 @@ thread_local! {
 /// inlined into every call it made the hot path measurably slower.
 #[cold]
 #[inline(never)]
-fn claim_for_thread(l: &Local) -> &'static Participant {
-    let p = claim_participant();
+fn claim_for_thread(l: &Local) -> Option<&'static Participant> {
+    let p = claim_participant()?;
     // Without the key (or if arming it fails: ENOMEM) the record stays
     // claimed after the thread exits: one record leaked, never a use after
     // free. The thread keeps using it either way.
@@ -153,7 +163,7 @@ fn claim_for_thread(l: &Local) -> &'static Participant {
         debug_assert_eq!(armed, 0, "pthread_setspecific failed");
     }
     l.me.set(Some(p));
-    p
+    Some(p)
 }
 
 /// The destructor of `release_key`: gives the exiting thread's participant
@@ -206,19 +216,32 @@ fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn claim_participant() -> &'static Participant {
+/// A free participant record, or a new one; None when a new one is needed
+/// and its memory cannot be had.
+fn claim_participant() -> Option<&'static Participant> {
     let mut all = lock(&REGISTRY.participants);
     for p in all.iter() {
         if p.in_use.compare_exchange(0, 1, AcqRel, Relaxed).is_ok() {
-            return p;
+            return Some(p);
         }
     }
-    let p: &'static Participant = Box::leak(Box::new(Participant {
+    try_reserve(&mut all, 1)?;
+    let p = try_box(Participant {
         active: AtomicU64::new(0),
         in_use: AtomicU32::new(1),
-    }));
+    })
+    .ok()?;
+    let p: &'static Participant = Box::leak(p);
     all.push(p);
-    p
+    Some(p)
+}
+
+/// Whether this thread has (or can now get) its participant record: false
+/// when it has none and the memory for one cannot be had, which is why a
+/// lookup (`get`) then fails although the handle may be good.
+#[cold]
+pub fn thread_registered() -> bool {
+    LOCAL.with(|l| l.me.get().is_some() || claim_for_thread(l).is_some())
 }
 
 /// Keeps the calling thread pinned; objects it loads stay allocated until drop.
@@ -227,12 +250,14 @@ pub struct PinGuard {
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
+/// Pins this thread; None when it has no participant record yet and the
+/// memory for one cannot be had.
 #[inline]
-fn pin() -> PinGuard {
+fn pin() -> Option<PinGuard> {
     let me = LOCAL.with(|l| {
         let me = match l.me.get() {
             Some(p) => p,
-            None => claim_for_thread(l),
+            None => claim_for_thread(l)?,
         };
         let d = l.depth.get();
         if d == 0 {
@@ -242,12 +267,12 @@ fn pin() -> PinGuard {
             me.active.store(e, SeqCst);
         }
         l.depth.set(d + 1);
-        me
-    });
-    PinGuard {
+        Some(me)
+    })?;
+    Some(PinGuard {
         me,
         _not_send: std::marker::PhantomData,
-    }
+    })
 }
 
 impl Drop for PinGuard {
@@ -272,36 +297,39 @@ impl Drop for PinGuard {
     }
 }
 
-/// Drops retired objects no pinned thread can still see.
+/// Drops retired objects no pinned thread can still see. Allocates nothing
+/// (a free calls it): each object is taken off the list under the lock and
+/// dropped outside it, one at a time.
 fn reclaim() {
-    let mut retired = lock(&REGISTRY.retired);
-    if retired.is_empty() {
-        return;
-    }
     let oldest_pinned = {
+        let retired = lock(&REGISTRY.retired);
+        if retired.is_empty() {
+            return;
+        }
         let all = lock(&REGISTRY.participants);
-        all.iter()
+        let oldest = all
+            .iter()
             .map(|p| p.active.load(SeqCst))
             .filter(|&e| e != 0)
             .min()
-            .unwrap_or(u64::MAX)
+            .unwrap_or(u64::MAX);
+        REGISTRY.blocked_at.store(oldest, Relaxed);
+        oldest
     };
-    REGISTRY.blocked_at.store(oldest_pinned, Relaxed);
-    let mut done = Vec::new();
-    retired.retain(|r| {
-        if r.epoch < oldest_pinned {
-            done.push(r.live);
-            false
-        } else {
-            true
-        }
-    });
-    REGISTRY.pending.store(retired.len(), Relaxed);
-    drop(retired);
-    for live in done {
+    loop {
+        let live = {
+            let mut retired = lock(&REGISTRY.retired);
+            let Some(i) = retired.iter().position(|r| r.epoch < oldest_pinned) else {
+                return;
+            };
+            let r = retired.swap_remove(i);
+            REGISTRY.pending.store(retired.len(), Relaxed);
+            r.live
+        };
         // SAFETY: the pointer came from Box::into_raw, was unlinked from its
         // slot before its epoch tag was taken, and every thread pinned at or
-        // before that epoch has unpinned, so nobody can still reference it.
+        // before that epoch has unpinned, so nobody can still reference it;
+        // it was taken off the list above, so no other reclaim drops it.
         drop(unsafe { Box::from_raw(live.as_ptr()) });
     }
 }
@@ -331,44 +359,79 @@ fn slot(index: usize) -> Option<&'static Slot> {
     Some(&seg[index & (SEG_SLOTS - 1)])
 }
 
-/// Registers an object; returns its handle, or None when the registry is full.
-pub fn insert(object: Object) -> Option<u64> {
+/// Why `insert` refused an object (which it dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// `MAX_LIVE` objects are registered.
+    Full,
+    /// The registry's memory (or the object's record) cannot be had.
+    OutOfMemory,
+}
+
+/// A segment of empty slots, or None when its memory cannot be had.
+fn new_segment() -> Option<NonNull<[Slot; SEG_SLOTS]>> {
+    let layout = std::alloc::Layout::new::<[Slot; SEG_SLOTS]>();
+    if crate::engine::alloc::failure_injected() {
+        return None;
+    }
+    // SAFETY: the layout has a nonzero size. All-zero bytes are a valid
+    // `Slot` (a null pointer and generation 0: `Slot::default()`).
+    NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }.cast())
+}
+
+/// Registers an object; returns its handle. Refused (the object dropped,
+/// nothing changed) when the registry is full or out of memory.
+pub fn insert(object: Object) -> Result<u64, Refused> {
     if REGISTRY.pending.load(Relaxed) > 0 {
         reclaim();
     }
+    // Its record first: a failure leaves nothing to undo.
+    let live = try_box(Live { id: 0, object }).map_err(|_| Refused::OutOfMemory)?;
     let mut fl = lock(&REGISTRY.free);
+    {
+        // Room for this object on the retired list, for when it is freed.
+        let mut retired = lock(&REGISTRY.retired);
+        try_reserve(&mut retired, fl.live + 1).ok_or(Refused::OutOfMemory)?;
+    }
     let index = match fl.free.pop_front() {
         Some(i) => i as usize,
         None => {
             let i = fl.next as usize;
             if i >= MAX_LIVE {
-                return None;
+                return Err(Refused::Full);
             }
             let seg = &REGISTRY.segments[i >> SEG_BITS];
             if seg.load(Relaxed).is_null() {
-                let slots: Box<[Slot]> = (0..SEG_SLOTS).map(|_| Slot::default()).collect();
-                let slots: Box<[Slot; SEG_SLOTS]> = slots.try_into().ok()?;
-                seg.store(Box::into_raw(slots), Release);
+                // Room on the free list for each slot handed out, so that
+                // `remove` never allocates.
+                let room = (i + SEG_SLOTS).saturating_sub(fl.free.len());
+                fl.free
+                    .try_reserve(room)
+                    .map_err(|_| Refused::OutOfMemory)?;
+                let slots = new_segment().ok_or(Refused::OutOfMemory)?;
+                seg.store(slots.as_ptr(), Release);
             }
             fl.next += 1;
             i
         }
     };
+    fl.live += 1;
     let s = slot(index).expect("segment initialised");
     let mut gen = s.generation.load(Relaxed).wrapping_add(1) & GEN_MASK;
     if gen == 0 {
         gen = 1;
     }
     s.generation.store(gen, Relaxed);
-    let kind = if matches!(object, Object::Snapshot(_)) {
+    let kind = if matches!(live.object, Object::Snapshot(_)) {
         SNAPSHOT_BIT
     } else {
         0
     };
     let id = kind | (gen as u64) << 32 | (index as u64 + 1);
-    s.live
-        .store(Box::into_raw(Box::new(Live { id, object })), Release);
-    Some(id)
+    let mut live = live;
+    live.id = id;
+    s.live.store(Box::into_raw(live), Release);
+    Ok(id)
 }
 
 /// Finds the live object behind `id`. Any garbage id yields None.
@@ -379,7 +442,7 @@ pub fn get(id: u64) -> Option<Handle> {
         return None;
     }
     let s = slot(low - 1)?;
-    let pin = pin();
+    let pin = pin()?;
     let live = NonNull::new(s.live.load(SeqCst))?;
     // SAFETY: pinned before the load, so the object cannot be reclaimed yet.
     if unsafe { live.as_ref() }.id != id {
@@ -405,7 +468,10 @@ pub fn remove(id: u64) -> bool {
         }
         s.live.store(ptr::null_mut(), SeqCst);
         let epoch = REGISTRY.epoch.fetch_add(1, SeqCst);
+        fl.live -= 1;
         let mut retired = lock(&REGISTRY.retired);
+        // Never grows: `insert` kept room for every live object.
+        debug_assert!(retired.len() < retired.capacity());
         retired.push(Retired {
             epoch,
             live: NonNull::new(cur).expect("non-null"),
@@ -413,6 +479,8 @@ pub fn remove(id: u64) -> bool {
         REGISTRY.pending.store(retired.len(), Relaxed);
         drop(retired);
         if s.generation.load(Relaxed) < GEN_MASK {
+            // Never grows: `insert` kept room for every slot.
+            debug_assert!(fl.free.len() < fl.free.capacity());
             fl.free.push_back((low - 1) as u32);
         }
     }
@@ -484,6 +552,32 @@ mod tests {
             "{claimed} participant records still claimed after the threads exited"
         );
         assert!(remove(*ID.get().unwrap()));
+    }
+
+    /// Registering may fail for lack of memory (changing nothing); freeing
+    /// needs none, even with every allocation failing.
+    #[test]
+    fn insert_may_run_out_of_memory_and_remove_needs_none() {
+        use crate::engine::alloc;
+        let map = || Object::Map(Map::new(&Options::default()).unwrap());
+        let (a, b) = (map(), map());
+        alloc::fail_after(Some(0));
+        let refused = insert(a);
+        alloc::fail_after(None);
+        assert_eq!(refused, Err(Refused::OutOfMemory));
+        let id = insert(b).unwrap();
+        assert!(get(id).is_some());
+        alloc::fail_after(Some(0));
+        let freed = remove(id);
+        let injected = alloc::injected_failures();
+        reclaim();
+        alloc::fail_after(None);
+        assert!(freed && get(id).is_none());
+        assert_eq!(
+            injected,
+            alloc::injected_failures(),
+            "nothing was allocated"
+        );
     }
 
     #[test]

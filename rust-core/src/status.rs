@@ -127,6 +127,65 @@ impl Error {
             detail: detail.into(),
         }
     }
+
+    /// An error whose detail is formatted without an allocation that could
+    /// abort: into a buffer on the stack (cut at `FORMATTED_CAP` bytes),
+    /// then copied into a string allocated fallibly. Without the memory,
+    /// the detail is the status's static description: reporting an error
+    /// while memory runs out must not abort the process.
+    pub fn formatted(status: McStatus, args: std::fmt::Arguments<'_>) -> Error {
+        let mut buf = StackText::default();
+        let _ = std::fmt::write(&mut buf, args);
+        let text = buf.as_str();
+        let mut owned = String::new();
+        let detail = match owned.try_reserve_exact(text.len()) {
+            Ok(()) => {
+                owned.push_str(text);
+                std::borrow::Cow::Owned(owned)
+            }
+            Err(_) => std::borrow::Cow::Borrowed(status.description().trim_end_matches('\0')),
+        };
+        Error { status, detail }
+    }
+}
+
+/// Longest formatted detail (`Error::formatted`) in bytes; longer ones are
+/// cut at a character boundary.
+pub const FORMATTED_CAP: usize = 256;
+
+/// A `fmt::Write` into a fixed buffer that keeps what fits.
+pub struct StackText {
+    buf: [u8; FORMATTED_CAP],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> StackText {
+        StackText {
+            buf: [0; FORMATTED_CAP],
+            len: 0,
+        }
+    }
+}
+
+impl StackText {
+    pub fn as_str(&self) -> &str {
+        // Only whole characters are copied in (see `write_str`).
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = FORMATTED_CAP - self.len;
+        let mut n = s.len().min(room);
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
 }
 
 impl std::fmt::Display for Error {

@@ -22,7 +22,7 @@ fn writes_after_a_snapshot_copy_at_most_a_page_or_two() {
         m.insert(&key(i), &[1u8; 32]).unwrap();
     }
     let before = m.stats();
-    let snap = m.snapshot();
+    let snap = m.snapshot().unwrap();
     assert_eq!(m.stats(), before, "taking a snapshot copies nothing");
     // Overwrites (no growth, presized): each copies at most the pages its run touches.
     for (round, i) in (0..50u64).enumerate() {
@@ -84,7 +84,7 @@ fn a_snapshot_before_every_write_keeps_the_chunk_count_bounded() {
     let mut kept = Vec::new();
     let mut most = 0;
     for i in 0..40_000u64 {
-        let snap = m.snapshot();
+        let snap = m.snapshot().unwrap();
         m.insert(&key(i), &i.to_le_bytes()).unwrap();
         most = most.max(m.stats().arena_chunks);
         if i % 10_000 == 0 {

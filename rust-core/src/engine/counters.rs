@@ -27,11 +27,15 @@
 //!
 //! The blocks are never freed: a reader racing with `mc_map_free` reads
 //! counters, not freed memory. A freed map's block goes back to a free list
-//! for the next map, whose counters simply go on growing from there.
+//! for the next map, whose counters simply go on growing from there. The
+//! list runs through the blocks themselves (`next_free`), so giving one back
+//! (which `mc_map_free` does) needs no memory; taking a new one may fail.
 #![forbid(unsafe_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use super::alloc::try_box;
 
 use super::table::SHARDS;
 
@@ -50,29 +54,44 @@ pub struct Counters {
     pub structural: [Padded; SHARDS],
     /// Readers of `changes` registered now.
     watchers: Padded,
+    /// The next block of the free list while this one is on it (taken
+    /// only under `FREE`'s lock, so never contended).
+    next_free: Mutex<Option<&'static Counters>>,
 }
 
-static FREE: Mutex<Vec<&'static Counters>> = Mutex::new(Vec::new());
+/// The free list's first block.
+static FREE: Mutex<Option<&'static Counters>> = Mutex::new(None);
 
 impl Counters {
-    /// A block for a new map: a freed map's, or a new one that is never freed.
-    pub fn take() -> &'static Counters {
-        let reused = FREE.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        reused.unwrap_or_else(|| {
-            Box::leak(Box::new(Counters {
-                changes: Padded(AtomicU64::new(0)),
-                structural: std::array::from_fn(|_| Padded(AtomicU64::new(0))),
-                watchers: Padded(AtomicU64::new(0)),
-            }))
+    /// A block for a new map: a freed map's, or a new one that is never
+    /// freed. None when a new one is needed and its memory cannot be had.
+    pub fn take() -> Option<&'static Counters> {
+        {
+            let mut head = FREE.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = *head {
+                *head = *c.next_free.lock().unwrap_or_else(|e| e.into_inner());
+                return Some(c);
+            }
+        }
+        let c = try_box(Counters {
+            changes: Padded(AtomicU64::new(0)),
+            structural: std::array::from_fn(|_| Padded(AtomicU64::new(0))),
+            watchers: Padded(AtomicU64::new(0)),
+            next_free: Mutex::new(None),
         })
+        .ok()?;
+        Some(Box::leak(c))
     }
 
-    /// Hands the block of a map being dropped to the next map.
+    /// Hands the block of a map being dropped to the next map (allocating
+    /// nothing).
     pub fn give_back(c: &'static Counters) {
         // Readers of the freed map can no longer unregister (their handle
         // is dead): the next map starts unwatched.
         c.watchers.0.store(0, Ordering::Relaxed);
-        FREE.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        let mut head = FREE.lock().unwrap_or_else(|e| e.into_inner());
+        *c.next_free.lock().unwrap_or_else(|e| e.into_inner()) = *head;
+        *head = Some(c);
     }
 
     /// Registers (`on`) or unregisters a reader of `changes`. False when
@@ -134,7 +153,7 @@ mod tests {
 
     #[test]
     fn changes_count_only_while_watched_and_structural_ones_always() {
-        let c = Counters::take();
+        let c = Counters::take().unwrap();
         let (s0, c0) = (c.structural(), c.changes());
         c.count_structural(3);
         c.count_change();

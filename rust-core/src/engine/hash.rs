@@ -17,7 +17,7 @@
 //! run cannot be computed offline (a linear-probing run is walked key by
 //! key, so 20,000 such keys made every operation on them ~50× slower). The
 //! weak test hash, which makes every run crowded by design, is refused
-//! unless the process opts in through its environment (`weak_hash_allowed`).
+//! unless the process opts in through its environment (`WEAK_HASH_ENV`).
 #![forbid(unsafe_code)]
 
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -112,12 +112,7 @@ pub fn fixed_keys(seed: u64) -> (u64, [u64; 2]) {
 
 /// Environment variable that must be `1` when a map asks for the weak test
 /// hash: production code cannot reach that hash through options alone.
-pub const WEAK_HASH_ENV: &str = "MAPCORE_ALLOW_WEAK_HASH";
-
-/// Whether the value of `WEAK_HASH_ENV` allows the weak test hash.
-pub fn weak_hash_allowed(env_value: Option<&std::ffi::OsStr>) -> bool {
-    env_value.is_some_and(|v| v == "1")
-}
+pub const WEAK_HASH_ENV: &std::ffi::CStr = c"MAPCORE_ALLOW_WEAK_HASH";
 
 /// SplitMix64 finaliser: derives independent sub-seeds from one seed.
 pub fn mix(seed: u64, lane: u64) -> u64 {
@@ -140,14 +135,6 @@ pub fn random_seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn weak_hash_needs_the_environment_opt_in() {
-        assert!(!weak_hash_allowed(None));
-        assert!(!weak_hash_allowed(Some("0".as_ref())));
-        assert!(!weak_hash_allowed(Some("yes".as_ref())));
-        assert!(weak_hash_allowed(Some("1".as_ref())));
-    }
 
     /// What someone who knows a fixed seed, but not this process, can
     /// compute: any hasher derived from the seed alone. Keys chosen to share

@@ -8,16 +8,18 @@
 
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use parking_lot::RwLockReadGuard;
 
+use super::alloc::{self, TryArc};
 use super::bytes::copy_small_uninit;
 use super::counters::Counters;
-use super::hash::{fixed_keys, random_seed, weak_hash_allowed, KeyHasher, Pos, WEAK_HASH_ENV};
+use super::hash::{fixed_keys, random_seed, KeyHasher, Pos, WEAK_HASH_ENV};
 use super::pool;
 use super::shard_lock::{Group, ShardLock, WriteGuard};
-use super::table::{Entry, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS, SLOT_BYTES};
+use super::table::{
+    Entry, Prepared, Relaid, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS, SLOT_BYTES,
+};
 use crate::status::{Error, McStatus, Result};
 
 /// Map construction options.
@@ -124,7 +126,7 @@ pub struct Map {
     poisoned: AtomicBool,
     /// Live snapshots of this map: while there are none, no page of its
     /// tables is shared, and a removal allocates nothing.
-    snapshots: Arc<AtomicUsize>,
+    snapshots: TryArc<AtomicUsize>,
     counters: &'static Counters,
 }
 
@@ -136,9 +138,9 @@ impl Drop for Map {
 
 pub fn check_key(key: &[u8]) -> Result<()> {
     if key.len() > MAX_KEY_LEN {
-        return Err(Error::new(
+        return Err(Error::formatted(
             McStatus::MC_ERR_TOO_LARGE,
-            format!("key is {} bytes; the limit is {MAX_KEY_LEN}", key.len()),
+            format_args!("key is {} bytes; the limit is {MAX_KEY_LEN}", key.len()),
         ));
     }
     Ok(())
@@ -146,12 +148,18 @@ pub fn check_key(key: &[u8]) -> Result<()> {
 
 pub fn check_value(val: &[u8]) -> Result<()> {
     if val.len() > MAX_VALUE_LEN {
-        return Err(Error::new(
+        return Err(Error::formatted(
             McStatus::MC_ERR_TOO_LARGE,
-            format!("value is {} bytes; the limit is {MAX_VALUE_LEN}", val.len()),
+            format_args!("value is {} bytes; the limit is {MAX_VALUE_LEN}", val.len()),
         ));
     }
     Ok(())
+}
+
+/// The bit of `h1`'s shard in a shard mask (see `Map::read_many`).
+#[inline]
+pub fn shard_bit(h1: u64) -> u32 {
+    1 << shard_of(h1)
 }
 
 #[inline]
@@ -402,10 +410,10 @@ fn scan_with<'a, G: std::ops::Deref<Target = ShardData> + 'a>(
 }
 
 impl Map {
+    /// A new map; MC_ERR_OUT_OF_MEMORY when any of its parts cannot be
+    /// allocated (nothing is kept then).
     pub fn new(opts: &Options) -> Result<Map> {
-        if opts.weak_hash_for_testing
-            && !weak_hash_allowed(std::env::var_os(WEAK_HASH_ENV).as_deref())
-        {
+        if opts.weak_hash_for_testing && !super::env::is_one(WEAK_HASH_ENV) {
             return Err(Error::new(
                 McStatus::MC_ERR_INVALID_ARGUMENT,
                 "the weak test hash is refused unless MAPCORE_ALLOW_WEAK_HASH=1 is set in the environment",
@@ -416,20 +424,24 @@ impl Map {
             None => (random_seed(), [random_seed(), random_seed()]),
         };
         let group = Group::new();
-        let shards = (0..SHARDS)
-            .map(|_| Shard {
-                data: ShardLock::new(ShardData::new(), group),
-            })
-            .collect();
+        let mut shards = alloc::try_vec(SHARDS).ok_or_else(|| oom("cannot allocate a map"))?;
+        for _ in 0..SHARDS {
+            shards.push(Shard {
+                data: ShardLock::new(ShardData::try_new()?, group),
+            });
+        }
+        let snapshots = TryArc::try_new(AtomicUsize::new(0))
+            .map_err(|_| oom("cannot allocate a map's snapshot count"))?;
+        let counters = Counters::take().ok_or_else(|| oom("cannot allocate a map's counters"))?;
         let map = Map {
-            shards,
+            shards: shards.into_boxed_slice(),
             group,
             hasher: KeyHasher::new(seed, h2_key, opts.weak_hash_for_testing),
             // Never derived from the (possibly fixed, public) hash seed.
             secret: [random_seed(), random_seed()],
             poisoned: AtomicBool::new(false),
-            snapshots: Arc::default(),
-            counters: Counters::take(),
+            snapshots,
+            counters,
         };
         if opts.capacity > 0 {
             map.reserve(opts.capacity)?;
@@ -554,12 +566,23 @@ impl Map {
         self.len() == 0
     }
 
-    pub fn clear(&self) {
-        let mut guards: Vec<_> = self.shards.iter().map(|s| s.data.write()).collect();
+    /// Removes every entry, all shards at one instant. The empty shards
+    /// are built first, before any lock is taken: MC_ERR_OUT_OF_MEMORY
+    /// when they cannot be, with the map untouched; after that nothing
+    /// can fail. The old contents are freed after the locks are let go.
+    pub fn clear(&self) -> Result<()> {
+        let mut fresh: [Option<ShardData>; SHARDS] = Default::default();
+        for f in &mut fresh {
+            *f = Some(ShardData::try_new()?);
+        }
+        let mut guards: [_; SHARDS] = std::array::from_fn(|s| self.shards[s].data.write());
         for (s, g) in guards.iter_mut().enumerate() {
-            g.clear();
+            std::mem::swap(&mut **g, fresh[s].as_mut().expect("built above"));
             self.bump(s);
         }
+        drop(guards);
+        drop(fresh);
+        Ok(())
     }
 
     /// Makes room for `additional` more entries. Always counted as a
@@ -578,9 +601,9 @@ impl Map {
         let table_bytes = (additional / 5).saturating_mul(8 * SLOT_BYTES);
         if table_bytes > RESERVE_CHECK_BYTES {
             if let Some(avail) = pool::memory_available().filter(|&a| table_bytes > a) {
-                return Err(Error::new(
+                return Err(Error::formatted(
                     McStatus::MC_ERR_OUT_OF_MEMORY,
-                    format!(
+                    format_args!(
                         "room for {additional} entries needs {} MiB of slot tables; the system has {} MiB available",
                         table_bytes >> 20,
                         avail >> 20
@@ -591,16 +614,21 @@ impl Map {
         // Keys spread evenly over shards; a margin absorbs the statistical skew.
         let per = additional / SHARDS;
         let per = per + (per as f64).sqrt() as usize * 4 + 8;
-        for (s, shard) in self.shards.iter().enumerate() {
-            let mut g = shard.data.write();
-            let r = g.reserve(per);
-            self.bump(s);
-            r?;
+        // All or nothing: every shard's new table is built (under all the
+        // write locks) before any is installed, so a failure leaves the map
+        // exactly as it was, generation included. The price: at the peak,
+        // the old and new tables of every growing shard are held at once.
+        let mut guards: [_; SHARDS] = std::array::from_fn(|s| self.shards[s].data.write());
+        let mut built: [Option<Relaid>; SHARDS] = Default::default();
+        for (g, b) in guards.iter().zip(&mut built) {
+            *b = g.reserved_table(per)?;
         }
-        // Only a reservation made in full is kept through removals (a failed
-        // one leaves some shards grown, which removals may shrink again).
-        for shard in &self.shards {
-            shard.data.write().keep_room(per);
+        for (s, (g, b)) in guards.iter_mut().zip(built).enumerate() {
+            if let Some(r) = b {
+                g.install(r);
+            }
+            g.keep_room(per);
+            self.bump(s);
         }
         Ok(())
     }
@@ -623,20 +651,34 @@ impl Map {
     }
 
     /// Point-in-time copy-on-write view: clones page pointers, not entries.
-    pub fn snapshot(&self) -> SnapshotData {
-        let guards: Vec<_> = self.shards.iter().map(|s| s.data.read()).collect();
+    /// MC_ERR_OUT_OF_MEMORY when the pointer lists cannot be allocated;
+    /// the map is untouched either way.
+    pub fn snapshot(&self) -> Result<SnapshotData> {
+        let mut shards = alloc::try_vec(SHARDS).ok_or_else(|| oom("cannot allocate a snapshot"))?;
+        let guards: [_; SHARDS] = std::array::from_fn(|s| self.shards[s].data.read());
         // Counted before any page is shared, while the read locks keep
         // writers out: a writer that then takes a shard's lock sees it.
         self.snapshots.fetch_add(1, Ordering::Relaxed);
         let live = SnapshotCount(self.snapshots.clone());
-        let shards: Vec<ShardData> = guards.iter().map(|g| (**g).clone()).collect();
+        for g in &guards {
+            match g.try_clone() {
+                Ok(c) => shards.push(c),
+                Err(e) => {
+                    // The copies let go of their pages before the count
+                    // drops, and both before the locks go.
+                    drop(shards);
+                    drop(live);
+                    return Err(e);
+                }
+            }
+        }
         let len = shards.iter().map(|s| s.entries()).sum();
-        SnapshotData {
+        Ok(SnapshotData {
             shards,
             hasher: self.hasher.clone(),
             len,
             _live: live,
-        }
+        })
     }
 
     /// Removes every entry for which `keep` returns false. Each shard is
@@ -677,65 +719,111 @@ impl Map {
         Ok(removed)
     }
 
-    /// Runs `f` with read access to every shard any of `hashes` falls in, so
-    /// that `f` observes one consistent state: without their lock words
-    /// while no writer is active on them (a group announcement, see
-    /// `shard_lock`), else under all their read locks, taken in shard order.
-    /// `f` must be short: copy, compare, no user code and no map calls.
-    pub fn read_many<R>(&self, hashes: &[u64], f: impl FnOnce(&ManyView<'_>) -> R) -> R {
-        let mut mask = 0u32;
-        for &h in hashes {
-            mask |= 1 << shard_of(h);
-        }
+    /// Runs `f` with read access to every shard in `mask` (bit `s` for
+    /// shard `s`: see `shard_bit`), so that `f` observes one consistent
+    /// state: without their lock words while no writer is active on them (a
+    /// group announcement, see `shard_lock`), else under all their read
+    /// locks, taken in shard order. `f` must be short: copy, compare, no
+    /// user code and no map calls.
+    pub fn read_many<R>(&self, mask: u32, f: impl FnOnce(&ManyView<'_>) -> R) -> R {
         let locks: [Option<&ShardLock<ShardData>>; SHARDS] =
             std::array::from_fn(|s| (mask & (1 << s) != 0).then(|| &self.shards[s].data));
         if let Some(unlocked) = self.group.read_unlocked(locks) {
-            return f(&self.many_view(hashes, unlocked.data()));
+            return f(&self.many_view(unlocked.data()));
         }
         let guards: [Option<RwLockReadGuard<'_, ShardData>>; SHARDS] =
             std::array::from_fn(|s| locks[s].map(ShardLock::read));
         let data = std::array::from_fn(|s| guards[s].as_deref());
-        f(&self.many_view(hashes, data))
+        f(&self.many_view(data))
     }
 
-    /// The view `read_many` hands out; starts fetching every key's home slot.
-    fn many_view<'a>(
-        &'a self,
-        hashes: &[u64],
-        shards: [Option<&'a ShardData>; SHARDS],
-    ) -> ManyView<'a> {
-        for &h in hashes {
-            if let Some(d) = shards[shard_of(h)] {
-                d.prefetch_home(h);
-            }
-        }
+    /// The view `read_many` hands out.
+    fn many_view<'a>(&'a self, shards: [Option<&'a ShardData>; SHARDS]) -> ManyView<'a> {
         ManyView {
             shards,
             hasher: &self.hasher,
         }
     }
 
+    /// The shards `keys` fall in, as a mask for `read_many`.
+    fn shard_mask<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) -> u32 {
+        keys.fold(0, |m, k| m | shard_bit(self.hasher.h1(k)))
+    }
+
     /// Inserts every `(key, value)` pair under all involved shard locks at
     /// once. Returns the number of new keys. Sizes are checked before anything
-    /// changes; only an allocation failure can stop the batch part-way.
-    pub fn insert_many(&self, pairs: &[(&[u8], &[u8])]) -> Result<usize> {
-        for (k, v) in pairs {
+    /// changes. All or nothing on running out of memory when the batch can
+    /// be prepared (see `ShardData::prepare_writes`): while no snapshot is
+    /// alive, each shard's share of the records within one chunk (256 KiB)
+    /// and none over half of one. Otherwise the pairs are written one by
+    /// one, and an allocation failure leaves those before the failing pair
+    /// written. (A refused position collision, astronomically rare, stops
+    /// the batch part-way either way.)
+    /// Needs no memory proportional to the batch: the pairs are walked
+    /// twice (sizes and shards, then the inserts), hashing each key twice.
+    pub fn insert_many<'k>(
+        &self,
+        pairs: impl Iterator<Item = (&'k [u8], &'k [u8])> + Clone,
+    ) -> Result<usize> {
+        let mut mask = 0u32;
+        let mut count = [0usize; SHARDS];
+        let mut bytes = [0usize; SHARDS];
+        let mut max_rec = [0usize; SHARDS];
+        for (k, v) in pairs.clone() {
             check_key(k)?;
             check_value(v)?;
+            let s = shard_of(self.hasher.h1(k));
+            mask |= 1 << s;
+            let rec = super::table::record_bytes(k.len(), v.len());
+            count[s] += 1;
+            bytes[s] = bytes[s].saturating_add(rec);
+            max_rec[s] = max_rec[s].max(rec);
         }
-        let hashes: Vec<u64> = pairs.iter().map(|(k, _)| self.hasher.h1(k)).collect();
-        let mut guards = self.lock_write_many(&hashes);
-        let mut new_keys = 0;
+        let mut guards = self.lock_write_many(mask);
         let mut changed = 0u32;
+        // Acquire: pairs with the count's decrement after a dropped
+        // snapshot let go of its pages (as in `remove_many`).
+        let mut prepared = self.snapshots.load(Ordering::Acquire) == 0;
+        if prepared {
+            let mut room: [Option<Prepared>; SHARDS] = Default::default();
+            for s in (0..SHARDS).filter(|s| mask & (1 << s) != 0) {
+                let keys = pairs
+                    .clone()
+                    .map(|(k, _)| (self.hasher.h1(k), k))
+                    .filter(|&(h, _)| shard_of(h) == s);
+                let g = guards[s].as_mut().expect("locked");
+                match g.prepare_writes(&self.hasher, count[s], bytes[s], max_rec[s], keys)? {
+                    Some(p) => room[s] = Some(p),
+                    None => {
+                        prepared = false;
+                        break;
+                    }
+                }
+            }
+            // Nothing can fail from here on; without room for every shard
+            // the re-laid tables are dropped (the map is as it was).
+            if prepared {
+                for (s, r) in room.into_iter().enumerate() {
+                    let Some(p) = r else { continue };
+                    if guards[s].as_mut().expect("locked").install_prepared(p) {
+                        changed |= 1 << s;
+                    }
+                }
+            }
+        }
+        let mut new_keys = 0;
         let mut overwrote = false;
         let mut result = Ok(());
-        for ((k, v), &h) in pairs.iter().zip(&hashes) {
+        for (k, v) in pairs {
+            let h = self.hasher.h1(k);
             let s = shard_of(h);
-            match guards[s]
-                .as_mut()
-                .expect("locked")
-                .insert(&self.hasher, h, k, v)
-            {
+            let g = guards[s].as_mut().expect("locked");
+            let r = if prepared {
+                g.insert_quiet(&self.hasher, h, k, v)
+            } else {
+                g.insert(&self.hasher, h, k, v)
+            };
+            match r {
                 Ok(true) => {
                     new_keys += 1;
                     changed |= 1 << s;
@@ -748,6 +836,11 @@ impl Map {
                 }
             }
         }
+        if prepared {
+            for g in guards.iter_mut().flatten() {
+                g.tidy();
+            }
+        }
         // One count is enough for the overwrites: readers of the change
         // count only ask whether it moved.
         self.bump_mask(changed);
@@ -758,16 +851,19 @@ impl Map {
         result.map(|_| new_keys)
     }
 
-    /// Removes every key; returns how many were present.
-    pub fn remove_many(&self, keys: &[&[u8]]) -> Result<usize> {
-        let hashes: Vec<u64> = keys.iter().map(|k| self.hasher.h1(k)).collect();
-        let mut guards = self.lock_write_many(&hashes);
+    /// Removes every key; returns how many were present. All or nothing.
+    /// Needs no memory proportional to the batch: the keys are walked (and
+    /// hashed) once for their shards, once more to prepare while a snapshot
+    /// lives, and once to remove.
+    pub fn remove_many<'k>(&self, keys: impl Iterator<Item = &'k [u8]> + Clone) -> Result<usize> {
+        let mut guards = self.lock_write_many(self.shard_mask(keys.clone()));
         // All or nothing: with a snapshot alive, first copy every page it
         // shares that a removal will write (the only allocation a removal
         // makes), so that the removals cannot fail. Acquire: pairs with the
         // count's decrement after a dropped snapshot let go of its pages.
         if self.snapshots.load(Ordering::Acquire) > 0 {
-            for (k, &h) in keys.iter().zip(&hashes) {
+            for k in keys.clone() {
+                let h = self.hasher.h1(k);
                 guards[shard_of(h)]
                     .as_mut()
                     .expect("locked")
@@ -777,7 +873,8 @@ impl Map {
         let mut removed = 0;
         let mut changed = 0u32;
         let mut result = Ok(());
-        for (k, &h) in keys.iter().zip(&hashes) {
+        for k in keys {
+            let h = self.hasher.h1(k);
             let s = shard_of(h);
             match guards[s]
                 .as_mut()
@@ -799,11 +896,7 @@ impl Map {
         result.map(|()| removed)
     }
 
-    fn lock_write_many(&self, hashes: &[u64]) -> [Option<WriteGuard<'_, ShardData>>; SHARDS] {
-        let mut mask = 0u32;
-        for &h in hashes {
-            mask |= 1 << shard_of(h);
-        }
+    fn lock_write_many(&self, mask: u32) -> [Option<WriteGuard<'_, ShardData>>; SHARDS] {
         let mut guards: [Option<_>; SHARDS] = Default::default();
         for (s, g) in guards.iter_mut().enumerate() {
             if mask & (1 << s) != 0 {
@@ -861,9 +954,9 @@ impl Map {
     fn check_stamp(&self, stamp: u64) -> Result<()> {
         let now = self.generation();
         if now != stamp {
-            return Err(Error::new(
+            return Err(Error::formatted(
                 McStatus::MC_ERR_ITER_INVALIDATED,
-                format!(
+                format_args!(
                     "the map changed structurally since the iterator was stamped ({} change(s))",
                     now.wrapping_sub(stamp)
                 ),
@@ -977,6 +1070,12 @@ fn current_slot(g: &ShardData, hasher: &KeyHasher, cur: &Cursor, stamped: bool) 
     }
 }
 
+/// The out-of-memory error, with a static detail: the error path of a
+/// failed allocation must not allocate.
+fn oom(what: &'static str) -> Error {
+    Error::new(McStatus::MC_ERR_OUT_OF_MEMORY, what)
+}
+
 fn no_current() -> Error {
     Error::new(
         McStatus::MC_ERR_NOT_FOUND,
@@ -998,6 +1097,20 @@ pub struct ManyView<'a> {
 }
 
 impl<'a> ManyView<'a> {
+    /// The map's key hasher.
+    #[inline]
+    pub fn hasher(&self) -> &'a KeyHasher {
+        self.hasher
+    }
+
+    /// Starts fetching `h1`'s home slot, if its shard is in the view.
+    #[inline]
+    pub fn prefetch_home(&self, h1: u64) {
+        if let Some(d) = self.shards[shard_of(h1)] {
+            d.prefetch_home(h1);
+        }
+    }
+
     /// Where `h1`'s key most likely is; starts fetching its record. Pass
     /// the result to `get`.
     #[inline]
@@ -1032,7 +1145,7 @@ pub struct SnapshotData {
 }
 
 /// One count in a map's live snapshots, given back on drop.
-struct SnapshotCount(Arc<AtomicUsize>);
+struct SnapshotCount(TryArc<AtomicUsize>);
 
 impl Clone for SnapshotCount {
     /// A cloned snapshot shares the pages too.
@@ -1096,6 +1209,158 @@ impl SnapshotData {
 mod tests {
     use super::*;
     use crate::engine::pool;
+
+    /// Every entry, sorted.
+    fn contents(m: &Map) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut all = Vec::new();
+        let mut cur = Cursor::default();
+        m.scan(&mut cur, None, usize::MAX, &mut |e| {
+            all.push((e.key.to_vec(), e.value.to_vec()));
+            true
+        })
+        .unwrap();
+        all.sort();
+        all
+    }
+
+    /// A map of `n` entries with a fixed seed (the same layout every time).
+    fn filled(n: u32) -> Map {
+        let m = Map::new(&Options {
+            seed: Some(7),
+            ..Options::default()
+        })
+        .unwrap();
+        for i in 0..n {
+            m.insert(&i.to_le_bytes(), &[i as u8; 9]).unwrap();
+        }
+        m
+    }
+
+    /// Fails each allocation `op` makes in turn, the first, the second...
+    /// until `op` makes none that fails, once with that allocation alone
+    /// failing and once with every later one failing too. Each time `op`
+    /// must either succeed, leaving what it leaves without a failure (it
+    /// recovered), or fail with OUT_OF_MEMORY leaving the map's contents
+    /// as they were; the map must stay consistent and usable. Returns the
+    /// number of failure points.
+    fn sweep_failures(setup: impl Fn() -> Map, op: impl Fn(&Map) -> Result<()>) -> usize {
+        let clean = setup();
+        op(&clean).unwrap();
+        let after = contents(&clean);
+        for sustained in [false, true] {
+            for n in 0.. {
+                let m = setup();
+                let before = contents(&m);
+                let fired = alloc::injected_failures();
+                if sustained {
+                    alloc::fail_after(Some(n));
+                } else {
+                    alloc::fail_once_after(n);
+                }
+                let r = op(&m);
+                alloc::fail_after(None);
+                if alloc::injected_failures() == fired {
+                    assert!(r.is_ok(), "{r:?} without a failure");
+                    if !sustained {
+                        return n;
+                    }
+                    break;
+                }
+                match r {
+                    Ok(()) => assert!(contents(&m) == after, "recovered at {n}, wrong contents"),
+                    Err(e) => {
+                        assert_eq!(e.status, McStatus::MC_ERR_OUT_OF_MEMORY, "at {n}");
+                        assert!(contents(&m) == before, "failure at {n} changed the map");
+                    }
+                }
+                m.check_invariants().unwrap();
+                m.insert(b"probe", b"p").unwrap();
+                assert!(m.remove(b"probe").unwrap());
+            }
+        }
+        unreachable!()
+    }
+
+    /// Out of memory is a status with the map unchanged, at every
+    /// allocation of the calls that build before they commit.
+    #[test]
+    fn every_allocation_failure_leaves_the_map_as_it_was() {
+        // Making a map: each failure point gives OUT_OF_MEMORY, no map.
+        for n in 0.. {
+            alloc::fail_once_after(n);
+            let fired = alloc::injected_failures();
+            let r = Map::new(&Options::default());
+            alloc::fail_after(None);
+            if alloc::injected_failures() == fired {
+                assert!(
+                    r.is_ok() && n > SHARDS,
+                    "a map takes an allocation per shard"
+                );
+                break;
+            }
+            assert_eq!(
+                r.err().map(|e| e.status),
+                Some(McStatus::MC_ERR_OUT_OF_MEMORY)
+            );
+        }
+        let small = || filled(300);
+        assert!(sweep_failures(small, |m| m.clear()) >= SHARDS);
+        assert!(sweep_failures(small, |m| m.reserve(50_000)) >= SHARDS);
+        assert!(sweep_failures(small, |m| m.snapshot().map(drop)) > 0);
+        // Growth: the first insert that re-lays a shard's table.
+        let grown_at = {
+            let m = small();
+            let before = m.stats().slots;
+            let mut i = 300u32;
+            while m.stats().slots == before {
+                m.insert(&i.to_le_bytes(), b"new").unwrap();
+                i += 1;
+            }
+            i - 1
+        };
+        let before_growth = || {
+            let m = small();
+            for i in 300..grown_at {
+                m.insert(&i.to_le_bytes(), b"new").unwrap();
+            }
+            m
+        };
+        assert!(
+            sweep_failures(before_growth, |m| m
+                .insert(&grown_at.to_le_bytes(), b"new")
+                .map(drop))
+                > 0
+        );
+        // Batches, prepared so that they write all or nothing: overwrites
+        // and new keys, then enough new keys to grow every shard.
+        let pairs = |r: std::ops::Range<u32>| -> Vec<([u8; 4], Vec<u8>)> {
+            r.map(|i| (i.to_le_bytes(), vec![i as u8; 20])).collect()
+        };
+        for batch in [pairs(250..350), pairs(300..3_000)] {
+            let write = |m: &Map| {
+                m.insert_many(batch.iter().map(|(k, v)| (&k[..], &v[..])))
+                    .map(drop)
+            };
+            assert!(sweep_failures(small, write) > 0);
+        }
+        // Writes under a snapshot, which copy the pages they touch.
+        let with_snapshot = |m: &Map| -> Result<()> {
+            let snap = m.snapshot()?;
+            let r = m.insert(&5u32.to_le_bytes(), b"a longer value").map(drop);
+            drop(snap);
+            r
+        };
+        assert!(sweep_failures(small, with_snapshot) > 0);
+        let set_current = |m: &Map| -> Result<()> {
+            let snap = m.snapshot()?;
+            let mut cur = Cursor::default();
+            m.scan(&mut cur, None, 1, &mut |_| true)?;
+            let r = m.set_current_value(&cur, None, b"another length");
+            drop(snap);
+            r
+        };
+        assert!(sweep_failures(small, set_current) > 0);
+    }
 
     /// Reserving fills slot tables at once: room for more entries than
     /// the system has memory for is refused with OUT_OF_MEMORY (on Linux,
@@ -1185,7 +1450,7 @@ mod tests {
         for k in &keys {
             m.insert(k, k).unwrap();
         }
-        let snap = m.snapshot();
+        let snap = m.snapshot().unwrap();
         let failing = |f: &dyn Fn() -> Result<usize>| {
             pool::fail_after(Some(0));
             let r = f();
@@ -1207,8 +1472,8 @@ mod tests {
         m.insert(&keys[0], b"longer value").unwrap();
         m.insert(&keys[0], &keys[0]).unwrap();
         let batch: Vec<&[u8]> = keys[..500].iter().map(|k| &k[..]).collect();
-        failing(&|| m.remove_many(&batch));
-        assert_eq!(m.remove_many(&batch).unwrap(), 500);
+        failing(&|| m.remove_many(batch.iter().copied()));
+        assert_eq!(m.remove_many(batch.iter().copied()).unwrap(), 500);
         assert!(m.remove(&keys[1000]).unwrap());
         let odd_left = (500..40_000u32).filter(|i| i % 2 == 1).count();
         assert_eq!(m.retain(|k, _| k[0] % 2 == 0).unwrap(), odd_left);

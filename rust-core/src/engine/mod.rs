@@ -1,6 +1,8 @@
 //! The engine: safe Rust, no knowledge of C.
+pub(crate) mod alloc;
 pub(crate) mod bytes;
 pub mod counters;
+mod env;
 pub mod hash;
 pub mod map;
 mod memcheck;

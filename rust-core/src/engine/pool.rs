@@ -22,7 +22,6 @@
 //! out the lowest free block so that live blocks crowd into few regions
 //! (a region it has just mapped gives its own first block).
 use std::alloc::Layout;
-use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
@@ -44,7 +43,7 @@ const _: () = assert!(REGION / MAX_POOLED >= 2, "a new region keeps a free block
 /// read once.
 fn advise_huge_pages() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| matches!(std::env::var_os("MAPCORE_HUGEPAGES"), Some(v) if v == "1"))
+    *ON.get_or_init(|| super::env::is_one(c"MAPCORE_HUGEPAGES"))
 }
 
 /// Bytes the system could still give this process without swapping out
@@ -54,7 +53,21 @@ pub(crate) fn memory_available() -> Option<usize> {
     if cfg!(miri) {
         return None;
     }
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    // Read into a buffer on the stack (the file is about 1.5 KiB): this
+    // runs when a reservation may not fit in memory, where an allocation
+    // that aborts on failure would be the wrong tool.
+    use std::io::Read;
+    let mut buf = [0u8; 8192];
+    let mut file = std::fs::File::open("/proc/meminfo").ok()?;
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(_) => return None,
+        }
+    }
+    let info = std::str::from_utf8(&buf[..len]).ok()?;
     let kib = |field: &str| -> Option<usize> {
         let line = info.lines().find(|l| l.starts_with(field))?;
         line[field.len()..]
@@ -80,17 +93,37 @@ struct Region {
     free: u128,
 }
 
+/// The pool's bookkeeping, per size class: its regions sorted by base
+/// address, and the bases of those with a free block, sorted too. Plain
+/// vectors, not trees: both keep room for every region (reserved when one
+/// is added, which may fail), so giving a block back, which a dropped
+/// `Buf` does and which must not need memory, never allocates. A class
+/// has a few hundred regions at most (a 2 GiB map's worth), so the
+/// insertions' moves cost less than the tree's node allocations did.
 struct Pool {
-    /// Per size class, its regions by base address.
-    regions: [BTreeMap<usize, Region>; CLASSES],
-    /// Per size class, the base addresses of its regions with a free block.
-    with_free: [BTreeSet<usize>; CLASSES],
+    regions: [Vec<(usize, Region)>; CLASSES],
+    with_free: [Vec<usize>; CLASSES],
 }
 
 static POOL: Mutex<Pool> = parking_lot::const_mutex(Pool {
-    regions: [const { BTreeMap::new() }; CLASSES],
-    with_free: [const { BTreeSet::new() }; CLASSES],
+    regions: [const { Vec::new() }; CLASSES],
+    with_free: [const { Vec::new() }; CLASSES],
 });
+
+/// Adds `base` to the sorted `set`, which has room for it.
+fn set_insert(set: &mut Vec<usize>, base: usize) {
+    if let Err(i) = set.binary_search(&base) {
+        debug_assert!(set.len() < set.capacity(), "room reserved");
+        set.insert(i, base);
+    }
+}
+
+/// Removes `base` from the sorted `set`, if there.
+fn set_remove(set: &mut Vec<usize>, base: usize) {
+    if let Ok(i) = set.binary_search(&base) {
+        set.remove(i);
+    }
+}
 
 impl Pool {
     /// The lowest free block of a mapped region, if any has one.
@@ -99,13 +132,14 @@ impl Pool {
         let regions = &mut self.regions[class];
         let with_free = &mut self.with_free[class];
         let &base = with_free.first()?;
-        let region = regions
-            .get_mut(&base)
+        let at = regions
+            .binary_search_by_key(&base, |r| r.0)
             .expect("a region with free blocks is mapped");
+        let region = &mut regions[at].1;
         let i = region.free.trailing_zeros() as usize;
         region.free &= !(1 << i);
         if region.free == 0 {
-            with_free.remove(&base);
+            with_free.remove(0);
         }
         NonNull::new((base + i * block) as *mut u8)
     }
@@ -114,20 +148,30 @@ impl Pool {
     /// first block. That block, not the pool's lowest free one: another
     /// thread may have freed a block elsewhere since this one found none,
     /// and a region none of whose blocks is ever handed out is never freed,
-    /// so it would stay mapped for good.
+    /// so it would stay mapped for good. None, adding nothing, when the
+    /// bookkeeping's room cannot be had (the caller unmaps the region).
     fn add_region(&mut self, class: usize, base: usize) -> Option<NonNull<u8>> {
+        let (regions, with_free) = (&mut self.regions[class], &mut self.with_free[class]);
+        regions.try_reserve(1).ok()?;
+        with_free
+            .try_reserve((regions.len() + 1).saturating_sub(with_free.len()))
+            .ok()?;
         // A region holds at least two blocks of any class (asserted at the
         // top), so the others stay free.
-        let fresh = self.regions[class]
-            .insert(
+        let Err(at) = regions.binary_search_by_key(&base, |r| r.0) else {
+            debug_assert!(false, "region {base:#x} mapped twice");
+            return None;
+        };
+        regions.insert(
+            at,
+            (
                 base,
                 Region {
                     free: all_blocks(class) & !1,
                 },
-            )
-            .is_none();
-        debug_assert!(fresh, "region {base:#x} mapped twice");
-        self.with_free[class].insert(base);
+            ),
+        );
+        set_insert(with_free, base);
         NonNull::new(base as *mut u8)
     }
 
@@ -139,27 +183,34 @@ impl Pool {
         let block = MIN_POOLED << class;
         let addr = p.as_ptr() as usize;
         let base = addr & !(REGION - 1);
-        let region = self.regions[class]
-            .get_mut(&base)
-            .unwrap_or_else(|| panic!("freed block {addr:#x} is in no region"));
+        let regions = &mut self.regions[class];
+        let Ok(at) = regions.binary_search_by_key(&base, |r| r.0) else {
+            panic!("freed block {addr:#x} is in no region")
+        };
+        let region = &mut regions[at].1;
         let bit = 1u128 << ((addr - base) / block);
         assert!(region.free & bit == 0, "block {addr:#x} freed twice");
         (base, region, bit)
     }
 
-    /// Gives a block back. Returns the base of its region when that region
-    /// is now empty and forgotten: the caller unmaps it, outside the lock.
+    /// Gives a block back (allocating nothing). Returns the base of its
+    /// region when that region is now empty and forgotten: the caller
+    /// unmaps it, outside the lock.
     #[must_use]
     fn free(&mut self, class: usize, p: NonNull<u8>) -> Option<usize> {
         let all = all_blocks(class);
         let (base, region, bit) = self.handed_out(class, p);
         region.free |= bit;
         if region.free == all {
-            self.regions[class].remove(&base);
-            self.with_free[class].remove(&base);
+            let regions = &mut self.regions[class];
+            if let Ok(at) = regions.binary_search_by_key(&base, |r| r.0) {
+                regions.remove(at);
+            }
+            set_remove(&mut self.with_free[class], base);
             Some(base)
         } else {
-            self.with_free[class].insert(base);
+            // Room for every region was reserved when it was added.
+            set_insert(&mut self.with_free[class], base);
             None
         }
     }
@@ -300,8 +351,7 @@ impl<T: Copy> Buf<T> {
         if layout.size() == 0 {
             return Some(Buf::empty(NonNull::dangling(), cap, false));
         }
-        #[cfg(test)]
-        if failure_injected() {
+        if super::alloc::failure_injected() {
             return None;
         }
         if let Some(class) = class_of(layout.size()).filter(|_| pool && cfg!(unix)) {
@@ -311,7 +361,11 @@ impl<T: Copy> Buf<T> {
             let got = POOL.lock().alloc(class);
             let got = got.or_else(|| {
                 let base = map_region()?;
-                POOL.lock().add_region(class, base)
+                let got = POOL.lock().add_region(class, base);
+                if got.is_none() {
+                    unmap_region(base);
+                }
+                got
             });
             if let Some(p) = got {
                 memcheck::block_allocated(p.as_ptr(), layout.size());
@@ -472,31 +526,10 @@ impl<T: Copy> Drop for Buf<T> {
     }
 }
 
-#[cfg(test)]
-thread_local! {
-    /// How many more buffers this thread may allocate before the next one
-    /// fails (`None`: no limit); see `fail_after`.
-    static ALLOWED: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
-}
-
 /// Makes this thread's buffer allocations fail after `n` more succeed
-/// (`None` lifts the limit), so tests reach the out-of-memory paths.
+/// (see `alloc::fail_after`).
 #[cfg(test)]
-pub(crate) fn fail_after(n: Option<usize>) {
-    ALLOWED.with(|a| a.set(n));
-}
-
-#[cfg(test)]
-fn failure_injected() -> bool {
-    ALLOWED.with(|a| match a.get() {
-        Some(0) => true,
-        Some(n) => {
-            a.set(Some(n - 1));
-            false
-        }
-        None => false,
-    })
-}
+pub(crate) use super::alloc::fail_after;
 
 #[cfg(test)]
 mod tests {
@@ -529,8 +562,8 @@ mod tests {
         let class = 0;
         let block = MIN_POOLED << class;
         let mut pool = Pool {
-            regions: [const { BTreeMap::new() }; CLASSES],
-            with_free: [const { BTreeSet::new() }; CLASSES],
+            regions: [const { Vec::new() }; CLASSES],
+            with_free: [const { Vec::new() }; CLASSES],
         };
         let (low, high) = (REGION, 2 * REGION);
         let first = pool.add_region(class, low).expect("a block");
@@ -794,7 +827,7 @@ mod tests {
                 for i in 0..n {
                     assert!(m.insert(&key(t, r, i), &val(t, r, i, 0)).unwrap());
                 }
-                let snap = m.snapshot();
+                let snap = m.snapshot().unwrap();
                 // Rewrite under the snapshot: every page it shares is copied.
                 for i in (0..n).step_by(3) {
                     assert!(!m.insert(&key(t, r, i), &val(t, r, i, 1)).unwrap());

@@ -8,7 +8,7 @@
 //! whatever the capacity, and "resume after position P" is a question any
 //! later table can answer — the basis of cursors that survive resizes.
 //!
-//! Both the slot table and the arena live in `Arc`-held pages/chunks. Cloning a
+//! Both the slot table and the arena live in `TryArc`-held pages/chunks. Cloning a
 //! `ShardData` clones pointers only (a snapshot); a later write copies just the
 //! page it touches (see `unique_mut`) and never appends into a shared chunk.
 //! Two exceptions copy a whole shard in one write, both amortised over many
@@ -16,8 +16,8 @@
 //! snapshots have crowded gets fresh ones (see `limit_chunks`).
 
 use std::ptr::NonNull;
-use std::sync::Arc;
 
+use super::alloc::{self, TryArc};
 use super::bytes::{bytes_eq, copy_small};
 use super::hash::{KeyHasher, Pos};
 use super::pool::Buf;
@@ -112,45 +112,29 @@ impl Slot {
     }
 }
 
-/// `Arc::get_mut` without its compare-and-swap on the weak count (a locked
-/// instruction, paid on every slot a write shifts): these `Arc`s never have
-/// `Weak` handles, so a strong count of 1 alone proves uniqueness.
-#[inline]
-fn unique_mut<T: ?Sized>(a: &mut Arc<T>) -> Option<&mut T> {
-    if Arc::strong_count(a) != 1 {
-        return None;
-    }
-    // Pairs with the Release decrement by which the last other holder (a
-    // dropped snapshot, maybe on another thread) let go: its reads of the
-    // data happen before our writes.
-    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-    debug_assert_eq!(Arc::weak_count(a), 0);
-    // SAFETY: no `Weak` is ever created from the page and chunk `Arc`s (they
-    // are private to this module, which never downgrades), so with a strong
-    // count of 1 `a` is the only handle to the allocation; we hold it by
-    // `&mut`, so no other handle can be cloned from it while the returned
-    // borrow lives. Nothing else can reach the data: this is a unique borrow.
-    Some(unsafe { &mut *Arc::as_ptr(a).cast_mut() })
+/// The value behind `a` for writing, if no snapshot shares it.
+#[inline(always)]
+fn unique_mut<T>(a: &mut TryArc<T>) -> Option<&mut T> {
+    TryArc::get_mut(a)
 }
 
-fn oom(what: &str) -> Error {
-    Error::new(
-        McStatus::MC_ERR_OUT_OF_MEMORY,
-        format!("cannot allocate {what}"),
-    )
+/// The out-of-memory error, with a static detail: the error path of a
+/// failed allocation must not allocate.
+fn oom(what: &'static str) -> Error {
+    Error::new(McStatus::MC_ERR_OUT_OF_MEMORY, what)
 }
 
 /// A page of slots that snapshots share: the slots' address and count next
-/// to the `Arc` that owns them, so that reading a slot does not first load
-/// the `Arc`'s target (one dependent load less on every get).
+/// to the `TryArc` that owns them, so that reading a slot does not first
+/// load the `TryArc`'s target (one dependent load less on every get).
 #[derive(Clone)]
 struct Page {
     slots: NonNull<Slot>,
     len: usize,
-    buf: Arc<Buf<Slot>>,
+    buf: TryArc<Buf<Slot>>,
 }
 
-// SAFETY: a `Page` is an `Arc<Buf<Slot>>`, which is `Send` and `Sync`, plus
+// SAFETY: a `Page` is a `TryArc<Buf<Slot>>`, which is `Send` and `Sync`, plus
 // the address of that buffer's elements, which it only reads through
 // `&self` (writes go through `buf`, with `&mut` access).
 unsafe impl Send for Page {}
@@ -158,12 +142,14 @@ unsafe impl Send for Page {}
 unsafe impl Sync for Page {}
 
 impl Page {
-    fn new(buf: Buf<Slot>) -> Page {
-        Page {
+    /// Shares `buf` as a page; fails (dropping `buf`) when the count's
+    /// memory cannot be had.
+    fn new(buf: Buf<Slot>) -> Result<Page> {
+        Ok(Page {
             slots: buf.as_non_null(),
             len: buf.len(),
-            buf: Arc::new(buf),
-        }
+            buf: TryArc::try_new(buf).map_err(|_| oom("cannot allocate a slot page"))?,
+        })
     }
 }
 
@@ -222,21 +208,33 @@ impl Table {
         if let Some(last) = self.pages.last_mut() {
             if last.len() < PAGE_SLOTS {
                 let want = PAGE_SLOTS.min(last.len() + (new_len - self.len));
-                let mut v = Buf::try_with_capacity(want, true).ok_or_else(|| oom("slot page"))?;
+                let mut v = Buf::try_with_capacity(want, true)
+                    .ok_or_else(|| oom("cannot allocate a slot page"))?;
                 v.extend_from_slice(last);
                 v.extend_with(want - last.len(), Slot::EMPTY);
-                *last = Page::new(v);
+                // The same slots, more empty ones after: a replacement
+                // that a failure further on need not undo.
+                *last = Page::new(v)?;
             }
         }
         let mut covered: usize = self.pages.iter().map(|p| p.len()).sum();
         self.pages
             .try_reserve((new_len.saturating_sub(covered)).div_ceil(PAGE_SLOTS))
-            .map_err(|_| oom("page list"))?;
+            .map_err(|_| oom("cannot allocate a slot table's page list"))?;
+        // Pages are pushed as they are made: on failure, the ones pushed
+        // are taken off again, and the table is as it was.
+        let pages = self.pages.len();
         while covered < new_len {
             let n = PAGE_SLOTS.min(new_len - covered);
-            let mut v = Buf::try_with_capacity(n, true).ok_or_else(|| oom("slot page"))?;
-            v.extend_with(n, Slot::EMPTY);
-            self.pages.push(Page::new(v));
+            let page = Buf::try_with_capacity(n, true).and_then(|mut v| {
+                v.extend_with(n, Slot::EMPTY);
+                Page::new(v).ok()
+            });
+            let Some(page) = page else {
+                self.pages.truncate(pages);
+                return Err(oom("cannot allocate a slot page"));
+            };
+            self.pages.push(page);
             covered += n;
         }
         self.len = new_len;
@@ -281,7 +279,7 @@ impl Table {
     /// an out-of-line call through `unshare`'s loop it took 44 instructions).
     #[inline(always)]
     fn unshare_page(&mut self, p: usize) -> Result<()> {
-        if Arc::strong_count(&self.pages[p].buf) != 1 {
+        if TryArc::strong_count(&self.pages[p].buf) != 1 {
             self.copy_page(p)?;
         }
         Ok(())
@@ -291,7 +289,11 @@ impl Table {
     #[inline(never)]
     fn copy_page(&mut self, p: usize) -> Result<()> {
         let page = &mut self.pages[p];
-        *page = Page::new(page.buf.try_clone().ok_or_else(|| oom("slot page"))?);
+        let copy = page
+            .buf
+            .try_clone()
+            .ok_or_else(|| oom("cannot copy a slot page a snapshot shares"))?;
+        *page = Page::new(copy)?;
         self.cow_pages += 1;
         Ok(())
     }
@@ -429,7 +431,7 @@ fn parse_long_header(chunk: &[u8], off: usize) -> (usize, u32, u32) {
 /// Append-only byte chunks holding `[header][key][value]` records.
 #[derive(Clone, Default)]
 pub struct Arena {
-    chunks: Vec<Arc<Buf<u8>>>,
+    chunks: Vec<TryArc<Buf<u8>>>,
     live: usize,
     total: usize,
     /// Records appended since the arena was last laid out in table order.
@@ -512,6 +514,17 @@ impl Arena {
 
     #[inline(never)]
     fn alloc_making_room(&mut self, key: &[u8], val: &[u8], rec: usize) -> Result<u64> {
+        let idx = self.make_room(rec)?;
+        let chunk = unique_mut(&mut self.chunks[idx]).expect("last chunk is unique");
+        let off = Self::write_record(chunk, key, val);
+        Ok(self.appended(idx, off, rec))
+    }
+
+    /// Makes the last chunk one of this arena's own with room for `rec`
+    /// more bytes that `may_append` lets in, opening or growing one; returns
+    /// its index. Changes no record. (Also how a batch reserves room for
+    /// all its records at once, `rec` being their total.)
+    fn make_room(&mut self, rec: usize) -> Result<usize> {
         let fits_last = self
             .chunks
             .last_mut()
@@ -531,7 +544,7 @@ impl Arena {
             let filled_full_chunk = self
                 .chunks
                 .last()
-                .is_some_and(|c| Arc::strong_count(c) == 1 && c.capacity() >= CHUNK_MAX);
+                .is_some_and(|c| TryArc::strong_count(c) == 1 && c.capacity() >= CHUNK_MAX);
             let first_cap = if rec > CHUNK_MAX / 2 {
                 rec
             } else if self.chunks.is_empty() {
@@ -548,9 +561,11 @@ impl Arena {
                 ));
             }
             let v = Buf::try_with_capacity(first_cap, first_cap == CHUNK_MAX)
-                .ok_or_else(|| oom("arena chunk"))?;
-            self.chunks.try_reserve(1).map_err(|_| oom("chunk list"))?;
-            self.chunks.push(Arc::new(v));
+                .ok_or_else(|| oom("cannot allocate an arena chunk"))?;
+            alloc::try_reserve(&mut self.chunks, 1)
+                .ok_or_else(|| oom("cannot allocate an arena's chunk list"))?;
+            let v = TryArc::try_new(v).map_err(|_| oom("cannot allocate an arena chunk"))?;
+            self.chunks.push(v);
         }
         let idx = self.chunks.len() - 1;
         let chunk = unique_mut(&mut self.chunks[idx]).expect("last chunk is unique");
@@ -559,10 +574,9 @@ impl Arena {
             let want = CHUNK_MAX.min((chunk.capacity() * 2).max(chunk.len() + rec));
             chunk
                 .try_reserve_exact(want - chunk.len(), want == CHUNK_MAX)
-                .ok_or_else(|| oom("arena chunk"))?;
+                .ok_or_else(|| oom("cannot allocate an arena chunk"))?;
         }
-        let off = Self::write_record(chunk, key, val);
-        Ok(self.appended(idx, off, rec))
+        Ok(idx)
     }
 
     /// Writes the record of `key` and `val` at the end of `chunk`, which
@@ -692,7 +706,7 @@ impl Arena {
     }
 
     fn is_unshared(&self) -> bool {
-        self.chunks.iter().all(|c| Arc::strong_count(c) == 1)
+        self.chunks.iter().all(|c| TryArc::strong_count(c) == 1)
     }
 
     fn needs_compaction(&self) -> bool {
@@ -836,13 +850,61 @@ impl Relay {
     }
 }
 
+/// A shard's table (and arena) re-laid by `ShardData::relaid`, not yet
+/// installed: building it is the part of a re-lay that can fail.
+pub struct Relaid {
+    table: Table,
+    arena: Option<Arena>,
+}
+
+/// Room `ShardData::prepare_writes` made for a batch of writes, and the
+/// re-laid table (if one was needed) to install before them.
+pub struct Prepared(Option<Relaid>);
+
+/// Bytes the record of a `klen`-byte key and a `vlen`-byte value takes.
+pub fn record_bytes(klen: usize, vlen: usize) -> usize {
+    Arena::record_len(klen, vlen)
+}
+
 impl ShardData {
-    pub fn new() -> ShardData {
-        ShardData {
-            table: Table::with_nominal(MIN_NOMINAL).expect("tiny initial table"),
+    /// An empty shard; fails only when its first slot page cannot be had.
+    pub fn try_new() -> Result<ShardData> {
+        Ok(ShardData {
+            table: Table::with_nominal(MIN_NOMINAL)?,
             arena: Arena::default(),
             reserved: 0,
+        })
+    }
+
+    /// `try_new` for tests, which have the memory.
+    #[cfg(test)]
+    pub fn new() -> ShardData {
+        ShardData::try_new().expect("tiny initial table")
+    }
+
+    /// A point-in-time copy that shares every page and chunk (what a
+    /// snapshot keeps): only the two lists of pointers are copied, with
+    /// fallible allocations.
+    pub fn try_clone(&self) -> Result<ShardData> {
+        fn list<T: Clone>(v: &[T], what: &'static str) -> Result<Vec<T>> {
+            let mut copy = alloc::try_vec(v.len()).ok_or_else(|| oom(what))?;
+            copy.extend(v.iter().cloned());
+            Ok(copy)
         }
+        Ok(ShardData {
+            table: Table {
+                pages: list(&self.table.pages, "cannot allocate a snapshot's page list")?,
+                ..self.table
+            },
+            arena: Arena {
+                chunks: list(
+                    &self.arena.chunks,
+                    "cannot allocate a snapshot's chunk list",
+                )?,
+                ..self.arena
+            },
+            reserved: self.reserved,
+        })
     }
 
     /// Number of entries.
@@ -951,8 +1013,23 @@ impl ShardData {
 
     /// Inserts or overwrites. Returns true if the key was new (a structural change).
     pub fn insert(&mut self, hasher: &KeyHasher, h1: u64, key: &[u8], val: &[u8]) -> Result<bool> {
+        self.insert_with(hasher, h1, key, val, true)
+    }
+
+    /// `insert`, tidying the arena as it goes when `tidy` is set.
+    #[inline(always)]
+    fn insert_with(
+        &mut self,
+        hasher: &KeyHasher,
+        h1: u64,
+        key: &[u8],
+        val: &[u8],
+        tidy: bool,
+    ) -> Result<bool> {
         // Before any slot is read: it may move every record.
-        self.limit_chunks();
+        if tidy {
+            self.limit_chunks();
+        }
         match self.locate_met(hasher, h1, key) {
             Ok(i) => {
                 let s = self.table.get(i);
@@ -962,7 +1039,9 @@ impl ShardData {
                     self.arena.free(s.loc());
                     self.table.set(i, s.with_loc(loc));
                     // The overwrite is done: tidying up must not report failure.
-                    let _ = self.maybe_compact();
+                    if tidy {
+                        let _ = self.maybe_compact();
+                    }
                 }
                 Ok(false)
             }
@@ -990,7 +1069,10 @@ impl ShardData {
                 self.table.count += 1;
                 // A presized table is never re-laid, so repack on the same
                 // doubling schedule growth would follow (amortised O(1)).
-                if self.arena.unsorted > self.arena.sorted.max(4096) && self.arena.is_unshared() {
+                if tidy
+                    && self.arena.unsorted > self.arena.sorted.max(4096)
+                    && self.arena.is_unshared()
+                {
                     let _ = self.repack_arena();
                 }
                 Ok(true)
@@ -1121,6 +1203,14 @@ impl ShardData {
     /// `MIN_NOMINAL`). Order is preserved, so the old run order is placed
     /// left to right, each entry at max(home, previous + 1).
     fn rebuild(&mut self, nominal: usize) -> Result<()> {
+        let r = self.relaid(nominal)?;
+        self.install(r);
+        Ok(())
+    }
+
+    /// `rebuild`'s first part, which may fail and changes nothing: the
+    /// new table (and arena), built beside the current ones.
+    fn relaid(&self, nominal: usize) -> Result<Relaid> {
         if nominal > MAX_NOMINAL {
             return Err(Error::new(
                 McStatus::MC_ERR_TOO_LARGE,
@@ -1165,13 +1255,22 @@ impl ShardData {
         let mut t = relay.t;
         t.count = self.table.count;
         t.cow_pages = self.table.cow_pages;
-        self.table = t;
-        if let Some(mut a) = fresh {
+        Ok(Relaid {
+            table: t,
+            arena: fresh,
+        })
+    }
+
+    /// `rebuild`'s second part, which cannot fail: puts `r` (built by
+    /// `relaid` from this shard as it still is) in place.
+    pub fn install(&mut self, r: Relaid) {
+        debug_assert_eq!(r.table.count, self.table.count);
+        self.table = r.table;
+        if let Some(mut a) = r.arena {
             a.unsorted = 0;
             a.sorted = self.table.count;
             self.arena = a;
         }
-        Ok(())
     }
 
     /// A write never appends to a chunk a snapshot shares, so writes made
@@ -1213,7 +1312,7 @@ impl ShardData {
         let mut moved = Vec::new();
         moved
             .try_reserve_exact(self.table.count)
-            .map_err(|_| oom("compaction"))?;
+            .map_err(|_| oom("cannot allocate a compaction's list of moved records"))?;
         let mut failed = Ok(());
         self.visit_from(0, usize::MAX, |i, e| match fresh.alloc_copy(e) {
             Ok(loc) => {
@@ -1240,16 +1339,106 @@ impl ShardData {
         Ok(())
     }
 
-    pub fn clear(&mut self) {
-        *self = ShardData::new();
-    }
-
     /// Makes room for `additional` more entries without growing. Returns true if
     /// the table was re-laid.
     pub fn reserve(&mut self, additional: usize) -> Result<bool> {
+        match self.reserved_table(additional)? {
+            Some(r) => {
+                self.install(r);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Makes room for a batch of `n` writes (inserts or overwrites) whose
+    /// records take `bytes` in all, the largest `max_rec`, so that
+    /// `install_prepared` and then `insert_quiet` of each allocate nothing
+    /// and cannot fail for lack of memory: the batch then writes all or
+    /// nothing. `keys` are the batch's keys with their `h1`, walked only
+    /// when the table might have to grow (to count the new ones). Only
+    /// while no snapshot shares this shard's pages (the caller knows).
+    ///
+    /// The room is: entries up to the table's load limit (a re-laid table
+    /// if needed, built here, installed later), as many empty slots at the
+    /// table's end as there may be new keys (each insert's shift ends at
+    /// an empty slot, and takes one), and one chunk of the arena's own with
+    /// room for every record. Making it changes no entry (a longer table
+    /// end, an empty or larger last chunk). None when that cannot be
+    /// promised (records over one chunk's worth, or one over half a chunk):
+    /// the caller then writes pair by pair.
+    pub fn prepare_writes<'k>(
+        &mut self,
+        hasher: &KeyHasher,
+        n: usize,
+        bytes: usize,
+        max_rec: usize,
+        keys: impl Iterator<Item = (u64, &'k [u8])>,
+    ) -> Result<Option<Prepared>> {
+        if max_rec > CHUNK_MAX / 2 || bytes > CHUNK_MAX {
+            return Ok(None);
+        }
+        let mut new = n;
+        if self.table.count.saturating_add(n) > self.table.max_count() {
+            new = keys
+                .filter(|&(h1, k)| self.locate(hasher, h1, k).is_err())
+                .count();
+        }
+        let mut relaid = self.reserved_table(new)?;
+        let (table, arena) = match &mut relaid {
+            Some(r) => (&mut r.table, r.arena.as_mut().unwrap_or(&mut self.arena)),
+            None => (&mut self.table, &mut self.arena),
+        };
+        let trailing = (0..table.len.min(new))
+            .take_while(|&j| table.get(table.len - 1 - j).is_empty())
+            .count();
+        if trailing < new {
+            table.extend(new - trailing)?;
+        }
+        arena.make_room(bytes)?;
+        Ok(Some(Prepared(relaid)))
+    }
+
+    /// Puts in place the table `prepare_writes` re-laid, if it did;
+    /// returns whether it did (a structural change).
+    pub fn install_prepared(&mut self, p: Prepared) -> bool {
+        match p.0 {
+            Some(r) => {
+                self.install(r);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `insert` without the tidying (arena compaction and repacking) that
+    /// follows a write: a batch prepared by `prepare_writes` must not lose
+    /// its room to a repack before its last write. Call `tidy` after.
+    pub fn insert_quiet(
+        &mut self,
+        hasher: &KeyHasher,
+        h1: u64,
+        key: &[u8],
+        val: &[u8],
+    ) -> Result<bool> {
+        self.insert_with(hasher, h1, key, val, false)
+    }
+
+    /// The tidying `insert_quiet` skipped; best-effort, changes no entry.
+    pub fn tidy(&mut self) {
+        self.limit_chunks();
+        let _ = self.maybe_compact();
+        if self.arena.unsorted > self.arena.sorted.max(4096) && self.arena.is_unshared() {
+            let _ = self.repack_arena();
+        }
+    }
+
+    /// `reserve`'s part that may fail, changing nothing: the table to
+    /// `install`, or None when the current one has the room.
+    pub fn reserved_table(&self, additional: usize) -> Result<Option<Relaid>> {
         let want = self.table.count.saturating_add(additional);
         if want <= self.table.max_count() {
-            return Ok(false);
+            return Ok(None);
         }
         // Past a 5/8 load the limit still holds up to 7/8.
         let nominal = capped_nominal_for(want);
@@ -1259,9 +1448,9 @@ impl ShardData {
                 "reserve request exceeds a shard's capacity",
             ));
         }
-        self.rebuild(nominal)?;
-        debug_assert!(want <= self.table.max_count());
-        Ok(true)
+        let r = self.relaid(nominal)?;
+        debug_assert!(want <= r.table.max_count());
+        Ok(Some(r))
     }
 
     /// From now on removals leave room for at least `entries` entries
@@ -1541,7 +1730,11 @@ impl ShardData {
             return Ok(());
         }
         self.table.unshare(i >> PAGE_BITS, i >> PAGE_BITS)?;
-        let key = self.arena.record(s.loc()).0.to_vec();
+        // A copy of the key: making room may move the chunk it is in.
+        let stored = self.arena.record(s.loc()).0;
+        let mut key = alloc::try_vec(stored.len())
+            .ok_or_else(|| oom("cannot allocate a copy of the entry's key"))?;
+        key.extend_from_slice(stored);
         let loc = self.arena.alloc(&key, val)?;
         self.arena.free(s.loc());
         self.table.set(i, s.with_loc(loc));
@@ -1602,6 +1795,7 @@ impl ShardData {
     }
 }
 
+#[cfg(test)]
 impl Default for ShardData {
     fn default() -> Self {
         ShardData::new()
@@ -2139,7 +2333,7 @@ mod tests {
         // So does clear.
         d.reserve(3000).unwrap();
         d.keep_room(3000);
-        d.clear();
+        d = ShardData::new();
         d.insert(&h, h.h1(&k), &k, b"v").unwrap();
         assert!(d.table.nominal < reserved);
         d.check_invariants(&h).unwrap();

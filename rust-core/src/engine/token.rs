@@ -182,7 +182,8 @@ impl Token {
     }
 
     /// Text form for untrusted holders. `secret` is the map's own secret.
-    pub fn encode(&self, secret: [u64; 2]) -> String {
+    /// Built in place: encoding allocates nothing.
+    pub fn encode(&self, secret: [u64; 2]) -> TokenText {
         let (a, b) = place_words(self.cursor.at);
         let (l, r) = feistel(secret, self.source, a, b, false);
         // The stamp counts structural changes: hide it (and the flags) too.
@@ -195,13 +196,13 @@ impl Token {
         );
         let mut words = [self.source, m, st, l, r, 0];
         words[5] = mac24(&words[..5]);
-        let mut bytes = Vec::with_capacity(48);
-        for w in words {
-            bytes.extend_from_slice(&w.to_le_bytes());
+        let mut bytes = [0u8; 48];
+        for (b, w) in bytes.chunks_exact_mut(8).zip(words) {
+            b.copy_from_slice(&w.to_le_bytes());
         }
-        let mut out = String::with_capacity(TEXT_LEN);
-        out.push_str("mc1");
-        base64url_encode(&bytes, &mut out);
+        let mut out = TokenText([0; TEXT_LEN]);
+        out.0[..TEXT_PREFIX.len()].copy_from_slice(TEXT_PREFIX);
+        base64url_encode(&bytes, &mut out.0[TEXT_PREFIX.len()..]);
         out
     }
 
@@ -279,7 +280,10 @@ fn feistel(secret: [u64; 2], tweak: u64, a: u64, b: u64, decrypt: bool) -> (u64,
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-fn base64url_encode(bytes: &[u8], out: &mut String) {
+/// Encodes `bytes` into `out`, which has room for exactly their text
+/// (four characters per three bytes, no padding).
+fn base64url_encode(bytes: &[u8], out: &mut [u8]) {
+    let mut at = 0;
     for chunk in bytes.chunks(3) {
         let n = chunk
             .iter()
@@ -287,8 +291,27 @@ fn base64url_encode(bytes: &[u8], out: &mut String) {
             .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
         let chars = chunk.len() + 1;
         for i in 0..chars {
-            out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            out[at] = B64[((n >> (18 - 6 * i)) & 63) as usize];
+            at += 1;
         }
+    }
+}
+
+/// A token's text form (`Token::encode`): `TEXT_LEN` ASCII characters.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenText([u8; TEXT_LEN]);
+
+impl std::ops::Deref for TokenText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        // Only ASCII is written (the prefix and base64url characters).
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for TokenText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
     }
 }
 
@@ -382,7 +405,7 @@ mod tests {
         let stamp_word = u64::from_le_bytes(raw[16..24].try_into().unwrap());
         assert_ne!(stamp_word, t.stamp, "the stamp must not appear in clear");
         for i in 3..s.len() {
-            let mut b = s.clone().into_bytes();
+            let mut b = s.as_bytes().to_vec();
             b[i] = if b[i] == b'A' { b'B' } else { b'A' };
             let e = Token::decode(&b, t.source, secret).unwrap_err();
             assert_eq!(e.status, McStatus::MC_ERR_BAD_TOKEN, "char {i}");

@@ -25,7 +25,7 @@ use crate::engine::bytes::copy_small_uninit;
 use crate::engine::token::{Mode, Token, TEXT_LEN};
 use crate::engine::{self, Entry, Map, Options, Pack, Scan, Sink, Visit};
 use crate::registry::{self, Object, Snapshot};
-use crate::status::{McStatus, Result};
+use crate::status::{Error, McStatus, Result};
 use raw::*;
 use support::*;
 
@@ -237,14 +237,18 @@ pub fn map_stats(map: mc_map) -> Option<engine::Stats> {
 // ---------------------------------------------------------------------------
 
 fn register(object: Object) -> Result<u64> {
-    registry::insert(object).ok_or_else(|| {
-        err(
+    registry::insert(object).map_err(|refused| match refused {
+        registry::Refused::Full => Error::formatted(
             McStatus::MC_ERR_OUT_OF_MEMORY,
-            format!(
+            format_args!(
                 "too many live maps and snapshots (limit {})",
                 registry::MAX_LIVE
             ),
-        )
+        ),
+        registry::Refused::OutOfMemory => err(
+            McStatus::MC_ERR_OUT_OF_MEMORY,
+            "cannot allocate the handle's record",
+        ),
     })
 }
 
@@ -280,9 +284,9 @@ pub unsafe extern "C" fn mc_map_new_with(opts: *const mc_options, out: *mut mc_m
         // SAFETY: opts is non-NULL and points to a readable mc_options (caller's contract).
         let o = unsafe { read_in(opts) };
         if o.flags & !KNOWN_FLAGS != 0 || o.reserved != 0 {
-            return Err(err(
+            return Err(Error::formatted(
                 McStatus::MC_ERR_INVALID_ARGUMENT,
-                format!(
+                format_args!(
                     "unknown option flags {:#x} or non-zero reserved field",
                     o.flags & !KNOWN_FLAGS
                 ),
@@ -580,9 +584,9 @@ pub extern "C" fn mc_map_watch(map: mc_map, watch: u32) -> mc_status {
             0 => false,
             1 => true,
             _ => {
-                return Err(err(
+                return Err(Error::formatted(
                     McStatus::MC_ERR_INVALID_ARGUMENT,
-                    format!("mc_map_watch: watch is {watch}, not 0 or 1"),
+                    format_args!("mc_map_watch: watch is {watch}, not 0 or 1"),
                 ))
             }
         };
@@ -598,11 +602,13 @@ pub extern "C" fn mc_map_watch(map: mc_map, watch: u32) -> mc_status {
 }
 
 /// Removes every entry (structural) and releases their memory, including
-/// room kept by mc_map_reserve. Returns MC_OK.
+/// room kept by mc_map_reserve. Returns MC_OK; MC_ERR_OUT_OF_MEMORY when
+/// the empty tables cannot be allocated (they are made before anything is
+/// removed: the map is unchanged).
 #[no_mangle]
 pub extern "C" fn mc_map_clear(map: mc_map) -> mc_status {
     on_map(map.id, |m, _| {
-        m.clear();
+        m.clear()?;
         Ok(McStatus::MC_OK)
     })
 }
@@ -610,8 +616,12 @@ pub extern "C" fn mc_map_clear(map: mc_map) -> mc_status {
 /// Makes room for `additional` more entries. The room stays reserved while
 /// entries come and go: deletions do not shrink the map below room for
 /// `additional` entries (the most any successful call asked for) until
-/// mc_map_shrink_to_fit or mc_map_clear. Always a structural change
-/// (strict iterators are invalidated), whether or not a table was re-laid.
+/// mc_map_shrink_to_fit or mc_map_clear. A successful call is always a
+/// structural change (strict iterators are invalidated), whether or not a
+/// table was re-laid. All or nothing: every shard's new table is built
+/// before any is put in place, so a failed call changes nothing, not even
+/// the structural generation (at its peak it holds the old and the new
+/// tables of every shard that grows).
 /// Returns MC_OK, MC_ERR_TOO_LARGE (`additional` above MC_MAX_CAPACITY, or the entries
 /// already stored plus `additional` beyond the storage limit),
 /// MC_ERR_OUT_OF_MEMORY (also, nothing allocated, when the room's slot
@@ -687,16 +697,16 @@ unsafe fn packed<'a>(
     what: &str,
 ) -> Result<(&'a [u8], &'a [u32])> {
     if n > MC_MAX_BATCH {
-        return Err(err(
+        return Err(Error::formatted(
             McStatus::MC_ERR_TOO_LARGE,
-            format!("batch of {n} exceeds MC_MAX_BATCH"),
+            format_args!("batch of {n} exceeds MC_MAX_BATCH"),
         ));
     }
     if n == 0 {
         return Ok((&[], &[]));
     }
     if lens.is_null() {
-        return Err(null(&format!("{what}_lens")));
+        return Err(null(format_args!("{what}_lens")));
     }
     // SAFETY: non-NULL; caller provides n aligned lengths.
     let lens = unsafe { slice_in(lens, n, what)? };
@@ -707,7 +717,7 @@ unsafe fn packed<'a>(
 }
 
 /// The items of a checked packed buffer, in order.
-fn items<'a>(all: &'a [u8], lens: &'a [u32]) -> impl Iterator<Item = &'a [u8]> + 'a {
+fn items<'a>(all: &'a [u8], lens: &'a [u32]) -> impl Iterator<Item = &'a [u8]> + Clone + 'a {
     let mut rest = all;
     lens.iter().map(move |&l| {
         let (item, tail) = rest.split_at(l as usize);
@@ -716,23 +726,107 @@ fn items<'a>(all: &'a [u8], lens: &'a [u32]) -> impl Iterator<Item = &'a [u8]> +
     })
 }
 
-/// Splits a packed key (or value) buffer.
-///
-/// # Safety
-/// As for `packed`.
-unsafe fn unpack<'a>(
+/// Keys `mc_map_get_many` looks up per step: its scratch memory is a fixed
+/// 8 KiB on the stack (a hash, a candidate and a result per key), whatever
+/// the batch's size; batches of up to `MANY_SMALL` keys use a quarter.
+const MANY_CHUNK: usize = 256;
+const MANY_SMALL: usize = 64;
+
+/// `mc_map_get_many`'s lookups, `C` keys at a time: the `n` values of
+/// `keys` are written back to back into `out` and their lengths into
+/// `lens` (MC_ABSENT for a missing key), all in one consistent state of
+/// the map, and nothing is written unless everything fits. Returns the
+/// bytes written, or the bytes needed when they do not fit. A batch of one
+/// chunk is looked up once and copied from what was found; a longer one
+/// is looked up twice (sizes, then copies), under the same read access.
+fn get_many_chunked<'k, const C: usize>(
+    m: &Map,
     n: usize,
-    data: *const u8,
-    lens: *const u32,
-    what: &str,
-) -> Result<Vec<&'a [u8]>> {
-    // SAFETY: this function's contract is `packed`'s, which its caller upholds.
-    let (all, lens) = unsafe { packed(n, data, lens, what)? };
-    Ok(items(all, lens).collect())
+    keys: impl Iterator<Item = &'k [u8]> + Clone,
+    out: &mut [MaybeUninit<u8>],
+    lens: &mut [MaybeUninit<u32>],
+) -> std::result::Result<usize, usize> {
+    // The first chunk's hashes come from the pass that finds the shards to
+    // read, so a batch of one chunk hashes each key once.
+    let mut hashes = [0u64; C];
+    let mut mask = 0u32;
+    for (i, k) in keys.clone().enumerate() {
+        let h = m.hasher().h1(k);
+        if let Some(slot) = hashes.get_mut(i) {
+            *slot = h;
+        }
+        mask |= engine::map::shard_bit(h);
+    }
+    m.read_many(mask, |view| {
+        let mut found: [Option<&[u8]>; C] = [None; C];
+        let mut need = 0;
+        let mut rest = keys.clone();
+        for start in (0..n).step_by(C) {
+            let len = C.min(n - start);
+            need += look_up_chunk::<C>(view, &mut rest, start > 0, &mut hashes[..len], &mut found);
+        }
+        if need > out.len() {
+            return Err(need);
+        }
+        let mut off = 0;
+        let mut rest = keys;
+        for start in (0..n).step_by(C) {
+            let len = C.min(n - start);
+            if n > C {
+                let _ = look_up_chunk::<C>(view, &mut rest, true, &mut hashes[..len], &mut found);
+            }
+            for (v, l) in found[..len].iter().zip(&mut lens[start..start + len]) {
+                l.write(match v {
+                    Some(v) => {
+                        copy_small_uninit(&mut out[off..off + v.len()], v);
+                        off += v.len();
+                        v.len() as u32
+                    }
+                    None => MC_ABSENT,
+                });
+            }
+        }
+        Ok(off)
+    })
+}
+
+/// Looks up the next `hashes.len()` keys of `keys` in `view` into `found`;
+/// `hash` says whether their hashes are still to be computed into
+/// `hashes`. Records first (their slots are already on the way), then one
+/// key comparison per key. Returns the bytes of the values found.
+fn look_up_chunk<'v, 'k, const C: usize>(
+    view: &'v engine::map::ManyView<'_>,
+    keys: &mut (impl Iterator<Item = &'k [u8]> + Clone),
+    hash: bool,
+    hashes: &mut [u64],
+    found: &mut [Option<&'v [u8]>; C],
+) -> usize {
+    if hash {
+        for (h, k) in hashes.iter_mut().zip(keys.clone()) {
+            *h = view.hasher().h1(k);
+        }
+    }
+    for &h in hashes.iter() {
+        view.prefetch_home(h);
+    }
+    let mut candidates = [None; C];
+    for (c, &h) in candidates.iter_mut().zip(hashes.iter()) {
+        *c = Some(view.candidate(h));
+    }
+    let mut bytes = 0;
+    let looked_up = found.iter_mut().zip(hashes.iter().zip(&candidates));
+    for ((f, (&h, c)), k) in looked_up.zip(keys.take(hashes.len())) {
+        *f = c.and_then(|c| view.get(h, k, c));
+        bytes += f.map_or(0, <[u8]>::len);
+    }
+    bytes
 }
 
 /// Looks up n keys in one consistent state of the map (all involved shards
-/// are read-locked together). Values are written back to back into `vals`
+/// are read-locked together). Scratch memory is constant (a few KiB on the
+/// stack: the keys are looked up 256 at a time); a batch of more than 256
+/// keys is looked up twice, first for the sizes, so that nothing is written
+/// unless everything fits. Values are written back to back into `vals`
 /// (capacity `vals_cap`), `val_lens[i]` gets the length of value i or
 /// MC_ABSENT, and `*out_used` the bytes used.
 /// Returns MC_OK; MC_ERR_BUFFER_TOO_SMALL (only `*out_used` written: the bytes
@@ -765,39 +859,12 @@ pub unsafe extern "C" fn mc_map_get_many(
         // and overlapping no other argument (the header's pointer conventions).
         // Written only once everything fits.
         let lens = unsafe { slice_out(val_lens, n, "val_lens")? };
-        let hashes: Vec<u64> = items(key_bytes, key_lens)
-            .map(|k| m.hasher().h1(k))
-            .collect();
-        let used = m.read_many(&hashes, |view| {
-            // Records first (their slots are already on the way), then one
-            // key comparison per key; nothing is written unless everything fits.
-            let candidates: Vec<_> = hashes.iter().map(|&h| view.candidate(h)).collect();
-            let mut need = 0;
-            let found: Vec<Option<&[u8]>> = items(key_bytes, key_lens)
-                .zip(&hashes)
-                .zip(candidates)
-                .map(|((k, &h), c)| {
-                    let v = view.get(h, k, c);
-                    need += v.map_or(0, <[u8]>::len);
-                    v
-                })
-                .collect();
-            if need > out.len() {
-                return Err(need);
-            }
-            let mut off = 0;
-            for (v, len) in found.iter().zip(lens.iter_mut()) {
-                len.write(match v {
-                    Some(v) => {
-                        copy_small_uninit(&mut out[off..off + v.len()], v);
-                        off += v.len();
-                        v.len() as u32
-                    }
-                    None => MC_ABSENT,
-                });
-            }
-            Ok(off)
-        });
+        // Small batches get small scratch arrays (they are zeroed per call).
+        let used = if n <= MANY_SMALL {
+            get_many_chunked::<MANY_SMALL>(m, n, items(key_bytes, key_lens), out, lens)
+        } else {
+            get_many_chunked::<MANY_CHUNK>(m, n, items(key_bytes, key_lens), out, lens)
+        };
         match used {
             Ok(used) => {
                 // SAFETY: out_used checked non-NULL.
@@ -819,12 +886,21 @@ pub unsafe extern "C" fn mc_map_get_many(
 /// Inserts or overwrites n entries (values packed like keys) with all involved
 /// shards write-locked together: other threads see all of them or none.
 /// Sizes are checked first (MC_ERR_TOO_LARGE for a key or value: nothing
-/// stored); only MC_ERR_OUT_OF_MEMORY, or MC_ERR_TOO_LARGE for the storage
-/// limit (see `mc_map_set`), can leave a batch partly applied.
+/// stored). MC_ERR_OUT_OF_MEMORY, and MC_ERR_TOO_LARGE for the storage
+/// limit (see `mc_map_set`), leave the map as it was: the room every pair needs is made before the first is stored
+/// (a larger table, empty slots, arena space; none of it changes an entry)
+/// — provided no snapshot of the map is alive, no record (key + value + 2
+/// to 9 bytes) is over 128 KiB and no one of the 16 shards gets over 256 KiB
+/// of records (about 4 MiB for the batch). Outside those bounds the pairs
+/// are stored one by one, and either status leaves the pairs before
+/// the one that failed stored, that one and those after it not (each pair
+/// is stored whole or not at all). Scratch memory is constant: the pairs
+/// are read from the caller's buffers, twice (sizes and shards, then the
+/// writes), nothing is copied.
 /// `*out_inserted` (may be NULL) receives the number of new keys.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY,
-/// MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`; like an
-/// allocation failure it stops the batch part-way).
+/// MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`; it stops the batch
+/// part-way, like an allocation failure outside the bounds above).
 /// # Safety
 /// Per the pointer conventions of mapcore.h: `key_lens`, `val_lens`: `n`
 /// readable uint32_t each; `keys`, `vals`: their sums of readable bytes;
@@ -841,21 +917,21 @@ pub unsafe extern "C" fn mc_map_set_many(
 ) -> mc_status {
     on_map(map.id, |m, _| {
         // SAFETY: caller's packed keys and values.
-        let (ks, vs) = unsafe {
+        let ((kb, kl), (vb, vl)) = unsafe {
             (
-                unpack(n, keys, key_lens, "keys")?,
-                unpack(n, vals, val_lens, "vals")?,
+                packed(n, keys, key_lens, "keys")?,
+                packed(n, vals, val_lens, "vals")?,
             )
         };
-        let pairs: Vec<(&[u8], &[u8])> = ks.into_iter().zip(vs).collect();
-        let inserted = m.insert_many(&pairs)?;
+        let inserted = m.insert_many(items(kb, kl).zip(items(vb, vl)))?;
         // SAFETY: optional out-pointer.
         unsafe { put_opt(out_inserted, inserted) };
         Ok(McStatus::MC_OK)
     })
 }
 
-/// Deletes n keys atomically (all involved shards write-locked together).
+/// Deletes n keys atomically (all involved shards write-locked together),
+/// with constant scratch memory.
 /// Absent keys are skipped. `*out_removed` (may be NULL) receives how many
 /// were present. Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE,
 /// MC_ERR_OUT_OF_MEMORY (only while a snapshot shares slot pages the deletes
@@ -874,8 +950,8 @@ pub unsafe extern "C" fn mc_map_delete_many(
 ) -> mc_status {
     on_map(map.id, |m, _| {
         // SAFETY: caller's packed keys.
-        let ks = unsafe { unpack(n, keys, key_lens, "keys")? };
-        let removed = m.remove_many(&ks)?;
+        let (kb, kl) = unsafe { packed(n, keys, key_lens, "keys")? };
+        let removed = m.remove_many(items(kb, kl))?;
         // SAFETY: optional out-pointer.
         unsafe { put_opt(out_removed, removed) };
         Ok(McStatus::MC_OK)
@@ -929,9 +1005,9 @@ impl Source<'_> {
 /// `out` must be NULL or aligned and valid for writes of an `mc_iter`.
 unsafe fn init_token(src: Source, id: u64, mode: u32, out: *mut mc_iter) -> Result<McStatus> {
     let mode = Mode::from_u32(mode).ok_or_else(|| {
-        err(
+        Error::formatted(
             McStatus::MC_ERR_INVALID_ARGUMENT,
-            format!("unknown iteration mode {mode}"),
+            format_args!("unknown iteration mode {mode}"),
         )
     })?;
     let out = out_ptr(out, "out")?;
@@ -1131,9 +1207,9 @@ unsafe fn encode_impl(
     // SAFETY: checked non-NULL above.
     unsafe { put(out_len, text.len()) };
     if out.len() < text.len() + 1 {
-        return Err(err(
+        return Err(Error::formatted(
             McStatus::MC_ERR_BUFFER_TOO_SMALL,
-            format!("token text needs {} bytes with its NUL", text.len() + 1),
+            format_args!("token text needs {} bytes with its NUL", text.len() + 1),
         ));
     }
     put_text(out, &text);
@@ -1442,9 +1518,9 @@ pub unsafe extern "C" fn mc_batch_entry(
             return Ok(McStatus::MC_DONE);
         }
         let malformed = || {
-            err(
+            Error::formatted(
                 McStatus::MC_ERR_INVALID_ARGUMENT,
-                format!("no whole batch entry at offset {off}"),
+                format_args!("no whole batch entry at offset {off}"),
             )
         };
         let head = all
@@ -1501,7 +1577,7 @@ pub unsafe extern "C" fn mc_snapshot_new(map: mc_map, out: *mut mc_snapshot) -> 
     on_map(map.id, |m, _| {
         let out = out_ptr(out, "out")?;
         let id = register(Object::Snapshot(Snapshot {
-            data: m.snapshot(),
+            data: m.snapshot()?,
             secret: m.secret(),
         }))?;
         // SAFETY: out checked non-NULL.

@@ -21,10 +21,10 @@ use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
 use super::mc_iter;
-use super::support::{err, null};
+use super::support::null;
 use crate::engine::bytes::copy_small_uninit;
 use crate::engine::token::{Token, TOKEN_WORDS};
-use crate::status::{McStatus, Result};
+use crate::status::{Error, McStatus, Result};
 
 /// Borrows `len` `T`s at `ptr`; NULL is accepted only when `len` is 0.
 ///
@@ -37,9 +37,9 @@ pub unsafe fn slice_in<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&
         return if len == 0 { Ok(&[]) } else { Err(null(what)) };
     }
     if len > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
-        return Err(err(
+        return Err(Error::formatted(
             McStatus::MC_ERR_TOO_LARGE,
-            format!("{what} length is impossibly large"),
+            format_args!("{what} length is impossibly large"),
         ));
     }
     // SAFETY: non-NULL, at most isize::MAX bytes, and the caller guarantees
@@ -75,9 +75,9 @@ pub unsafe fn slice_out<'a, T>(
         };
     }
     if cap > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
-        return Err(err(
+        return Err(Error::formatted(
             McStatus::MC_ERR_TOO_LARGE,
-            format!("{what} capacity is impossibly large"),
+            format_args!("{what} capacity is impossibly large"),
         ));
     }
     // SAFETY: non-NULL, at most isize::MAX bytes, and the caller guarantees

@@ -75,23 +75,32 @@ pub fn set_last_error(e: Error) {
     let _ = LAST_ERROR.try_with(|l| l.set(Some((e.status, detail))));
 }
 
-/// Runs `f` on the text of this thread's last failure ("" if none).
+/// Longest status name, with the ": " after it in `with_last_error`.
+const NAME_CAP: usize = 32;
+
+/// Runs `f` on the text of this thread's last failure ("" if none), built
+/// on the stack: reading the last error must work with no memory left.
 pub fn with_last_error<R>(f: impl FnOnce(&str) -> R) -> R {
-    use std::fmt::Write;
-    let mut text = String::new();
+    let mut text = [0u8; NAME_CAP + DETAIL_CAP];
+    let mut len = 0;
+    let mut push = |s: &[u8]| {
+        let n = s.len().min(text.len() - len);
+        text[len..len + n].copy_from_slice(&s[..n]);
+        len += n;
+    };
     if let Ok(Some((status, detail))) = LAST_ERROR.try_with(Cell::get) {
-        let _ = write!(text, "{}: ", status.trimmed_name());
+        push(status.trimmed_name().as_bytes());
+        push(b": ");
         match detail {
-            Detail::Static(s) => text.push_str(s),
-            Detail::Inline(len) => {
-                let _ = LAST_DETAIL.try_with(|buf| {
-                    // Cut at a character boundary, so always valid UTF-8.
-                    text.push_str(std::str::from_utf8(&buf.borrow()[..len]).unwrap_or(""))
-                });
+            Detail::Static(s) => push(s.as_bytes()),
+            Detail::Inline(n) => {
+                let _ = LAST_DETAIL.try_with(|buf| push(&buf.borrow()[..n]));
             }
         }
     }
-    f(&text)
+    // Whole characters only: the name fits its room, and a detail is cut
+    // at a character boundary (`keep_detail`); static details are short.
+    f(std::str::from_utf8(&text[..len]).unwrap_or(""))
 }
 
 pub fn err(status: McStatus, detail: impl Into<std::borrow::Cow<'static, str>>) -> Error {
@@ -126,27 +135,44 @@ fn finish(r: std::thread::Result<Result<McStatus>>) -> McStatus {
 fn panicked(payload: Box<dyn std::any::Any + Send>) -> McStatus {
     let msg = payload
         .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
-    set_last_error(err(
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown panic");
+    set_last_error(Error::formatted(
         McStatus::MC_ERR_INTERNAL,
-        format!("internal error: {msg}"),
+        format_args!("internal error: {msg}"),
     ));
     McStatus::MC_ERR_INTERNAL
 }
 
 #[cold]
 pub fn bad_handle(what: &str) -> Error {
-    err(
+    Error::formatted(
         McStatus::MC_ERR_BAD_HANDLE,
-        format!("{what} handle is zero, freed, of the wrong kind, or not a handle"),
+        format_args!("{what} handle is zero, freed, of the wrong kind, or not a handle"),
     )
+}
+
+/// A lookup that failed: on a thread's first call, because its registry
+/// record could not be allocated (then the lookup is tried again once the
+/// record is had, else MC_ERR_OUT_OF_MEMORY); otherwise a bad handle.
+#[cold]
+fn lookup_again(id: u64, what: &str) -> Result<registry::Handle> {
+    if !registry::thread_registered() {
+        return Err(err(
+            McStatus::MC_ERR_OUT_OF_MEMORY,
+            "cannot allocate this thread's record in the handle registry",
+        ));
+    }
+    registry::get(id).ok_or_else(|| bad_handle(what))
 }
 
 #[inline(always)]
 fn lookup(id: u64, what: &str) -> Result<registry::Handle> {
-    registry::get(id).ok_or_else(|| bad_handle(what))
+    match registry::get(id) {
+        Some(h) => Ok(h),
+        None => lookup_again(id, what),
+    }
 }
 
 /// Resolves a map handle and runs `f` on it. A panic inside poisons the map:
@@ -260,8 +286,11 @@ pub fn in_callback_scope<R>(map_id: u64, f: impl FnOnce() -> R) -> Result<R> {
     Ok(f())
 }
 
-pub fn null(what: &str) -> Error {
-    err(McStatus::MC_ERR_NULL_ARGUMENT, format!("{what} is NULL"))
+pub fn null(what: impl std::fmt::Display) -> Error {
+    Error::formatted(
+        McStatus::MC_ERR_NULL_ARGUMENT,
+        format_args!("{what} is NULL"),
+    )
 }
 
 #[cfg(test)]
@@ -332,6 +361,42 @@ mod tests {
         assert!(registry::remove(a) && registry::remove(b));
     }
 
+    /// A thread's first call registers it, which may run out of memory:
+    /// the call then reports MC_ERR_OUT_OF_MEMORY, or, when only that one
+    /// allocation failed, looks the handle up again and succeeds (never
+    /// MC_ERR_BAD_HANDLE for a good handle). Only checked when the record
+    /// had to be allocated (a record given back by an exited thread is
+    /// reused without allocating).
+    #[test]
+    fn a_first_call_without_memory_is_out_of_memory_not_a_bad_handle() {
+        use crate::engine::alloc;
+        let id = registry::insert(Object::Map(Map::new(&Options::default()).unwrap())).unwrap();
+        for sustained in [false, true] {
+            let (status, fired) = std::thread::spawn(move || {
+                if sustained {
+                    alloc::fail_after(Some(0));
+                } else {
+                    alloc::fail_once_after(0);
+                }
+                let s = on_map(id, |_, _| Ok(McStatus::MC_OK));
+                alloc::fail_after(None);
+                (s, alloc::injected_failures() > 0)
+            })
+            .join()
+            .unwrap();
+            let want = if !fired || !sustained {
+                McStatus::MC_OK
+            } else {
+                McStatus::MC_ERR_OUT_OF_MEMORY
+            };
+            assert_eq!(
+                status, want,
+                "sustained: {sustained}, failure injected: {fired}"
+            );
+        }
+        assert!(registry::remove(id));
+    }
+
     #[test]
     fn long_details_are_cut_at_a_character_boundary() {
         let long = "é".repeat(DETAIL_CAP); // two bytes each
@@ -345,9 +410,9 @@ mod tests {
                 m.len()
             );
         });
-        set_last_error(err(
+        set_last_error(Error::formatted(
             McStatus::MC_ERR_NOT_FOUND,
-            format!("key of {} bytes", 3),
+            format_args!("key of {} bytes", 3),
         ));
         with_last_error(|m| assert_eq!(m, "MC_ERR_NOT_FOUND: key of 3 bytes"));
     }
