@@ -29,8 +29,11 @@
  * The failure point N is swept from 0 until the call completes without
  * reaching its N-th allocation, in two modes: "single" fails only the N-th
  * allocation, "sustained" fails it and every later one (so the error path
- * itself cannot allocate). The parent never calls the library, so the first
- * operation ("map_new_cold") sees the library's first-use allocations.
+ * itself cannot allocate). The parent calls the library only after the
+ * first operation ("map_new_cold", which sees the library's first-use
+ * allocations): one fixed-seed map, made and freed, so that what is drawn
+ * once per process (the secret mixed into fixed seeds) is the same in every
+ * child, and every child of an operation allocates the same way.
  *
  * Default (assertion) mode: exit 1 unless every failure point of every
  * operation ends ok or oom. --report prints the whole table and the first
@@ -1584,6 +1587,7 @@ int main(int argc, char **argv) {
         die("the injector does not work: %s", broken);
 
     unsigned long bad_total = 0, points_total = 0, maps_total = 0;
+    bool warm = false; /* the parent has called the library */
     int ops_run = 0;
     uint64_t t0 = 0;
     {
@@ -1599,6 +1603,11 @@ int main(int argc, char **argv) {
             continue;
         if (quick && (o->flags & F_SLOW))
             continue;
+        if (!(o->flags & F_COLD) && !warm) {
+            mc_map m = new_fixed_map(0);
+            mc_map_free(m);
+            warm = true;
+        }
         ops_run++;
         /* Unarmed run: the call must work, and says how much it allocates. */
         result base = collect_case(0, spawn_case(0, o, OOM_COUNT, 0, -1, false));
