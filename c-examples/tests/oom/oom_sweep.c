@@ -35,11 +35,16 @@
  * once per process (the secret mixed into fixed seeds) is the same in every
  * child, and every child of an operation allocates the same way.
  *
+ * Some operations are the first call of a new thread (its registration
+ * allocates), and some run while another, unarmed, thread reads the same
+ * map: it must never see the map change unless the call succeeds.
+ *
  * Default (assertion) mode: exit 1 unless every failure point of every
  * operation ends ok or oom. --report prints the whole table and the first
- * few problems of each operation and exits 0; --trace (with --report) adds,
- * for each operation that aborted, where the last injected failure before
- * the abort was made (resolved with addr2line).
+ * problem of each kind for each operation and exits 0; --trace (implies
+ * --report) adds, for each operation, the distinct places where the
+ * failure its dead children did not survive was injected (the library's
+ * frames, resolved with addr2line).
  */
 #define _GNU_SOURCE
 #define OOM_INJECTOR_PROGRAM
@@ -1284,7 +1289,6 @@ static result collect_case(int slot, running run) {
 /* One addr2line process answers for libmapcore's addresses (-a prints each
  * address first, which delimits the answers); answers are cached. */
 static FILE *a2l_in, *a2l_out;
-static char a2l_lib[512];
 #define A2L_CACHE 4096
 static struct {
     uint64_t off;
@@ -1311,7 +1315,6 @@ static bool a2l_start(const char *lib) {
     close(from[1]);
     a2l_in = fdopen(to[1], "w");
     a2l_out = fdopen(from[0], "r");
-    snprintf(a2l_lib, sizeof a2l_lib, "%s", lib);
     return a2l_in && a2l_out;
 }
 
