@@ -47,7 +47,7 @@ func (s *scribbler) scribble(victim []byte) {
 // victimFor returns a key of model other than cur, preferably one the
 // iteration has not returned yet (the worst one to act on by mistake).
 func victimFor(model map[string]string, seen map[string]int, cur string) []byte {
-	var any string
+	var other string
 	for _, k := range sortedKeys(model) {
 		if k == cur {
 			continue
@@ -55,9 +55,9 @@ func victimFor(model map[string]string, seen map[string]int, cur string) []byte 
 		if seen[k] == 0 {
 			return []byte(k)
 		}
-		any = k
+		other = k
 	}
-	return []byte(any)
+	return []byte(other)
 }
 
 var scribbleConfigs = append(batchConfigs[:len(batchConfigs):len(batchConfigs)],
