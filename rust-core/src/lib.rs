@@ -7,9 +7,11 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod engine;
+mod epoch;
 pub mod ffi;
 pub(crate) mod registry;
 pub mod status;
+mod sync;
 #[cfg(test)]
 mod test_support;
 

@@ -18,6 +18,8 @@
 //!
 //! Calls that start after a free find a null pointer (or another id) and fail
 //! with BAD_HANDLE; generations make reused slots reject stale handles.
+//! The protocol, and why it never frees what a pinned call can see, is in
+//! `epoch.rs`.
 
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
@@ -25,6 +27,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::engine::{Map, SnapshotData};
+use crate::epoch;
 
 const SEG_BITS: u32 = 10;
 const SEG_SLOTS: usize = 1 << SEG_BITS;
@@ -232,10 +235,7 @@ fn pin() -> PinGuard {
         };
         let d = l.depth.get();
         if d == 0 {
-            let e = REGISTRY.epoch.load(SeqCst);
-            // SeqCst store: ordered before the slot load that follows, and
-            // against the free's SeqCst swap and epoch bump.
-            me.active.store(e, SeqCst);
+            epoch::pin(&REGISTRY.epoch, &me.active);
         }
         l.depth.set(d + 1);
         me
@@ -257,9 +257,7 @@ impl Drop for PinGuard {
         if !outermost {
             return;
         }
-        let e = self.me.active.load(Relaxed);
-        // A Release store, not a swap: a swap is a full barrier on x86.
-        self.me.active.store(0, Release);
+        let e = epoch::unpin(&self.me.active);
         // Only the thread that held reclamation back retries it, so a
         // waiting retired object does not send every call to the locks.
         if REGISTRY.pending.load(Relaxed) > 0 && e <= REGISTRY.blocked_at.load(Relaxed) {
@@ -276,16 +274,12 @@ fn reclaim() {
     }
     let oldest_pinned = {
         let all = lock(&REGISTRY.participants);
-        all.iter()
-            .map(|p| p.active.load(SeqCst))
-            .filter(|&e| e != 0)
-            .min()
-            .unwrap_or(u64::MAX)
+        epoch::oldest_pinned(all.iter().map(|p| &p.active))
     };
     REGISTRY.blocked_at.store(oldest_pinned, Relaxed);
     let mut done = Vec::new();
     retired.retain(|r| {
-        if r.epoch < oldest_pinned {
+        if epoch::reclaimable(r.epoch, oldest_pinned) {
             done.push(r.live);
             false
         } else {
@@ -376,7 +370,7 @@ pub fn get(id: u64) -> Option<Handle> {
     }
     let s = slot(low - 1)?;
     let pin = pin();
-    let live = NonNull::new(s.live.load(SeqCst))?;
+    let live = NonNull::new(epoch::load_linked(&s.live))?;
     // SAFETY: pinned before the load, so the object cannot be reclaimed yet.
     if unsafe { live.as_ref() }.id != id {
         return None;
@@ -399,11 +393,10 @@ pub fn remove(id: u64) -> bool {
         if cur.is_null() || unsafe { (*cur).id } != id {
             return false;
         }
-        s.live.store(ptr::null_mut(), SeqCst);
-        let epoch = REGISTRY.epoch.fetch_add(1, SeqCst);
+        let tag = epoch::unlink(&s.live, &REGISTRY.epoch);
         let mut retired = lock(&REGISTRY.retired);
         retired.push(Retired {
-            epoch,
+            epoch: tag,
             live: NonNull::new(cur).expect("non-null"),
         });
         REGISTRY.pending.store(retired.len(), Relaxed);

@@ -6,6 +6,7 @@ pub mod map;
 mod memcheck;
 mod pool;
 mod shard_lock;
+pub(crate) mod shard_lock_protocol;
 pub mod table;
 pub mod token;
 
