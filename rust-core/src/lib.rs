@@ -9,6 +9,7 @@
 pub mod engine;
 mod epoch;
 pub mod ffi;
+mod fork;
 pub(crate) mod registry;
 pub mod status;
 mod sync;

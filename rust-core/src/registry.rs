@@ -323,6 +323,7 @@ fn slot(index: usize) -> Option<&'static Slot> {
 
 /// Registers an object; returns its handle, or None when the registry is full.
 pub fn insert(object: Object) -> Option<u64> {
+    crate::fork::arm();
     if REGISTRY.pending.load(Relaxed) > 0 {
         reclaim();
     }
@@ -407,6 +408,41 @@ pub fn remove(id: u64) -> bool {
     }
     reclaim();
     true
+}
+
+/// Before a fork (see `fork.rs`): takes the registry's locks, in the order
+/// its functions nest them, so that no other thread holds one when the
+/// process forks. Dropping the result releases them.
+pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
+    let free = lock(&REGISTRY.free);
+    let retired = lock(&REGISTRY.retired);
+    let participants = lock(&REGISTRY.participants);
+    Box::new((participants, retired, free))
+}
+
+/// After a fork, in the child, where only this thread exists (and the locks
+/// are released): unpins the threads that did not survive (their calls will
+/// never end) and gives their records back, and marks every live map one of
+/// whose shard locks was held at the fork (see
+/// `Map::lose_locks_held_at_fork`).
+pub(crate) fn after_fork_child() {
+    let mine = LOCAL.with(|l| l.me.get()).map(|p| p as *const Participant);
+    for p in lock(&REGISTRY.participants).iter() {
+        if Some(*p as *const Participant) != mine {
+            p.active.store(0, Release);
+            p.in_use.store(0, Release);
+        }
+    }
+    let next = lock(&REGISTRY.free).next as usize;
+    for s in (0..next).filter_map(slot) {
+        // SAFETY: no other thread exists to unlink and reclaim the object
+        // while we look at it.
+        if let Some(live) = unsafe { s.live.load(Acquire).as_ref() } {
+            if let Object::Map(map) = &live.object {
+                map.lose_locks_held_at_fork();
+            }
+        }
+    }
 }
 
 pub fn is_snapshot_id(id: u64) -> bool {

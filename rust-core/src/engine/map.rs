@@ -439,6 +439,21 @@ impl Map {
         self.poisoned.store(true, Ordering::Relaxed);
     }
 
+    /// In a forked child (see `fork.rs`): poisons the map if one of its
+    /// shard locks was held when the process forked (its holder may not
+    /// exist here), and makes those locks panic rather than wait when
+    /// taken. True if it did.
+    pub(crate) fn lose_locks_held_at_fork(&self) -> bool {
+        let mut lost = false;
+        for shard in self.shards.iter() {
+            lost |= shard.data.lose_if_held();
+        }
+        if lost {
+            self.poison();
+        }
+        lost
+    }
+
     /// The structural generation: the sum of the shards' structural counters.
     pub fn generation(&self) -> u64 {
         self.counters.structural()

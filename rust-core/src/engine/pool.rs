@@ -25,9 +25,7 @@ use std::alloc::Layout;
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::OnceLock;
-
-use parking_lot::Mutex;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use super::bytes::copy_small_to;
 use super::memcheck;
@@ -87,7 +85,7 @@ struct Pool {
     with_free: [BTreeSet<usize>; CLASSES],
 }
 
-static POOL: Mutex<Pool> = parking_lot::const_mutex(Pool {
+static POOL: Mutex<Pool> = Mutex::new(Pool {
     regions: [const { BTreeMap::new() }; CLASSES],
     with_free: [const { BTreeSet::new() }; CLASSES],
 });
@@ -308,10 +306,10 @@ impl<T: Copy> Buf<T> {
             debug_assert!(layout.align() <= MIN_POOLED);
             // A new region is mapped outside the lock (a system call); two
             // threads racing here just map one region more than needed.
-            let got = POOL.lock().alloc(class);
+            let got = locked_pool().alloc(class);
             let got = got.or_else(|| {
                 let base = map_region()?;
-                POOL.lock().add_region(class, base)
+                locked_pool().add_region(class, base)
             });
             if let Some(p) = got {
                 memcheck::block_allocated(p.as_ptr(), layout.size());
@@ -452,7 +450,7 @@ impl<T: Copy> Drop for Buf<T> {
                 // Checked before the pages go: a block freed twice, and
                 // handed out again meanwhile, would lose its new owner's
                 // data.
-                POOL.lock().handed_out(class, self.ptr.cast());
+                locked_pool().handed_out(class, self.ptr.cast());
             }
             // Before the block goes back: another thread may be handed it
             // as soon as it is.
@@ -460,7 +458,7 @@ impl<T: Copy> Drop for Buf<T> {
             if release {
                 release_pages(self.ptr.cast(), layout.size());
             }
-            let emptied = POOL.lock().free(class, self.ptr.cast());
+            let emptied = locked_pool().free(class, self.ptr.cast());
             if let Some(base) = emptied {
                 unmap_region(base);
             }
@@ -498,6 +496,19 @@ fn failure_injected() -> bool {
     })
 }
 
+/// The pool, locked. A std mutex: a forked child can release it (see
+/// `fork.rs`) whoever waited for it in the parent.
+fn locked_pool() -> MutexGuard<'static, Pool> {
+    // The pool's critical sections cannot leave it inconsistent.
+    POOL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Before a fork (see `fork.rs`): takes the pool's lock, so that no other
+/// thread holds it when the process forks. Dropping the result releases it.
+pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
+    Box::new(locked_pool())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,7 +527,7 @@ mod tests {
 
     /// Regions mapped for blocks of `bytes`.
     fn regions_of(bytes: usize) -> usize {
-        POOL.lock().regions[class_of(bytes).expect("a pooled size")].len()
+        locked_pool().regions[class_of(bytes).expect("a pooled size")].len()
     }
 
     /// The state a thread meets when it mapped a region because the pool

@@ -177,6 +177,9 @@ pub struct ShardLock<T> {
     lock: RwLock<T>,
     /// Raised by the write-lock holder before it waits for announced readers.
     writing: AtomicBool,
+    /// Set in a forked child when the lock was held at the fork: its holder
+    /// may not exist in the child, so taking it panics instead of waiting.
+    lost: AtomicBool,
     /// The group id of the map this shard belongs to (see `Group`).
     group: usize,
 }
@@ -264,6 +267,7 @@ impl<T> ShardLock<T> {
         ShardLock {
             lock: RwLock::new(value),
             writing: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
             group: group.0,
         }
     }
@@ -272,9 +276,27 @@ impl<T> ShardLock<T> {
         self as *const Self as usize
     }
 
+    #[inline(always)]
+    fn check_not_lost(&self) {
+        if self.lost.load(Relaxed) {
+            lost_in_fork();
+        }
+    }
+
+    /// In a forked child (see `fork.rs`): marks the lock lost if it was held
+    /// (read or write) when the process forked, and says whether it was.
+    pub fn lose_if_held(&self) -> bool {
+        let held = self.lock.is_locked() || self.writing.load(Relaxed);
+        if held {
+            self.lost.store(true, Relaxed);
+        }
+        held
+    }
+
     /// A read lock, for reads that are long, hold several shards or run
     /// user code.
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        self.check_not_lost();
         self.lock.read()
     }
 
@@ -299,17 +321,37 @@ impl<T> ShardLock<T> {
             // waits for this announcement to go.
             drop(announced);
         }
-        f(&self.lock.read())
+        f(&self.read())
     }
 
     /// The write lock; returns once no short reader is inside.
     pub fn write(&self) -> WriteGuard<'_, T> {
+        self.check_not_lost();
         let guard = self.lock.write();
         let slots = TABLE[..IN_USE.load(Acquire)].iter().map(|s| &s.reading);
         exclude_readers(&self.writing, slots, self.id(), self.group);
         WriteGuard {
             guard,
             writing: &self.writing,
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn lost_in_fork() -> ! {
+    panic!("a shard lock held when the process forked cannot be taken in the child");
+}
+
+/// In a forked child (see `fork.rs`), where only the forking thread exists:
+/// withdraws the announcements of the threads that did not survive and
+/// frees their slots. Their short reads changed nothing, so the shards they
+/// were reading stay usable.
+pub(crate) fn after_fork_child() {
+    let mine = LOCAL.with(|l| l.slot.get()).map(|s| s as *const Slot);
+    for slot in &TABLE {
+        if Some(slot as *const Slot) != mine {
+            release(slot);
         }
     }
 }
