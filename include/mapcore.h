@@ -42,8 +42,9 @@
  *      threads take no lock and leave their map usable;
  *    - a map one of whose locks was held (a write in progress, a callback
  *      running, in any thread including the forking one) is poisoned: every
- *      call on it returns MC_ERR_POISONED, and mc_map_free works (its data
- *      may be half-written by a thread that does not exist in the child);
+ *      call on it returns MC_ERR_POISONED, and mc_map_free works but leaks
+ *      the map's memory (its data may be half-written by a thread that does
+ *      not exist in the child);
  *    - a call of the forking thread in progress (a fork from a callback)
  *      finishes in the child, or returns MC_ERR_INTERNAL if it needs again
  *      a lock that was held at the fork.

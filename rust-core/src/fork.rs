@@ -14,7 +14,8 @@
 //!   runs, so they are not taken. In the child, every live map with a shard
 //!   lock held at the fork (by any thread, the forking one included) is
 //!   poisoned: calls on it return MC_ERR_POISONED, and only freeing it
-//!   works. Its data may be half-changed by a writer that no longer exists.
+//!   works. Its data may be half-changed by a writer that no longer exists,
+//!   so freeing it leaks its memory rather than drop what may be broken.
 //!   Taking such a lock in the child panics instead of waiting, so a call
 //!   of the forking thread still in progress in the child (a fork from a
 //!   callback) ends with MC_ERR_INTERNAL if it needs one again.

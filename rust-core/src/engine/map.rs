@@ -127,6 +127,12 @@ pub struct Map {
 impl Drop for Map {
     fn drop(&mut self) {
         Counters::give_back(self.counters);
+        // In a forked child, a map whose lock was held at the fork may be
+        // half-changed by a thread that no longer exists: dropping its
+        // tables could free what is not allocated. Its memory is leaked.
+        if self.shards.iter().any(|s| s.data.is_lost()) {
+            std::mem::forget(std::mem::take(&mut self.shards));
+        }
     }
 }
 

@@ -283,6 +283,11 @@ impl<T> ShardLock<T> {
         }
     }
 
+    /// Whether `lose_if_held` found the lock held at a fork.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Relaxed)
+    }
+
     /// In a forked child (see `fork.rs`): marks the lock lost if it was held
     /// (read or write) when the process forked, and says whether it was.
     pub fn lose_if_held(&self) -> bool {
