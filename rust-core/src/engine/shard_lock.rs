@@ -427,6 +427,24 @@ mod tests {
         );
     }
 
+    /// In a forked child, a lock held at the fork is marked lost; taking
+    /// it then panics (an error for the call) instead of waiting forever.
+    #[test]
+    fn a_lock_held_at_a_fork_panics_instead_of_waiting() {
+        let l = ShardLock::new(0u32, Group::new());
+        let held = l.write();
+        assert!(l.lose_if_held());
+        drop(held);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *l.write() = 1));
+        assert!(r.is_err(), "a lost lock was taken");
+        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *l.read())).is_err());
+        // A short read of a shard nobody writes needs no lock, so it works.
+        assert_eq!(l.read_short(|v| *v), 0);
+        let free = ShardLock::new(0u32, Group::new());
+        assert!(!free.lose_if_held(), "a free lock is not lost");
+        *free.write() = 1;
+    }
+
     #[test]
     fn a_panicking_short_read_withdraws_its_announcement() {
         let l = ShardLock::new(1u32, Group::new());
