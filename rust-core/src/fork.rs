@@ -64,12 +64,16 @@ extern "C" fn prepare() {
         Counters::lock_for_fork(),
         pool::lock_for_fork(),
     ];
-    HELD.with(|h| *h.borrow_mut() = guards);
+    // A fork from a thread-exit destructor, after `HELD` is gone, keeps no
+    // guard: the locks are released at once, as without the handlers.
+    let _ = HELD.try_with(|h| *h.borrow_mut() = guards);
 }
 
 /// Releases the locks, in the reverse order.
 fn release() {
-    let mut guards = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
+    let mut guards = HELD
+        .try_with(|h| std::mem::take(&mut *h.borrow_mut()))
+        .unwrap_or_default();
     while guards.pop().is_some() {}
 }
 
