@@ -14,7 +14,7 @@ export PKG_CONFIG_PATH := $(STAGE)/lib/pkgconfig:$(PKG_CONFIG_PATH)
 
 .PHONY: all lib stage header header-check demo test rust-test c-test go-test abi-check \
         valgrind sanitizers install uninstall clean bench bench-smoke stress fuzz lint \
-        oom-test oom-report
+        oom-test oom-report loom loom-mutants
 
 all: stage
 
@@ -54,7 +54,7 @@ demo: all
 	@# with the library's checksum so a rebuilt libmapcore.a is always relinked.
 	cd go-binding && $(GO) run -ldflags "-X main.libID=$$(cksum < ../$(LIB_DIR)/libmapcore.a | cut -d' ' -f1)" ./cmd/demo
 
-test: all rust-test header-check abi-check c-test oom-test valgrind sanitizers go-test bench-smoke
+test: all rust-test loom header-check abi-check c-test oom-test valgrind sanitizers go-test bench-smoke
 	@echo "== all tests passed =="
 
 rust-test:
@@ -97,6 +97,19 @@ bench-smoke:
 stress: stage
 	MAPCORE_STRESS_SECS=$${MAPCORE_STRESS_SECS:-60} $(CARGO) test --release -p mapcore --test stress -- --ignored --nocapture
 	$(MAKE) --no-print-directory -C c-examples stress
+
+# Model-checks the shard lock's and the registry's protocols with loom
+# (rust-core/loom builds their source files over loom's atomics), in a
+# target directory of its own since --cfg loom changes every crate's flags.
+# LOOM_MAX_PREEMPTIONS bounds the preemptions per execution explored.
+LOOM_MAX_PREEMPTIONS ?= 3
+loom:
+	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) \
+	    $(CARGO) test -q --release -p mapcore-loom
+
+# Breaks the protocols one way at a time and checks the models catch each.
+loom-mutants:
+	LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) ./rust-core/loom/mutants.sh
 
 fuzz:
 	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --release -p mapcore --test model

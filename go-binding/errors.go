@@ -118,7 +118,8 @@ var (
 	ErrInvalidArgument error = &Error{Status: StatusInvalidArgument}
 	// ErrReentrant: a DeleteFunc callback called back into the map running it.
 	ErrReentrant error = &Error{Status: StatusReentrant}
-	// ErrPoisoned: an earlier internal error poisoned the map; only Close works.
+	// ErrPoisoned: an earlier internal error poisoned the map (or, in a forked
+	// child, the fork caught it in use); only Close works.
 	ErrPoisoned error = &Error{Status: StatusPoisoned}
 )
 

@@ -25,7 +25,8 @@
  *  - "The common map errors", which every function taking a map handle can
  *    return besides those it lists: MC_ERR_BAD_HANDLE (zero, freed, garbage
  *    or snapshot handle), MC_ERR_POISONED (an earlier internal error broke the
- *    map; free it), MC_ERR_REENTRANT (called from a callback of the same map)
+ *    map, or, in a forked child, the fork caught it in use: see fork();
+ *    free it), MC_ERR_REENTRANT (called from a callback of the same map)
  *    and MC_ERR_INTERNAL (a caught panic; the map is then poisoned). Functions
  *    taking a snapshot handle can return MC_ERR_BAD_HANDLE and
  *    MC_ERR_INTERNAL the same way. A length or buffer capacity above
@@ -60,11 +61,27 @@
  *    waits for another thread which is calling the same map. Callbacks of at
  *    most 32 maps can be nested on one thread; a call that would run a 33rd
  *    inside them gets MC_ERR_REENTRANT without running it.
- *  - fork(): a child forked while another thread was inside a call may
- *    find a lock that thread held (a map's, the memory pool's) still taken
- *    and wait forever on it, as with most libraries. Fork while no other
- *    thread is calling the library, or only exec in the child. A process
- *    that forks while single-threaded can use its maps in the child.
+ *  - fork(): a process may fork at any time, also while other threads are
+ *    inside the library and from inside a callback. In the child:
+ *    - a map none of whose locks was held at the fork works fully, and so
+ *      do snapshots, new maps and every function taking no map. Plain reads
+ *      (mc_map_get, mc_map_contains, mc_map_get_many) in progress in other
+ *      threads take no lock and leave their map usable;
+ *    - a map one of whose locks was held (a write in progress, a callback
+ *      running, in any thread including the forking one) is poisoned: every
+ *      call on it returns MC_ERR_POISONED, and mc_map_free works but leaks
+ *      the map's memory (its data may be half-written by a thread that does
+ *      not exist in the child);
+ *    - a call of the forking thread in progress (a fork from a callback)
+ *      finishes in the child, or returns MC_ERR_INTERNAL if it needs again
+ *      a lock that was held at the fork.
+ *    The library's own process-wide locks are taken around fork() by
+ *    pthread_atfork handlers, so fork() waits while another thread holds
+ *    one (never long, never while a callback runs). Best effort: parking
+ *    locks keep an internal queue per lock address; a thread caught in the
+ *    middle of parking or waking at the fork can, rarely, leave a lock of
+ *    an otherwise idle map handed to it, and a call on that map in the
+ *    child would then wait forever.
  *  - Structural changes (they invalidate strict iterators): inserting a new
  *    key, deleting, clearing, mc_map_reserve, mc_map_shrink_to_fit and any
  *    re-layout of a table (growth, shrink). Overwriting a value is not; nor is
@@ -174,7 +191,8 @@ enum mc_status
   MC_ERR_INVALID_ARGUMENT = 11,
   // A callback called back into the map that is running it.
   MC_ERR_REENTRANT = 12,
-  // The map was poisoned by an earlier internal error; only free is allowed.
+  // The map was poisoned by an earlier internal error, or (in a forked
+  // child) was in use at the fork; only free is allowed.
   MC_ERR_POISONED = 13,
   // Not an error: the iteration is complete and no entry was returned.
   MC_DONE = 14,

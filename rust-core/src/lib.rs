@@ -22,9 +22,12 @@
 )]
 
 pub mod engine;
+mod epoch;
 pub mod ffi;
+mod fork;
 pub(crate) mod registry;
 pub mod status;
+mod sync;
 #[cfg(test)]
 mod test_support;
 

@@ -24,6 +24,9 @@
 //! keeps room for every slot of the segments allocated so far, and the
 //! retired list room for every live object plus those already retired
 //! (both reserved by `insert`, which may fail).
+//!
+//! The protocol, and why it never frees what a pinned call can see, is in
+//! `epoch.rs`.
 
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
@@ -32,6 +35,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::engine::alloc::{try_box, try_reserve};
 use crate::engine::{Map, SnapshotData};
+use crate::epoch;
 
 const SEG_BITS: u32 = 10;
 const SEG_SLOTS: usize = 1 << SEG_BITS;
@@ -261,10 +265,7 @@ fn pin() -> Option<PinGuard> {
         };
         let d = l.depth.get();
         if d == 0 {
-            let e = REGISTRY.epoch.load(SeqCst);
-            // SeqCst store: ordered before the slot load that follows, and
-            // against the free's SeqCst swap and epoch bump.
-            me.active.store(e, SeqCst);
+            epoch::pin(&REGISTRY.epoch, &me.active);
         }
         l.depth.set(d + 1);
         Some(me)
@@ -286,9 +287,7 @@ impl Drop for PinGuard {
         if !outermost {
             return;
         }
-        let e = self.me.active.load(Relaxed);
-        // A Release store, not a swap: a swap is a full barrier on x86.
-        self.me.active.store(0, Release);
+        let e = epoch::unpin(&self.me.active);
         // Only the thread that held reclamation back retries it, so a
         // waiting retired object does not send every call to the locks.
         if REGISTRY.pending.load(Relaxed) > 0 && e <= REGISTRY.blocked_at.load(Relaxed) {
@@ -307,19 +306,15 @@ fn reclaim() {
             return;
         }
         let all = lock(&REGISTRY.participants);
-        let oldest = all
-            .iter()
-            .map(|p| p.active.load(SeqCst))
-            .filter(|&e| e != 0)
-            .min()
-            .unwrap_or(u64::MAX);
+        let oldest = epoch::oldest_pinned(all.iter().map(|p| &p.active));
         REGISTRY.blocked_at.store(oldest, Relaxed);
         oldest
     };
     loop {
         let live = {
             let mut retired = lock(&REGISTRY.retired);
-            let Some(i) = retired.iter().position(|r| r.epoch < oldest_pinned) else {
+            let reclaimable = |r: &Retired| epoch::reclaimable(r.epoch, oldest_pinned);
+            let Some(i) = retired.iter().position(reclaimable) else {
                 return;
             };
             let r = retired.swap_remove(i);
@@ -382,6 +377,7 @@ fn new_segment() -> Option<NonNull<[Slot; SEG_SLOTS]>> {
 /// Registers an object; returns its handle. Refused (the object dropped,
 /// nothing changed) when the registry is full or out of memory.
 pub fn insert(object: Object) -> Result<u64, Refused> {
+    crate::fork::arm();
     if REGISTRY.pending.load(Relaxed) > 0 {
         reclaim();
     }
@@ -443,7 +439,7 @@ pub fn get(id: u64) -> Option<Handle> {
     }
     let s = slot(low - 1)?;
     let pin = pin()?;
-    let live = NonNull::new(s.live.load(SeqCst))?;
+    let live = NonNull::new(epoch::load_linked(&s.live))?;
     // SAFETY: pinned before the load, so the object cannot be reclaimed yet.
     if unsafe { live.as_ref() }.id != id {
         return None;
@@ -466,14 +462,13 @@ pub fn remove(id: u64) -> bool {
         if cur.is_null() || unsafe { (*cur).id } != id {
             return false;
         }
-        s.live.store(ptr::null_mut(), SeqCst);
-        let epoch = REGISTRY.epoch.fetch_add(1, SeqCst);
+        let tag = epoch::unlink(&s.live, &REGISTRY.epoch);
         fl.live -= 1;
         let mut retired = lock(&REGISTRY.retired);
         // Never grows: `insert` kept room for every live object.
         debug_assert!(retired.len() < retired.capacity());
         retired.push(Retired {
-            epoch,
+            epoch: tag,
             live: NonNull::new(cur).expect("non-null"),
         });
         REGISTRY.pending.store(retired.len(), Relaxed);
@@ -486,6 +481,49 @@ pub fn remove(id: u64) -> bool {
     }
     reclaim();
     true
+}
+
+/// Before a fork (see `fork.rs`): takes the registry's locks, in the order
+/// its functions nest them, so that no other thread holds one when the
+/// process forks. Dropping the result releases them.
+pub(crate) fn lock_for_fork() -> ForkGuard {
+    let free = lock(&REGISTRY.free);
+    let retired = lock(&REGISTRY.retired);
+    let participants = lock(&REGISTRY.participants);
+    ForkGuard(participants, retired, free)
+}
+
+/// The registry's locks, held across a fork; dropped in field order, the
+/// reverse of the order they were taken.
+pub(crate) struct ForkGuard(
+    #[allow(dead_code)] std::sync::MutexGuard<'static, Vec<&'static Participant>>,
+    #[allow(dead_code)] std::sync::MutexGuard<'static, Vec<Retired>>,
+    #[allow(dead_code)] std::sync::MutexGuard<'static, FreeList>,
+);
+
+/// After a fork, in the child, where only this thread exists (and the locks
+/// are released): unpins the threads that did not survive (their calls will
+/// never end) and gives their records back, and marks every live map one of
+/// whose shard locks was held at the fork (see
+/// `Map::lose_locks_held_at_fork`).
+pub(crate) fn after_fork_child() {
+    let mine = LOCAL.with(|l| l.me.get()).map(|p| p as *const Participant);
+    for p in lock(&REGISTRY.participants).iter() {
+        if Some(*p as *const Participant) != mine {
+            p.active.store(0, Release);
+            p.in_use.store(0, Release);
+        }
+    }
+    let next = lock(&REGISTRY.free).next as usize;
+    for s in (0..next).filter_map(slot) {
+        // SAFETY: no other thread exists to unlink and reclaim the object
+        // while we look at it.
+        if let Some(live) = unsafe { s.live.load(Acquire).as_ref() } {
+            if let Object::Map(map) = &live.object {
+                map.lose_locks_held_at_fork();
+            }
+        }
+    }
 }
 
 pub fn is_snapshot_id(id: u64) -> bool {

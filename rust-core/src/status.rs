@@ -33,7 +33,8 @@ pub enum McStatus {
     MC_ERR_INVALID_ARGUMENT = 11,
     /// A callback called back into the map that is running it.
     MC_ERR_REENTRANT = 12,
-    /// The map was poisoned by an earlier internal error; only free is allowed.
+    /// The map was poisoned by an earlier internal error, or (in a forked
+    /// child) was in use at the fork; only free is allowed.
     MC_ERR_POISONED = 13,
     /// Not an error: the iteration is complete and no entry was returned.
     MC_DONE = 14,
@@ -102,7 +103,7 @@ impl McStatus {
             MC_ERR_INTERNAL => "internal error (caught panic)\0",
             MC_ERR_INVALID_ARGUMENT => "invalid argument (unknown mode, flag or option; zero max_entries; malformed batch; refused key)\0",
             MC_ERR_REENTRANT => "callback re-entered the map that is running it\0",
-            MC_ERR_POISONED => "map poisoned by an earlier internal error\0",
+            MC_ERR_POISONED => "map poisoned by an earlier internal error or a fork\0",
             MC_DONE => "iteration complete; no more entries\0",
         }
     }

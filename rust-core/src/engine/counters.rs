@@ -94,6 +94,13 @@ impl Counters {
         *head = Some(c);
     }
 
+    /// Before a fork (see `fork.rs`): takes the lock on the freed blocks,
+    /// so that no other thread holds it when the process forks. Dropping
+    /// the result releases it.
+    pub(crate) fn lock_for_fork() -> std::sync::MutexGuard<'static, Option<&'static Counters>> {
+        FREE.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Registers (`on`) or unregisters a reader of `changes`. False when
     /// unregistering with no reader registered.
     pub fn watch(&self, on: bool) -> bool {

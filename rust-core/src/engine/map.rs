@@ -133,6 +133,12 @@ pub struct Map {
 impl Drop for Map {
     fn drop(&mut self) {
         Counters::give_back(self.counters);
+        // In a forked child, a map whose lock was held at the fork may be
+        // half-changed by a thread that no longer exists: dropping its
+        // tables could free what is not allocated. Its memory is leaked.
+        if self.shards.iter().any(|s| s.data.is_lost()) {
+            std::mem::forget(std::mem::take(&mut self.shards));
+        }
     }
 }
 
@@ -463,6 +469,21 @@ impl Map {
 
     pub fn poison(&self) {
         self.poisoned.store(true, Ordering::Relaxed);
+    }
+
+    /// In a forked child (see `fork.rs`): poisons the map if one of its
+    /// shard locks was held when the process forked (its holder may not
+    /// exist here), and makes those locks panic rather than wait when
+    /// taken. True if it did.
+    pub(crate) fn lose_locks_held_at_fork(&self) -> bool {
+        let mut lost = false;
+        for shard in self.shards.iter() {
+            lost |= shard.data.lose_if_held();
+        }
+        if lost {
+            self.poison();
+        }
+        lost
     }
 
     /// The structural generation: the sum of the shards' structural counters.

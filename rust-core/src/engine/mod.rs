@@ -6,8 +6,9 @@ mod env;
 pub mod hash;
 pub mod map;
 mod memcheck;
-mod pool;
-mod shard_lock;
+pub(crate) mod pool;
+pub(crate) mod shard_lock;
+pub(crate) mod shard_lock_protocol;
 pub mod table;
 pub mod token;
 

@@ -24,9 +24,7 @@
 use std::alloc::Layout;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::OnceLock;
-
-use parking_lot::Mutex;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use super::bytes::copy_small_to;
 use super::memcheck;
@@ -100,12 +98,12 @@ struct Region {
 /// `Buf` does and which must not need memory, never allocates. A class
 /// has a few hundred regions at most (a 2 GiB map's worth), so the
 /// insertions' moves cost less than the tree's node allocations did.
-struct Pool {
+pub(crate) struct Pool {
     regions: [Vec<(usize, Region)>; CLASSES],
     with_free: [Vec<usize>; CLASSES],
 }
 
-static POOL: Mutex<Pool> = parking_lot::const_mutex(Pool {
+static POOL: Mutex<Pool> = Mutex::new(Pool {
     regions: [const { Vec::new() }; CLASSES],
     with_free: [const { Vec::new() }; CLASSES],
 });
@@ -358,10 +356,10 @@ impl<T: Copy> Buf<T> {
             debug_assert!(layout.align() <= MIN_POOLED);
             // A new region is mapped outside the lock (a system call); two
             // threads racing here just map one region more than needed.
-            let got = POOL.lock().alloc(class);
+            let got = locked_pool().alloc(class);
             let got = got.or_else(|| {
                 let base = map_region()?;
-                let got = POOL.lock().add_region(class, base);
+                let got = locked_pool().add_region(class, base);
                 if got.is_none() {
                     unmap_region(base);
                 }
@@ -506,7 +504,7 @@ impl<T: Copy> Drop for Buf<T> {
                 // Checked before the pages go: a block freed twice, and
                 // handed out again meanwhile, would lose its new owner's
                 // data.
-                POOL.lock().handed_out(class, self.ptr.cast());
+                locked_pool().handed_out(class, self.ptr.cast());
             }
             // Before the block goes back: another thread may be handed it
             // as soon as it is.
@@ -514,7 +512,7 @@ impl<T: Copy> Drop for Buf<T> {
             if release {
                 release_pages(self.ptr.cast(), layout.size());
             }
-            let emptied = POOL.lock().free(class, self.ptr.cast());
+            let emptied = locked_pool().free(class, self.ptr.cast());
             if let Some(base) = emptied {
                 unmap_region(base);
             }
@@ -530,6 +528,19 @@ impl<T: Copy> Drop for Buf<T> {
 /// (see `alloc::fail_after`).
 #[cfg(test)]
 pub(crate) use super::alloc::fail_after;
+
+/// The pool, locked. A std mutex: a forked child can release it (see
+/// `fork.rs`) whoever waited for it in the parent.
+fn locked_pool() -> MutexGuard<'static, Pool> {
+    // The pool's critical sections cannot leave it inconsistent.
+    POOL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Before a fork (see `fork.rs`): takes the pool's lock, so that no other
+/// thread holds it when the process forks. Dropping the result releases it.
+pub(crate) fn lock_for_fork() -> MutexGuard<'static, Pool> {
+    locked_pool()
+}
 
 #[cfg(test)]
 mod tests {
@@ -549,7 +560,7 @@ mod tests {
 
     /// Regions mapped for blocks of `bytes`.
     fn regions_of(bytes: usize) -> usize {
-        POOL.lock().regions[class_of(bytes).expect("a pooled size")].len()
+        locked_pool().regions[class_of(bytes).expect("a pooled size")].len()
     }
 
     /// The state a thread meets when it mapped a region because the pool

@@ -9,15 +9,8 @@
 //! reads in its own thread's slot, checks that no writer is active, and reads
 //! without touching the lock. A writer takes the lock, raises the shard's
 //! `writing` flag, and waits until no slot announces the shard before it
-//! changes anything.
-//!
-//! The announcement and the flag follow Dekker's pattern: each side stores
-//! its own word, runs a `SeqCst` fence, then loads the other side's word, so
-//! at least one side sees the other. A reader that sees the flag raised
-//! withdraws and takes the read lock (which waits for the writer); a writer
-//! that sees an announcement waits for it to be withdrawn. The reader's
-//! fence is a full barrier, like the lock's own atomic instructions, but it
-//! writes only the reader's cache line.
+//! changes anything. That protocol, and why it excludes them, is in
+//! `shard_lock_protocol.rs`; this file gives it a slot table and a lock.
 //!
 //! A read that spans several shards of one map (a batch lookup) announces
 //! the map's *group* instead, checks the flag of every shard it reads, and
@@ -30,10 +23,14 @@
 //! Without a slot (all taken) a short read simply takes the read lock.
 
 use std::cell::Cell;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::OnceLock;
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::shard_lock_protocol::{
+    announce, exclude_readers, readmit_readers, withdraw, writer_active,
+};
 
 /// Threads that can hold a slot at once; others read through the lock.
 const SLOTS: usize = 256;
@@ -165,13 +162,7 @@ impl Announcement {
             l.busy.set(true);
             Some(s)
         })?;
-        // Release: a writer whose Acquire load sees this value also sees
-        // what this thread did before (its earlier reads under a withdrawn
-        // announcement, or a previous owner's, through `taken`).
-        slot.reading.store(id, Release);
-        // Pairs with the fence in `ShardLock::write`: after both, either the
-        // writer sees this announcement or this thread sees its flag.
-        fence(SeqCst);
+        announce(&slot.reading, id);
         Some(Announcement {
             slot,
             _this_thread: std::marker::PhantomData,
@@ -181,9 +172,7 @@ impl Announcement {
 
 impl Drop for Announcement {
     fn drop(&mut self) {
-        // Release: the reads made under the announcement happen before the
-        // writes of a writer whose Acquire load sees the slot cleared.
-        self.slot.reading.store(0, Release);
+        withdraw(&self.slot.reading);
         LOCAL.with(|l| l.busy.set(false));
     }
 }
@@ -192,6 +181,9 @@ pub struct ShardLock<T> {
     lock: RwLock<T>,
     /// Raised by the write-lock holder before it waits for announced readers.
     writing: AtomicBool,
+    /// Set in a forked child when the lock was held at the fork: its holder
+    /// may not exist in the child, so taking it panics instead of waiting.
+    lost: AtomicBool,
     /// The group id of the map this shard belongs to (see `Group`).
     group: usize,
 }
@@ -219,8 +211,7 @@ impl Group {
     ) -> Option<GroupRead<'a, T, N>> {
         let announced = Announcement::new(self.0)?;
         debug_assert!(locks.iter().flatten().all(|l| l.group == self.0));
-        // Acquire: pairs with the Release in `WriteGuard::drop`.
-        if locks.iter().flatten().any(|l| l.writing.load(Acquire)) {
+        if locks.iter().flatten().any(|l| writer_active(&l.writing)) {
             return None;
         }
         // SAFETY: as in `ShardLock::read_short`: the group announcement was
@@ -270,10 +261,8 @@ impl<T> std::ops::DerefMut for WriteGuard<'_, T> {
 
 impl<T> Drop for WriteGuard<'_, T> {
     fn drop(&mut self) {
-        // Release: a short reader whose Acquire load sees the flag down sees
-        // every change made under this guard. The lock itself is released
-        // after this, when `guard` drops.
-        self.writing.store(false, Release);
+        // The lock itself is released after this, when `guard` drops.
+        readmit_readers(self.writing);
     }
 }
 
@@ -282,6 +271,7 @@ impl<T> ShardLock<T> {
         ShardLock {
             lock: RwLock::new(value),
             writing: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
             group: group.0,
         }
     }
@@ -290,9 +280,32 @@ impl<T> ShardLock<T> {
         self as *const Self as usize
     }
 
+    #[inline(always)]
+    fn check_not_lost(&self) {
+        if self.lost.load(Relaxed) {
+            lost_in_fork();
+        }
+    }
+
+    /// Whether `lose_if_held` found the lock held at a fork.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Relaxed)
+    }
+
+    /// In a forked child (see `fork.rs`): marks the lock lost if it was held
+    /// (read or write) when the process forked, and says whether it was.
+    pub fn lose_if_held(&self) -> bool {
+        let held = self.lock.is_locked() || self.writing.load(Relaxed);
+        if held {
+            self.lost.store(true, Relaxed);
+        }
+        held
+    }
+
     /// A read lock, for reads that are long, hold several shards or run
     /// user code.
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        self.check_not_lost();
         self.lock.read()
     }
 
@@ -301,8 +314,7 @@ impl<T> ShardLock<T> {
     #[inline]
     pub fn read_short<R>(&self, f: impl FnOnce(&T) -> R) -> R {
         if let Some(announced) = Announcement::new(self.id()) {
-            // Acquire: pairs with the Release in `WriteGuard::drop`.
-            if !self.writing.load(Acquire) {
+            if !writer_active(&self.writing) {
                 // SAFETY: our announcement was visible before we saw the flag
                 // down (Dekker pairing with `write`), so a writer that takes
                 // the lock from now on waits until `announced` is dropped
@@ -318,35 +330,37 @@ impl<T> ShardLock<T> {
             // waits for this announcement to go.
             drop(announced);
         }
-        f(&self.lock.read())
+        f(&self.read())
     }
 
     /// The write lock; returns once no short reader is inside.
     pub fn write(&self) -> WriteGuard<'_, T> {
+        self.check_not_lost();
         let guard = self.lock.write();
-        self.writing.store(true, Relaxed);
-        // Pairs with the fence in `Announcement::new`.
-        fence(SeqCst);
-        let (id, group) = (self.id(), self.group);
-        for slot in &TABLE[..IN_USE.load(Acquire)] {
-            let mut spins = 0u32;
-            loop {
-                // Acquire: the reader's reads happen before our writes.
-                let announced = slot.reading.load(Acquire);
-                if announced != id && announced != group {
-                    break;
-                }
-                spins += 1;
-                if spins < 64 {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
-            }
-        }
+        let slots = TABLE[..IN_USE.load(Acquire)].iter().map(|s| &s.reading);
+        exclude_readers(&self.writing, slots, self.id(), self.group);
         WriteGuard {
             guard,
             writing: &self.writing,
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn lost_in_fork() -> ! {
+    panic!("a shard lock held when the process forked cannot be taken in the child");
+}
+
+/// In a forked child (see `fork.rs`), where only the forking thread exists:
+/// withdraws the announcements of the threads that did not survive and
+/// frees their slots. Their short reads changed nothing, so the shards they
+/// were reading stay usable.
+pub(crate) fn after_fork_child() {
+    let mine = LOCAL.with(|l| l.slot.get()).map(|s| s as *const Slot);
+    for slot in &TABLE {
+        if Some(slot as *const Slot) != mine {
+            release(slot);
         }
     }
 }
@@ -418,6 +432,24 @@ mod tests {
             taken < 64,
             "{taken} slots still taken after the threads exited"
         );
+    }
+
+    /// In a forked child, a lock held at the fork is marked lost; taking
+    /// it then panics (an error for the call) instead of waiting forever.
+    #[test]
+    fn a_lock_held_at_a_fork_panics_instead_of_waiting() {
+        let l = ShardLock::new(0u32, Group::new());
+        let held = l.write();
+        assert!(l.lose_if_held());
+        drop(held);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *l.write() = 1));
+        assert!(r.is_err(), "a lost lock was taken");
+        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *l.read())).is_err());
+        // A short read of a shard nobody writes needs no lock, so it works.
+        assert_eq!(l.read_short(|v| *v), 0);
+        let free = ShardLock::new(0u32, Group::new());
+        assert!(!free.lose_if_held(), "a free lock is not lost");
+        *free.write() = 1;
     }
 
     #[test]

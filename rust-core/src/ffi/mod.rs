@@ -338,7 +338,7 @@ pub extern "C" fn mc_map_free(map: mc_map) -> mc_status {
 // Single-key operations. All are thread-safe and linearizable. Key and value
 // pointers may be NULL only when their length is 0; bytes are copied in/out.
 // Every function below also returns MC_ERR_BAD_HANDLE (bad map handle),
-// MC_ERR_POISONED (map poisoned by an earlier panic), MC_ERR_REENTRANT (called
+// MC_ERR_POISONED (map poisoned by an earlier panic or a fork), MC_ERR_REENTRANT (called
 // from a callback of the same map) and MC_ERR_INTERNAL (caught panic).
 // ---------------------------------------------------------------------------
 

@@ -186,7 +186,8 @@ pub fn on_map(id: u64, f: impl FnOnce(&Map, u64) -> Result<McStatus>) -> McStatu
         if map.is_poisoned() {
             return Err(err(
                 McStatus::MC_ERR_POISONED,
-                "the map was poisoned by an earlier internal error; free it",
+                "the map was poisoned by an earlier internal error, or by a fork() while \
+                 one of its locks was held; free it",
             ));
         }
         if in_callback_of(id) {
