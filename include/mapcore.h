@@ -44,13 +44,9 @@
  *    registry, a few hundred bytes, cannot be allocated); frees
  *    (mc_map_free, mc_snapshot_free) and mc_last_error never need memory.
  *    Batch calls use constant scratch memory whatever the batch's size.
- *    What can still abort the process for lack of memory, all outside the
- *    library's own code: (1) a thread's first wait on a contended map lock
- *    (a writer meeting a reader, say): the lock crate (parking_lot_core)
- *    then creates that thread's parking record, registering a thread-local
- *    destructor with Rust's runtime, and may grow its process-wide wait
- *    table, both with allocations that abort on failure; (2) a panic (an
- *    internal error, i.e. a bug) allocates its payload and unwinding data.
+ *    What can still abort the process for lack of memory, outside the
+ *    library's own code: a panic (an internal error, i.e. a bug) allocates
+ *    its payload and unwinding data.
  *  - mc_last_error() gives a detail message for the calling thread's last failure.
  *  - Callbacks run while the entry is guaranteed valid, under the map's
  *    lock; they must return normally (no longjmp, no C++ exception). A call
@@ -77,11 +73,7 @@
  *      a lock that was held at the fork.
  *    The library's own process-wide locks are taken around fork() by
  *    pthread_atfork handlers, so fork() waits while another thread holds
- *    one (never long, never while a callback runs). Best effort: parking
- *    locks keep an internal queue per lock address; a thread caught in the
- *    middle of parking or waking at the fork can, rarely, leave a lock of
- *    an otherwise idle map handed to it, and a call on that map in the
- *    child would then wait forever.
+ *    one (never long, never while a callback runs).
  *  - Structural changes (they invalidate strict iterators): inserting a new
  *    key, deleting, clearing, mc_map_reserve, mc_map_shrink_to_fit and any
  *    re-layout of a table (growth, shrink). Overwriting a value is not; nor is

@@ -24,10 +24,9 @@
 //!   freed maps are reclaimed. A short read changes nothing, so a map that
 //!   was only being read that way stays usable.
 //!
-//! Limits: parking_lot's own internal state (its queue of parked threads)
-//! has no fork handler; a thread that was parking or unparking at the fork
-//! can, rarely, leave a queue locked, and a contended lock in the child that
-//! hashes to that queue would wait forever. glibc's malloc has its own
+//! Every lock these handlers or the shard locks rely on is one of std's
+//! futex locks, which keep no queue of parked threads: a fork cannot leave
+//! one in a state the child cannot undo. glibc's malloc has its own
 //! handlers.
 
 use std::cell::RefCell;
@@ -59,7 +58,8 @@ thread_local! {
     /// The guards `prepare` took, on the forking thread, until `parent` or
     /// `child` drops them. The locks are std's futex mutexes: unlocking one
     /// in the child leaves it free even if threads of the parent were
-    /// waiting for it (a parking_lot lock could be handed to one of them).
+    /// waiting for it (a lock that hands itself to a waiter could be handed
+    /// to one of them).
     static HELD: RefCell<Held> = const { RefCell::new(None) };
 }
 

@@ -24,6 +24,8 @@ const NEVER_DEREFERENCE: &[(&str, &str)] = &[
     ("engine/memcheck.rs", "block_freed"),
     // A prefetch hint, which cannot fault whatever the address.
     ("engine/table.rs", "prefetch"),
+    // Store it in an atomic (the pointer is the value stored).
+    ("sync.rs", "store_seq_cst"),
 ];
 
 /// True if `ty` is or contains a raw pointer (`*const T`, `Option<*mut T>`,

@@ -969,16 +969,9 @@ static const op OPS[] = {
 
 /* ------------------------------------------------------------- one case -- */
 
-enum { OUT_OK, OUT_OOM, OUT_OTHER, OUT_CHANGED, OUT_ABORT, OUT_CRASH, OUT_HANG, OUT_SETUP, OUT_DOC, OUT_KINDS };
+enum { OUT_OK, OUT_OOM, OUT_OTHER, OUT_CHANGED, OUT_ABORT, OUT_CRASH, OUT_HANG, OUT_SETUP, OUT_KINDS };
 static const char *const OUT_NAME[OUT_KINDS] = {"ok", "oom", "other", "changed", "abort", "crash",
-                                                "hang", "setup", "doc-abort"};
-
-/* The one abort the header still names (mapcore.h, "What can still abort
- * the process for lack of memory"): an allocation of the lock crate's
- * parking machinery when a map lock is first contended. An abort whose
- * injected failure was made inside it counts as documented (doc-abort),
- * not as a failure; one made anywhere else, including a panic, fails. */
-static const char DOCUMENTED_ABORT_SITE[] = "parking_lot_core::";
+                                                "hang", "setup"};
 
 typedef struct {
     int outcome;
@@ -1399,9 +1392,8 @@ static bool in_failure_handling(const char *text) {
 /* Where the failure that a dead child did not survive was injected: the
  * last recorded failure outside the abort/panic machinery (which allocates
  * too, and fails again under sustained failure), reduced to the frame that
- * allocated and the library's own frames (at most 10). *documented tells
- * whether it was made at DOCUMENTED_ABORT_SITE. Caller frees. */
-static char *death_site(int slot, bool *documented) {
+ * allocated and the library's own frames (at most 10). Caller frees. */
+static char *death_site(int slot) {
     struct oom_trace_rec *recs = NULL;
     size_t n = 0;
     struct oom_trace_rec rec;
@@ -1421,7 +1413,6 @@ static char *death_site(int slot, bool *documented) {
             break;
     }
     free(recs);
-    *documented = full && strstr(full, DOCUMENTED_ABORT_SITE) != NULL;
     if (!full)
         return strdup("(no injected failure recorded)\n");
     /* Keep what allocated: the frame just above the library's first own
@@ -1611,8 +1602,8 @@ int main(int argc, char **argv) {
         clock_gettime(CLOCK_MONOTONIC, &ts);
         t0 = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     }
-    printf("%-42s %6s | %-36s | %-36s\n", "operation", "allocs", "single failure: points ok/oom/doc/other/chg/abort/crash",
-           "sustained failure: points ok/oom/doc/other/chg/abort/crash");
+    printf("%-42s %6s | %-36s | %-36s\n", "operation", "allocs", "single failure: points ok/oom/other/chg/abort/crash",
+           "sustained failure: points ok/oom/other/chg/abort/crash");
     for (size_t oi = 0; oi < NOPS; oi++) {
         const op *o = &OPS[oi];
         if (only && !strstr(o->name, only))
@@ -1666,14 +1657,10 @@ int main(int argc, char **argv) {
                         continue;
                     }
                     if (r.outcome >= OUT_ABORT && r.outcome <= OUT_HANG) {
-                        bool documented = false;
-                        char *where_from = death_site(j, &documented);
-                        if (documented && r.outcome == OUT_ABORT)
-                            r.outcome = OUT_DOC;
+                        char *where_from = death_site(j);
                         if (trace) {
                             char where[64];
-                            snprintf(where, sizeof where, "%s N=%lu%s", mi ? "sustained" : "single", n,
-                                     documented ? ", documented" : "");
+                            snprintf(where, sizeof where, "%s N=%lu", mi ? "sustained" : "single", n);
                             add_site(sites, &nsites, where_from, where);
                         } else {
                             free(where_from);
@@ -1692,11 +1679,11 @@ int main(int argc, char **argv) {
         char cols[2][80];
         for (int mi = 0; mi < 2; mi++) {
             unsigned long *k = t[mi].kinds;
-            snprintf(cols[mi], sizeof cols[mi], "%6lu  %lu/%lu/%lu/%lu/%lu/%lu/%lu", t[mi].points, k[OUT_OK],
-                     k[OUT_OOM], k[OUT_DOC], k[OUT_OTHER], k[OUT_CHANGED], k[OUT_ABORT],
+            snprintf(cols[mi], sizeof cols[mi], "%6lu  %lu/%lu/%lu/%lu/%lu/%lu", t[mi].points, k[OUT_OK],
+                     k[OUT_OOM], k[OUT_OTHER], k[OUT_CHANGED], k[OUT_ABORT],
                      k[OUT_CRASH] + k[OUT_HANG] + k[OUT_SETUP]);
             points_total += t[mi].points;
-            bad_total += t[mi].points - k[OUT_OK] - k[OUT_OOM] - k[OUT_DOC];
+            bad_total += t[mi].points - k[OUT_OK] - k[OUT_OOM];
         }
         printf("%-42s %6lu | %-36s | %-36s\n", o->name, base.seen, cols[0], cols[1]);
         for (int mi = 0; mi < 2; mi++)

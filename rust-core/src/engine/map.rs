@@ -9,14 +9,12 @@
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use parking_lot::RwLockReadGuard;
-
 use super::alloc::{self, TryArc};
 use super::bytes::copy_small_uninit;
 use super::counters::Counters;
 use super::hash::{fixed_keys, random_seed, KeyHasher, Pos, WEAK_HASH_ENV};
 use super::pool;
-use super::shard_lock::{Group, ShardLock, WriteGuard};
+use super::shard_lock::{Group, ReadGuard, ShardLock, WriteGuard};
 use super::table::{
     Entry, Prepared, Relaid, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS, SLOT_BYTES,
 };
@@ -752,7 +750,7 @@ impl Map {
         if let Some(unlocked) = self.group.read_unlocked(locks) {
             return f(&self.many_view(unlocked.data()));
         }
-        let guards: [Option<RwLockReadGuard<'_, ShardData>>; SHARDS] =
+        let guards: [Option<ReadGuard<'_, ShardData>>; SHARDS] =
             std::array::from_fn(|s| locks[s].map(ShardLock::read));
         let data = std::array::from_fn(|s| guards[s].as_deref());
         f(&self.many_view(data))

@@ -21,12 +21,17 @@
 //! exits (from a pthread-key destructor, which glibc runs also when that
 //! first read came from another destructor during the thread's exit).
 //! Without a slot (all taken) a short read simply takes the read lock.
+//!
+//! The lock word is std's `RwLock` (a futex on Linux) over `()`, with the
+//! data in an `UnsafeCell` beside it: short reads need the data without the
+//! lock, which std's lock does not lend. A std lock allocates nothing, not
+//! even when threads first wait on it (parking_lot builds a process-wide
+//! wait table then, and aborts when that allocation fails), and it has no
+//! queue of parked threads that a fork could leave locked in the child.
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use std::sync::OnceLock;
-
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use super::shard_lock_protocol::{
     announce, exclude_readers, readmit_readers, withdraw, writer_active,
@@ -178,7 +183,9 @@ impl Drop for Announcement {
 }
 
 pub struct ShardLock<T> {
-    lock: RwLock<T>,
+    /// Held to read `data` for long, or to write it.
+    lock: RwLock<()>,
+    data: UnsafeCell<T>,
     /// Raised by the write-lock holder before it waits for announced readers.
     writing: AtomicBool,
     /// Set in a forked child when the lock was held at the fork: its holder
@@ -187,6 +194,12 @@ pub struct ShardLock<T> {
     /// The group id of the map this shard belongs to (see `Group`).
     group: usize,
 }
+
+// SAFETY: `data` is shared as `&T` only under the read lock or a short
+// read's announcement, and lent as `&mut T` only under the write lock once
+// no announcement names the shard (the protocol in this file): what
+// `RwLock<T>` requires of `T`, it requires here.
+unsafe impl<T: Send + Sync> Sync for ShardLock<T> {}
 
 /// Names the shards of one map for reads spanning several of them. Group
 /// ids are odd, so they never equal a lock's address (the announcement of a
@@ -219,7 +232,7 @@ impl Group {
         // locks waits (it compares announcements with its group too) until
         // the returned guard, which owns `announced`, is dropped; `data`
         // only lends the references for as long as the guard is borrowed.
-        let data = locks.map(|l| l.map(|l| unsafe { &*l.lock.data_ptr() }));
+        let data = locks.map(|l| l.map(|l| unsafe { &*l.data.get() }));
         Some(GroupRead {
             data,
             _announced: announced,
@@ -240,28 +253,45 @@ impl<T, const N: usize> GroupRead<'_, T, N> {
     }
 }
 
+/// Shared access under the read lock.
+pub struct ReadGuard<'a, T> {
+    data: &'a T,
+    _guard: RwLockReadGuard<'a, ()>,
+}
+
+impl<T> std::ops::Deref for ReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.data
+    }
+}
+
 /// Write access; lowers the `writing` flag when dropped.
 pub struct WriteGuard<'a, T> {
-    guard: RwLockWriteGuard<'a, T>,
+    data: &'a UnsafeCell<T>,
     writing: &'a AtomicBool,
+    _guard: RwLockWriteGuard<'a, ()>,
 }
 
 impl<T> std::ops::Deref for WriteGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.guard
+        // SAFETY: this guard holds the write lock and no short reader is
+        // inside (`ShardLock::write`), so nothing else accesses the data.
+        unsafe { &*self.data.get() }
     }
 }
 
 impl<T> std::ops::DerefMut for WriteGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
+        // SAFETY: as for `deref`; `&mut self` makes this borrow unique.
+        unsafe { &mut *self.data.get() }
     }
 }
 
 impl<T> Drop for WriteGuard<'_, T> {
     fn drop(&mut self) {
-        // The lock itself is released after this, when `guard` drops.
+        // The lock itself is released after this, when `_guard` drops.
         readmit_readers(self.writing);
     }
 }
@@ -269,7 +299,8 @@ impl<T> Drop for WriteGuard<'_, T> {
 impl<T> ShardLock<T> {
     pub fn new(value: T, group: Group) -> Self {
         ShardLock {
-            lock: RwLock::new(value),
+            lock: RwLock::new(()),
+            data: UnsafeCell::new(value),
             writing: AtomicBool::new(false),
             lost: AtomicBool::new(false),
             group: group.0,
@@ -295,7 +326,8 @@ impl<T> ShardLock<T> {
     /// In a forked child (see `fork.rs`): marks the lock lost if it was held
     /// (read or write) when the process forked, and says whether it was.
     pub fn lose_if_held(&self) -> bool {
-        let held = self.lock.is_locked() || self.writing.load(Relaxed);
+        let locked = matches!(self.lock.try_write(), Err(TryLockError::WouldBlock));
+        let held = locked || self.writing.load(Relaxed);
         if held {
             self.lost.store(true, Relaxed);
         }
@@ -304,9 +336,17 @@ impl<T> ShardLock<T> {
 
     /// A read lock, for reads that are long, hold several shards or run
     /// user code.
-    pub fn read(&self) -> RwLockReadGuard<'_, T> {
+    pub fn read(&self) -> ReadGuard<'_, T> {
         self.check_not_lost();
-        self.lock.read()
+        // A panic under the write lock poisons the map itself (see
+        // `ffi::support::on_map`); the lock's own poison flag adds nothing.
+        let guard = self.lock.read().unwrap_or_else(|e| e.into_inner());
+        ReadGuard {
+            // SAFETY: the read lock is held while the reference lives (the
+            // guard owns both), so no writer changes the data.
+            data: unsafe { &*self.data.get() },
+            _guard: guard,
+        }
     }
 
     /// Runs a short read: `f` must not block, call user code or call into
@@ -322,7 +362,7 @@ impl<T> ShardLock<T> {
                 // that lowered the flag made its changes visible to us
                 // (Acquire above). No one mutates `T` while this shared
                 // reference lives.
-                let r = f(unsafe { &*self.lock.data_ptr() });
+                let r = f(unsafe { &*self.data.get() });
                 drop(announced);
                 return r;
             }
@@ -336,12 +376,13 @@ impl<T> ShardLock<T> {
     /// The write lock; returns once no short reader is inside.
     pub fn write(&self) -> WriteGuard<'_, T> {
         self.check_not_lost();
-        let guard = self.lock.write();
+        let guard = self.lock.write().unwrap_or_else(|e| e.into_inner());
         let slots = TABLE[..IN_USE.load(Acquire)].iter().map(|s| &s.reading);
         exclude_readers(&self.writing, slots, self.id(), self.group);
         WriteGuard {
-            guard,
+            data: &self.data,
             writing: &self.writing,
+            _guard: guard,
         }
     }
 }
