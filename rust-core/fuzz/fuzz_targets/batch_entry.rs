@@ -45,17 +45,7 @@ fn step(buf: *const u8, bytes: &[u8], off: usize) -> (McStatus, usize) {
     );
     // SAFETY: `buf` points to `bytes.len()` readable bytes (the guarded
     // copy of `bytes`); every out-pointer is a live local.
-    let s = unsafe {
-        mc_batch_entry(
-            buf,
-            bytes.len(),
-            &mut o,
-            &mut k,
-            &mut kl,
-            &mut v,
-            &mut vl,
-        )
-    };
+    let s = unsafe { mc_batch_entry(buf, bytes.len(), &mut o, &mut k, &mut kl, &mut v, &mut vl) };
     let (want, parts) = reference(bytes, off);
     assert_eq!(s, want, "status at offset {off} of {}", bytes.len());
     match parts {
@@ -79,7 +69,10 @@ fn step(buf: *const u8, bytes: &[u8], off: usize) -> (McStatus, usize) {
         None => {
             assert_eq!(o, off, "offset written on {s:?}");
             assert!(
-                k as usize == SENTINEL && kl == SENTINEL && v as usize == SENTINEL && vl == SENTINEL,
+                k as usize == SENTINEL
+                    && kl == SENTINEL
+                    && v as usize == SENTINEL
+                    && vl == SENTINEL,
                 "out-parameters written on {s:?}"
             );
         }
@@ -92,24 +85,94 @@ fn edge_cases(buf: *const u8, used: usize) {
     let mut o = 0usize;
     let (mut k, mut kl, mut v, mut vl) = (std::ptr::null(), 0, std::ptr::null(), 0);
     // SAFETY: NULL with length 0 is allowed; out-pointers are live locals.
-    let s = unsafe { mc_batch_entry(std::ptr::null(), 0, &mut o, &mut k, &mut kl, &mut v, &mut vl) };
+    let s = unsafe {
+        mc_batch_entry(
+            std::ptr::null(),
+            0,
+            &mut o,
+            &mut k,
+            &mut kl,
+            &mut v,
+            &mut vl,
+        )
+    };
     assert_eq!(s, MC_DONE, "empty NULL buffer");
     if used > 0 {
         // SAFETY: as above; the library must refuse NULL with a length.
-        let s = unsafe { mc_batch_entry(std::ptr::null(), used, &mut o, &mut k, &mut kl, &mut v, &mut vl) };
+        let s = unsafe {
+            mc_batch_entry(
+                std::ptr::null(),
+                used,
+                &mut o,
+                &mut k,
+                &mut kl,
+                &mut v,
+                &mut vl,
+            )
+        };
         assert_eq!(s, MC_ERR_NULL_ARGUMENT, "NULL buffer with a length");
     }
     // SAFETY: a length above PTRDIFF_MAX must be refused before anything is read.
-    let s = unsafe { mc_batch_entry(buf, usize::MAX - used, &mut o, &mut k, &mut kl, &mut v, &mut vl) };
+    let s = unsafe {
+        mc_batch_entry(
+            buf,
+            usize::MAX - used,
+            &mut o,
+            &mut k,
+            &mut kl,
+            &mut v,
+            &mut vl,
+        )
+    };
     assert_eq!(s, MC_ERR_TOO_LARGE, "impossible length");
     // SAFETY: valid buffer; one NULL out-pointer at a time.
     let nulls = unsafe {
         [
-            mc_batch_entry(buf, used, std::ptr::null_mut(), &mut k, &mut kl, &mut v, &mut vl),
-            mc_batch_entry(buf, used, &mut o, std::ptr::null_mut(), &mut kl, &mut v, &mut vl),
-            mc_batch_entry(buf, used, &mut o, &mut k, std::ptr::null_mut(), &mut v, &mut vl),
-            mc_batch_entry(buf, used, &mut o, &mut k, &mut kl, std::ptr::null_mut(), &mut vl),
-            mc_batch_entry(buf, used, &mut o, &mut k, &mut kl, &mut v, std::ptr::null_mut()),
+            mc_batch_entry(
+                buf,
+                used,
+                std::ptr::null_mut(),
+                &mut k,
+                &mut kl,
+                &mut v,
+                &mut vl,
+            ),
+            mc_batch_entry(
+                buf,
+                used,
+                &mut o,
+                std::ptr::null_mut(),
+                &mut kl,
+                &mut v,
+                &mut vl,
+            ),
+            mc_batch_entry(
+                buf,
+                used,
+                &mut o,
+                &mut k,
+                std::ptr::null_mut(),
+                &mut v,
+                &mut vl,
+            ),
+            mc_batch_entry(
+                buf,
+                used,
+                &mut o,
+                &mut k,
+                &mut kl,
+                std::ptr::null_mut(),
+                &mut vl,
+            ),
+            mc_batch_entry(
+                buf,
+                used,
+                &mut o,
+                &mut k,
+                &mut kl,
+                &mut v,
+                std::ptr::null_mut(),
+            ),
         ]
     };
     assert_eq!(nulls, [MC_ERR_NULL_ARGUMENT; 5], "NULL out-pointers");
@@ -131,7 +194,11 @@ fn run(data: &[u8]) {
     // bytes, including ones past the end and near usize::MAX.
     if bytes.len() >= 8 {
         let raw = usize::from_ne_bytes(bytes[..8].try_into().unwrap());
-        let off = if flags & 4 != 0 { raw } else { raw % (bytes.len() + 2) };
+        let off = if flags & 4 != 0 {
+            raw
+        } else {
+            raw % (bytes.len() + 2)
+        };
         step(buf, bytes, off);
     }
     // The walk a reader makes: from 0, entry after entry, each offset

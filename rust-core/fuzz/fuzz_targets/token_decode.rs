@@ -88,11 +88,7 @@ fn arbitrary_text(w: &World, at_end: bool, text: &[u8]) {
         (true, decode_snap(w.snap.0, p, text.len())),
     ];
     for (on_snap, (s, it)) in results {
-        mapcore_fuzz::expect_one_of(
-            "decode",
-            s,
-            &[MC_OK, MC_ERR_BAD_TOKEN, MC_ERR_WRONG_MAP],
-        );
+        mapcore_fuzz::expect_one_of("decode", s, &[MC_OK, MC_ERR_BAD_TOKEN, MC_ERR_WRONG_MAP]);
         if s == MC_OK {
             // Only a text the library itself made decodes: it must be canonical.
             assert_eq!(
@@ -110,7 +106,11 @@ fn real_token(w: &World, recipe: &[u8]) {
         _ => return,
     };
     let on_snap = sel & 1 != 0;
-    let mode = if sel & 2 != 0 { MC_MODE_STRICT } else { MC_MODE_CURSOR };
+    let mode = if sel & 2 != 0 {
+        MC_MODE_STRICT
+    } else {
+        MC_MODE_CURSOR
+    };
     let mut it = if on_snap {
         w.snap.iter(mode).unwrap()
     } else {
@@ -142,16 +142,26 @@ fn real_token(w: &World, recipe: &[u8]) {
     let (right, others) = if on_snap {
         (
             decode_snap(w.snap.0, p, text.len()),
-            [decode_map(w.a.0, p, text.len()), decode_map(w.b.0, p, text.len())],
+            [
+                decode_map(w.a.0, p, text.len()),
+                decode_map(w.b.0, p, text.len()),
+            ],
         )
     } else {
         (
             decode_map(w.a.0, p, text.len()),
-            [decode_map(w.b.0, p, text.len()), decode_snap(w.snap.0, p, text.len())],
+            [
+                decode_map(w.b.0, p, text.len()),
+                decode_snap(w.snap.0, p, text.len()),
+            ],
         )
     };
     assert_eq!(right.0, MC_OK, "a real token's text must decode");
-    assert_eq!(next_of(w, on_snap, &right.1), next_of(w, on_snap, &it), "round trip moved the token");
+    assert_eq!(
+        next_of(w, on_snap, &right.1),
+        next_of(w, on_snap, &it),
+        "round trip moved the token"
+    );
     for (s, _) in others {
         assert_eq!(s, MC_ERR_WRONG_MAP, "text decoded on another source");
     }
@@ -169,7 +179,10 @@ fn real_token(w: &World, recipe: &[u8]) {
     };
     assert_eq!(s, MC_ERR_BUFFER_TOO_SMALL, "encode into {cap} bytes");
     assert_eq!(n, MC_ITER_TEXT_LEN as usize);
-    assert!(small.iter().all(|&c| c == 0x55), "encode wrote into a short buffer");
+    assert!(
+        small.iter().all(|&c| c == 0x55),
+        "encode wrote into a short buffer"
+    );
 
     // Edits: (position, new byte) pairs; a position past the end appends,
     // a zero byte at position 0 truncates instead.

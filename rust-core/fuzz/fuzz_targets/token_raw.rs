@@ -182,7 +182,13 @@ impl Run<'_> {
         self.current = Some(k);
     }
 
-    fn stepped(&mut self, call: &str, s: McStatus, on_snap: bool, entries: Vec<(Vec<u8>, Vec<u8>)>) {
+    fn stepped(
+        &mut self,
+        call: &str,
+        s: McStatus,
+        on_snap: bool,
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
+    ) {
         if let Some(f) = self.forced(on_snap) {
             // max_entries = 0 may be refused before the token is read.
             if !(call == "batch" && s == MC_ERR_INVALID_ARGUMENT) {
@@ -190,7 +196,10 @@ impl Run<'_> {
             }
         }
         if self.kind == Kind::Stale && !on_snap && s != MC_ERR_INVALID_ARGUMENT {
-            assert_eq!(s, MC_ERR_ITER_INVALIDATED, "{call} with a stale strict token");
+            assert_eq!(
+                s, MC_ERR_ITER_INVALIDATED,
+                "{call} with a stale strict token"
+            );
         }
         if self.genuine_here(on_snap) {
             match s {
@@ -230,15 +239,39 @@ impl Run<'_> {
                 let (mut kl, mut vl) = (usize::MAX, usize::MAX);
                 let s = unsafe {
                     if on_snap {
-                        mc_snapshot_iter_next(w.snap.0, &mut self.it, kb.as_mut_ptr(), kc, &mut kl, vb.as_mut_ptr(), vc, &mut vl)
+                        mc_snapshot_iter_next(
+                            w.snap.0,
+                            &mut self.it,
+                            kb.as_mut_ptr(),
+                            kc,
+                            &mut kl,
+                            vb.as_mut_ptr(),
+                            vc,
+                            &mut vl,
+                        )
                     } else {
-                        mc_iter_next(w.a.0, &mut self.it, kb.as_mut_ptr(), kc, &mut kl, vb.as_mut_ptr(), vc, &mut vl)
+                        mc_iter_next(
+                            w.a.0,
+                            &mut self.it,
+                            kb.as_mut_ptr(),
+                            kc,
+                            &mut kl,
+                            vb.as_mut_ptr(),
+                            vc,
+                            &mut vl,
+                        )
                     }
                 };
                 expect_one_of("next", s, NEXT);
                 if s == MC_ERR_BUFFER_TOO_SMALL {
-                    assert_eq!(self.it.opaque, before.opaque, "token moved on BUFFER_TOO_SMALL");
-                    assert!(kl > kc || vl > vc, "BUFFER_TOO_SMALL with room: {kl}/{kc} {vl}/{vc}");
+                    assert_eq!(
+                        self.it.opaque, before.opaque,
+                        "token moved on BUFFER_TOO_SMALL"
+                    );
+                    assert!(
+                        kl > kc || vl > vc,
+                        "BUFFER_TOO_SMALL with room: {kl}/{kc} {vl}/{vc}"
+                    );
                 }
                 if s != MC_OK && s != MC_DONE {
                     assert_eq!(self.it.opaque, before.opaque, "token written on {s:?}");
@@ -271,15 +304,40 @@ impl Run<'_> {
                 let (mut count, mut used) = (usize::MAX, usize::MAX);
                 let s = unsafe {
                     if on_snap {
-                        mc_snapshot_iter_next_batch(w.snap.0, &mut self.it, buf.as_mut_ptr(), cap, max, &mut count, &mut used)
+                        mc_snapshot_iter_next_batch(
+                            w.snap.0,
+                            &mut self.it,
+                            buf.as_mut_ptr(),
+                            cap,
+                            max,
+                            &mut count,
+                            &mut used,
+                        )
                     } else {
-                        mc_iter_next_batch(w.a.0, &mut self.it, buf.as_mut_ptr(), cap, max, &mut count, &mut used)
+                        mc_iter_next_batch(
+                            w.a.0,
+                            &mut self.it,
+                            buf.as_mut_ptr(),
+                            cap,
+                            max,
+                            &mut count,
+                            &mut used,
+                        )
                     }
                 };
                 expect_one_of("next_batch", s, BATCH);
                 if max == 0 {
                     // Refused whatever the token, or by the token first.
-                    expect_one_of("next_batch max 0", s, &[MC_ERR_INVALID_ARGUMENT, MC_ERR_BAD_TOKEN, MC_ERR_WRONG_MAP, MC_ERR_ITER_INVALIDATED]);
+                    expect_one_of(
+                        "next_batch max 0",
+                        s,
+                        &[
+                            MC_ERR_INVALID_ARGUMENT,
+                            MC_ERR_BAD_TOKEN,
+                            MC_ERR_WRONG_MAP,
+                            MC_ERR_ITER_INVALIDATED,
+                        ],
+                    );
                 }
                 let mut e = vec![];
                 match s {
@@ -338,7 +396,13 @@ impl Run<'_> {
                 let mut n = 0usize;
                 let s = unsafe {
                     if on_snap {
-                        mc_snapshot_iter_encode(w.snap.0, &self.it, buf.as_mut_ptr(), buf.len(), &mut n)
+                        mc_snapshot_iter_encode(
+                            w.snap.0,
+                            &self.it,
+                            buf.as_mut_ptr(),
+                            buf.len(),
+                            &mut n,
+                        )
                     } else {
                         mc_iter_encode(w.a.0, &self.it, buf.as_mut_ptr(), buf.len(), &mut n)
                     }
@@ -360,11 +424,22 @@ impl Run<'_> {
             assert_eq!(s, f, "{call} with a {:?} token", self.kind);
         }
         if self.kind == Kind::Stale {
-            assert_eq!(s, MC_ERR_ITER_INVALIDATED, "{call} with a stale strict token");
+            assert_eq!(
+                s, MC_ERR_ITER_INVALIDATED,
+                "{call} with a stale strict token"
+            );
         }
         if self.genuine_here(false) {
-            let want = if self.current.is_some() { MC_OK } else { MC_ERR_NOT_FOUND };
-            assert_eq!(s, want, "{call} through a genuine token (current {:?})", self.current);
+            let want = if self.current.is_some() {
+                MC_OK
+            } else {
+                MC_ERR_NOT_FOUND
+            };
+            assert_eq!(
+                s, want,
+                "{call} through a genuine token (current {:?})",
+                self.current
+            );
         }
     }
 }
@@ -395,7 +470,11 @@ fn run(w: &World, data: &[u8]) {
     let k = inp.u8();
     let steps = inp.u8() % 50;
     let strict = k & 8 != 0;
-    let mode = if strict { MC_MODE_STRICT } else { MC_MODE_CURSOR };
+    let mode = if strict {
+        MC_MODE_STRICT
+    } else {
+        MC_MODE_CURSOR
+    };
     let (mut kind, mut it) = match k % 8 {
         0 => (Kind::Broken, mc_iter { opaque: [0; 6] }),
         1 => {
@@ -410,9 +489,17 @@ fn run(w: &World, data: &[u8]) {
         }
         2..=4 => {
             let on_snap = k % 8 == 3;
-            let mut it = if on_snap { w.snap.iter(mode).unwrap() } else { w.a.iter(mode) };
+            let mut it = if on_snap {
+                w.snap.iter(mode).unwrap()
+            } else {
+                w.a.iter(mode)
+            };
             for _ in 0..steps {
-                let r = if on_snap { w.snap.next(&mut it) } else { w.a.next(&mut it) };
+                let r = if on_snap {
+                    w.snap.next(&mut it)
+                } else {
+                    w.a.next(&mut it)
+                };
                 assert!(matches!(r, Ok(_) | Err(MC_DONE)), "setup step: {r:?}");
             }
             (Kind::Genuine { on_snap, strict }, it)
@@ -438,7 +525,8 @@ fn run(w: &World, data: &[u8]) {
             for (o, m) in it.opaque.iter_mut().zip(mask) {
                 *o ^= m;
             }
-            kind = if kind == Kind::Arbitrary || (mask[..5].iter().any(|&m| m != 0) && mask[5] != 0) {
+            kind = if kind == Kind::Arbitrary || (mask[..5].iter().any(|&m| m != 0) && mask[5] != 0)
+            {
                 Kind::Arbitrary
             } else {
                 Kind::Broken
@@ -456,7 +544,16 @@ fn run(w: &World, data: &[u8]) {
     let mut copy = it;
     // SAFETY: live locals; NULL buffers with capacity 0 are allowed.
     let s = unsafe {
-        mc_iter_next(w.freed, &mut copy, std::ptr::null_mut(), 0, &mut 0, std::ptr::null_mut(), 0, &mut 0)
+        mc_iter_next(
+            w.freed,
+            &mut copy,
+            std::ptr::null_mut(),
+            0,
+            &mut 0,
+            std::ptr::null_mut(),
+            0,
+            &mut 0,
+        )
     };
     assert_eq!(s, MC_ERR_BAD_HANDLE, "next on a freed map");
     assert_eq!(copy.opaque, it.opaque);

@@ -50,7 +50,10 @@ fn base() -> *mut u8 {
 /// page (`at_end`) or the lower one, and returns a pointer to the copy. It
 /// stays valid and unchanged until the next `place` on this thread.
 pub fn place(data: &[u8], at_end: bool) -> *mut u8 {
-    assert!(data.len() <= CAPACITY, "input larger than the guarded buffer");
+    assert!(
+        data.len() <= CAPACITY,
+        "input larger than the guarded buffer"
+    );
     let b = base();
     let start = if at_end { CAPACITY - data.len() } else { 0 };
     // SAFETY: `start + data.len() <= CAPACITY`, inside the writable part of

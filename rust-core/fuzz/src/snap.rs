@@ -114,7 +114,12 @@ impl Snap {
     }
 
     /// Next batch (empty at MC_DONE), or the status.
-    pub fn next_batch(&self, it: &mut mc_iter, cap: usize, max: usize) -> Result<Entries, McStatus> {
+    pub fn next_batch(
+        &self,
+        it: &mut mc_iter,
+        cap: usize,
+        max: usize,
+    ) -> Result<Entries, McStatus> {
         let mut buf = vec![0u8; cap];
         let (mut count, mut used) = (0usize, 0usize);
         let s = unsafe {
@@ -151,7 +156,8 @@ impl Snap {
 
     pub fn decode(&self, text: &[u8]) -> Result<mc_iter, McStatus> {
         let mut it = mc_iter { opaque: [0; 6] };
-        match unsafe { mc_snapshot_iter_decode(self.0, text.as_ptr().cast(), text.len(), &mut it) } {
+        match unsafe { mc_snapshot_iter_decode(self.0, text.as_ptr().cast(), text.len(), &mut it) }
+        {
             MC_OK => Ok(it),
             e => Err(e),
         }
