@@ -120,6 +120,7 @@ fuzz-rust: fuzz-build
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --manifest-path rust-core/fuzz/Cargo.toml --target-dir target/fuzz --all-targets -- -D warnings
 	$(CARGO) fmt --manifest-path rust-core/fuzz/Cargo.toml -- --check
 
 clean:

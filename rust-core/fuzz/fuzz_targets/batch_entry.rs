@@ -186,7 +186,7 @@ fn run(data: &[u8]) {
     if bytes.len() > guarded::CAPACITY {
         return;
     }
-    let buf = guarded::place(&bytes, at_end);
+    let buf = guarded::place(bytes, at_end);
     if flags & 2 != 0 {
         edge_cases(buf, bytes.len());
     }

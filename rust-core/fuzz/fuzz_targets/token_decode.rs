@@ -128,7 +128,7 @@ fn real_token(w: &World, recipe: &[u8]) {
         }
     }
     let text = encode(w, on_snap, &it);
-    assert_eq!(text.len(), MC_ITER_TEXT_LEN as usize);
+    assert_eq!(text.len(), MC_ITER_TEXT_LEN);
     assert!(text.starts_with(b"mc1"), "prefix");
     assert!(
         text[3..]
@@ -167,7 +167,7 @@ fn real_token(w: &World, recipe: &[u8]) {
     }
 
     // Too small a buffer: only the length is written.
-    let cap = (sel as usize >> 3) % (MC_ITER_TEXT_LEN as usize + 1);
+    let cap = (sel as usize >> 3) % (MC_ITER_TEXT_LEN + 1);
     let mut small = [0x55 as std::ffi::c_char; 80];
     let mut n = 0usize;
     let s = unsafe {
@@ -178,7 +178,7 @@ fn real_token(w: &World, recipe: &[u8]) {
         }
     };
     assert_eq!(s, MC_ERR_BUFFER_TOO_SMALL, "encode into {cap} bytes");
-    assert_eq!(n, MC_ITER_TEXT_LEN as usize);
+    assert_eq!(n, MC_ITER_TEXT_LEN);
     assert!(
         small.iter().all(|&c| c == 0x55),
         "encode wrote into a short buffer"

@@ -16,6 +16,7 @@
 //!   never a key twice, leaves the token unchanged on
 //!   MC_ERR_BUFFER_TOO_SMALL, and removes or replaces exactly its current
 //!   entry.
+//!
 //! The map is restored after each run (a token the fuzzer forged by
 //! learning the MAC through comparison tracing may legitimately change it),
 //! and compared with its base contents, so that runs do not depend on each other.
@@ -412,7 +413,7 @@ impl Run<'_> {
                     assert_eq!(s, f, "encode with a {:?} token", self.kind);
                 }
                 if s == MC_OK {
-                    assert_eq!(n, MC_ITER_TEXT_LEN as usize);
+                    assert_eq!(n, MC_ITER_TEXT_LEN);
                 }
             }
         }

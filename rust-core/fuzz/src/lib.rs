@@ -9,6 +9,8 @@
 // are still safe on this branch are called inside `unsafe {}` all the same.
 #![allow(unused_unsafe)]
 
+// Written for the integration tests, where these lints of a public API do not apply.
+#[allow(clippy::new_without_default, clippy::len_without_is_empty)]
 #[path = "../../tests/common/mod.rs"]
 pub mod common;
 pub mod guarded;

@@ -40,6 +40,7 @@ pub fn walk_batch(buf: &[u8], used: usize) -> Entries {
     }
 }
 
+#[allow(clippy::len_without_is_empty)]
 impl Snap {
     pub fn new(map: mc_map) -> Result<Snap, McStatus> {
         let mut h = mc_snapshot { id: 0 };
