@@ -9,7 +9,8 @@
 //! and freeing the map, after which every call on it must give
 //! MC_ERR_BAD_HANDLE while its snapshots keep working.
 //!
-//! The guarantees checked are the header's:
+//! The guarantees checked are the header's (the iterator rules are
+//! `tests/common/scan.rs`, shared with the proptest model):
 //! - every result equals the model's (values, counts, lengths, statuses);
 //! - strict: a token sees every entry exactly once when nothing but itself
 //!   changed the map structurally, and MC_ERR_ITER_INVALIDATED from the
@@ -22,12 +23,13 @@
 #![no_main]
 #![allow(unused_unsafe)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::c_void;
 
 use libfuzzer_sys::fuzz_target;
 use mapcore::ffi::*;
 use mapcore::McStatus::{self, *};
+use mapcore_fuzz::common::scan::Scan;
 use mapcore_fuzz::common::{get_many, opts, Entries, M};
 use mapcore_fuzz::snap::Snap;
 use mapcore_fuzz::{key, value, Input};
@@ -36,16 +38,7 @@ type Kv = HashMap<Vec<u8>, Vec<u8>>;
 
 struct Tok {
     it: mc_iter,
-    strict: bool,
-    /// Model generation a strict token is valid for.
-    stamp: u64,
-    invalid: bool,
-    done: bool,
-    returned: HashSet<Vec<u8>>,
-    /// Last returned key, if not removed through this token.
-    current: Option<Vec<u8>>,
-    /// Keys present at the start of the scan, never removed or re-added since.
-    stable: HashSet<Vec<u8>>,
+    scan: Scan,
 }
 
 struct State {
@@ -72,12 +65,7 @@ impl State {
     fn structural(&mut self, changed: Option<&Vec<u8>>) {
         self.generation += 1;
         for t in self.toks.iter_mut().flatten() {
-            match changed {
-                Some(key) => {
-                    t.stable.remove(key);
-                }
-                None => t.stable.clear(),
-            }
+            t.scan.changed(changed.map(Vec::as_slice));
         }
     }
 
@@ -91,66 +79,20 @@ impl State {
     }
 
     fn check_step(&mut self, slot: usize, r: Result<(Vec<u8>, Vec<u8>), McStatus>) {
-        let (model, generation) = (&self.model, self.generation);
-        let t = self.toks[slot].as_mut().unwrap();
         if self.freed {
             assert_eq!(r, Err(MC_ERR_BAD_HANDLE), "iterating a freed map");
             return;
         }
-        if t.strict && (t.invalid || t.stamp != generation) {
-            assert_eq!(
-                r,
-                Err(MC_ERR_ITER_INVALIDATED),
-                "strict token after a structural change"
-            );
-            t.invalid = true;
-            return;
-        }
-        match r {
-            Ok((key, val)) => {
-                assert!(!t.done, "entry after MC_DONE");
-                assert_eq!(
-                    model.get(&key),
-                    Some(&val),
-                    "returned entry must be current"
-                );
-                assert!(t.returned.insert(key.clone()), "key {key:?} returned twice");
-                t.current = Some(key);
-            }
-            Err(MC_DONE) => {
-                if !t.done {
-                    for s in &t.stable {
-                        assert!(t.returned.contains(s), "stable key {s:?} never returned");
-                    }
-                    if t.strict {
-                        for key in model.keys() {
-                            assert!(t.returned.contains(key), "strict scan missed {key:?}");
-                        }
-                    }
-                }
-                t.done = true;
-                t.current = None;
-            }
-            Err(e) => panic!("iterator step: unexpected {e:?}"),
+        let t = self.toks[slot].as_mut().unwrap();
+        if let Err(e) = t.scan.step(&self.model, self.generation, r) {
+            panic!("token {slot}: {e}");
         }
     }
 
     /// What removing or replacing the current entry through token `slot` must return.
     fn through_token(&self, slot: usize) -> McStatus {
         let t = self.toks[slot].as_ref().unwrap();
-        if self.freed {
-            MC_ERR_BAD_HANDLE
-        } else if t.strict && (t.invalid || t.stamp != self.generation) {
-            MC_ERR_ITER_INVALIDATED
-        } else if t
-            .current
-            .as_ref()
-            .is_some_and(|c| self.model.contains_key(c))
-        {
-            MC_OK
-        } else {
-            MC_ERR_NOT_FOUND
-        }
+        self.on_map(t.scan.through_token(&self.model, self.generation))
     }
 
     fn op(&mut self, inp: &mut Input) {
@@ -371,13 +313,7 @@ impl State {
                 if s == MC_OK {
                     self.toks[slot] = Some(Tok {
                         it,
-                        strict,
-                        stamp: self.generation,
-                        invalid: false,
-                        done: false,
-                        returned: HashSet::new(),
-                        current: None,
-                        stable: self.model.keys().cloned().collect(),
+                        scan: Scan::new(strict, self.generation, &self.model),
                     });
                 }
             }
@@ -413,11 +349,11 @@ impl State {
                     let t = self.toks[slot].as_mut().unwrap();
                     assert_eq!(self.m.remove_cur(&mut t.it), want, "remove through token");
                     if want == MC_OK {
-                        let key = t.current.take().unwrap();
+                        let key = t.scan.current.take().unwrap();
                         self.model.remove(&key);
                         self.structural(Some(&key));
                         let t = self.toks[slot].as_mut().unwrap();
-                        t.stamp = self.generation;
+                        t.scan.stamp = self.generation;
                     }
                 }
             }
@@ -428,7 +364,7 @@ impl State {
                     let t = self.toks[slot].as_ref().unwrap();
                     assert_eq!(self.m.set_cur(&t.it, &val), want, "set_value through token");
                     if want == MC_OK {
-                        self.model.insert(t.current.clone().unwrap(), val);
+                        self.model.insert(t.scan.current.clone().unwrap(), val);
                     }
                 }
             }
