@@ -14,7 +14,7 @@ export PKG_CONFIG_PATH := $(STAGE)/lib/pkgconfig:$(PKG_CONFIG_PATH)
 
 .PHONY: all lib stage header header-check demo test rust-test c-test go-test abi-check \
         valgrind sanitizers install uninstall clean bench bench-smoke stress fuzz lint \
-        oom-test oom-report loom loom-mutants
+        oom-test oom-report loom loom-mutants fuzz-build fuzz-smoke fuzz-rust
 
 all: stage
 
@@ -54,7 +54,8 @@ demo: all
 	@# with the library's checksum so a rebuilt libmapcore.a is always relinked.
 	cd go-binding && $(GO) run -ldflags "-X main.libID=$$(cksum < ../$(LIB_DIR)/libmapcore.a | cut -d' ' -f1)" ./cmd/demo
 
-test: all rust-test loom header-check abi-check c-test oom-test valgrind sanitizers go-test bench-smoke
+test: all rust-test loom header-check abi-check c-test oom-test valgrind sanitizers go-test \
+      bench-smoke fuzz-smoke
 	@echo "== all tests passed =="
 
 rust-test:
@@ -111,7 +112,7 @@ loom:
 loom-mutants:
 	LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) ./rust-core/loom/mutants.sh
 
-fuzz:
+fuzz: fuzz-rust
 	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --release -p mapcore --test model
 
 # Coverage-guided fuzzing of the Go binding (testing.F), GO_FUZZTIME per
@@ -127,9 +128,36 @@ fuzz-go: lib
 	        -ldflags "-X main.libID=$$(cksum < ../$(LIB_DIR)/libmapcore.a | cut -d' ' -f1)" . || exit 1; \
 	done
 
+# Coverage-guided fuzzing with libFuzzer on stable Rust (rust-core/fuzz/README.md):
+# the flags cargo-fuzz would pass for `--sanitizer none`, plus debug
+# assertions and overflow checks in the library under test. --target keeps
+# them off build scripts.
+FUZZ_TARGETS := token_decode token_raw batch_entry api_model
+FUZZ_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_BIN := target/fuzz/$(FUZZ_TRIPLE)/release
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+    -Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-sanitizer-coverage-stack-depth \
+    -Cllvm-args=-simplifycfg-branch-fold-threshold=0 --cfg fuzzing \
+    -Cdebug-assertions -Coverflow-checks -Ccodegen-units=1
+
+fuzz-build:
+	RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build -q --release --locked \
+	    --manifest-path rust-core/fuzz/Cargo.toml --target $(FUZZ_TRIPLE) --target-dir target/fuzz --bins
+
+# A few seconds per target: the committed corpus, then FUZZ_SMOKE_RUNS inputs.
+fuzz-smoke: fuzz-build
+	rust-core/fuzz/run.sh smoke $(FUZZ_BIN) $(FUZZ_TARGETS)
+
+# The long run: FUZZ_SECS seconds (default 300) or FUZZ_RUNS executions per target.
+fuzz-rust: fuzz-build
+	nice rust-core/fuzz/run.sh long $(FUZZ_BIN) $(FUZZ_TARGETS)
+
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --manifest-path rust-core/fuzz/Cargo.toml --target-dir target/fuzz --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path rust-core/fuzz/Cargo.toml -- --check
 
 clean:
 	$(CARGO) clean

@@ -1,13 +1,16 @@
 //! Property test: random operation sequences, including iteration steps and
-//! remove/set through iterators, run through the C ABI against a BTreeMap
-//! model that says exactly when a strict token must be invalidated and what a
-//! cursor scan may and must return. `make fuzz` runs many more cases.
+//! remove/set through iterators, run through the C ABI against a HashMap
+//! model; `common::scan` says exactly when a strict token must be
+//! invalidated and what a cursor scan may and must return. `make fuzz` runs
+//! many more cases (and the coverage-guided `fuzz/` targets, whose
+//! api_model covers more of the API with the same scan model).
 // SAFETY (every unsafe block in this file): it calls the C ABI with pointers
 // to live local buffers and their exact lengths, as the header requires.
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::HashMap;
 
+use common::scan::{self, Scan};
 use common::*;
 use mapcore::ffi::*;
 use mapcore::McStatus::{self, *};
@@ -55,20 +58,11 @@ fn k(i: u8) -> Vec<u8> {
 
 struct Tok {
     it: mc_iter,
-    strict: bool,
-    /// Model generation the strict token is valid for.
-    stamp: u64,
-    invalid: bool,
-    done: bool,
-    returned: BTreeSet<Vec<u8>>,
-    /// Last returned key, if not removed through this token.
-    current: Option<Vec<u8>>,
-    /// Keys present at the start of the scan and never removed or re-added since.
-    stable: BTreeSet<Vec<u8>>,
+    scan: Scan,
 }
 
 struct Model {
-    map: BTreeMap<Vec<u8>, Vec<u8>>,
+    map: scan::Model,
     generation: u64,
 }
 
@@ -76,12 +70,7 @@ impl Model {
     fn structural(&mut self, toks: &mut [Option<Tok>], changed: Option<&Vec<u8>>) {
         self.generation += 1;
         for t in toks.iter_mut().flatten() {
-            match changed {
-                Some(key) => {
-                    t.stable.remove(key);
-                }
-                None => t.stable.clear(),
-            }
+            t.scan.changed(changed.map(Vec::as_slice));
         }
     }
 }
@@ -91,61 +80,15 @@ fn check_step(
     m: &Model,
     r: Result<(Vec<u8>, Vec<u8>), McStatus>,
 ) -> Result<(), TestCaseError> {
-    if t.strict && t.invalid {
-        prop_assert_eq!(r, Err(MC_ERR_ITER_INVALIDATED));
-        return Ok(());
-    }
-    if t.strict && t.stamp != m.generation {
-        prop_assert_eq!(r.clone(), Err(MC_ERR_ITER_INVALIDATED));
-        t.invalid = true;
-        return Ok(());
-    }
-    match r {
-        Ok((key, val)) => {
-            prop_assert!(!t.done, "entry after MC_DONE");
-            prop_assert_eq!(
-                m.map.get(&key),
-                Some(&val),
-                "returned entry must be current"
-            );
-            prop_assert!(t.returned.insert(key.clone()), "key returned twice");
-            t.current = Some(key);
-        }
-        Err(MC_DONE) => {
-            if !t.done {
-                for s in &t.stable {
-                    prop_assert!(t.returned.contains(s), "stable key {:?} never returned", s);
-                }
-                if t.strict {
-                    // No outside change: every entry exactly once.
-                    for key in m.map.keys() {
-                        prop_assert!(t.returned.contains(key));
-                    }
-                }
-            }
-            t.done = true;
-            t.current = None;
-        }
-        Err(e) => prop_assert!(false, "unexpected {:?}", e),
-    }
-    Ok(())
-}
-
-/// What removing or replacing the current entry through `t` must return.
-fn expected_through_token(t: &Tok, m: &Model) -> McStatus {
-    if t.strict && (t.invalid || t.stamp != m.generation) {
-        MC_ERR_ITER_INVALIDATED
-    } else if t.current.as_ref().is_some_and(|c| m.map.contains_key(c)) {
-        MC_OK
-    } else {
-        MC_ERR_NOT_FOUND
-    }
+    t.scan
+        .step(&m.map, m.generation, r)
+        .map_err(TestCaseError::fail)
 }
 
 fn run(ops: Vec<Op>, weak: bool) -> Result<(), TestCaseError> {
     let m = M::with(42, weak);
     let mut model = Model {
-        map: BTreeMap::new(),
+        map: HashMap::new(),
         generation: 0,
     };
     let mut toks: Vec<Option<Tok>> = vec![None, None, None];
@@ -189,13 +132,7 @@ fn run(ops: Vec<Op>, weak: bool) -> Result<(), TestCaseError> {
                 });
                 toks[slot] = Some(Tok {
                     it,
-                    strict,
-                    stamp: model.generation,
-                    invalid: false,
-                    done: false,
-                    returned: BTreeSet::new(),
-                    current: None,
-                    stable: model.map.keys().cloned().collect(),
+                    scan: Scan::new(strict, model.generation, &model.map),
                 });
             }
             Op::Next(slot) => {
@@ -223,13 +160,13 @@ fn run(ops: Vec<Op>, weak: bool) -> Result<(), TestCaseError> {
                     continue;
                 };
                 let s = m.remove_cur(&mut t.it);
-                prop_assert_eq!(s, expected_through_token(t, &model));
+                prop_assert_eq!(s, t.scan.through_token(&model.map, model.generation));
                 if s == MC_OK {
-                    let key = t.current.take().unwrap();
+                    let key = t.scan.current.take().unwrap();
                     model.map.remove(&key);
                     model.structural(&mut toks, Some(&key));
                     let t = toks[slot].as_mut().unwrap();
-                    t.stamp = model.generation;
+                    t.scan.stamp = model.generation;
                 }
             }
             Op::SetCur(slot, v) => {
@@ -237,9 +174,9 @@ fn run(ops: Vec<Op>, weak: bool) -> Result<(), TestCaseError> {
                     continue;
                 };
                 let s = m.set_cur(&t.it, &[v]);
-                prop_assert_eq!(s, expected_through_token(t, &model));
+                prop_assert_eq!(s, t.scan.through_token(&model.map, model.generation));
                 if s == MC_OK {
-                    model.map.insert(t.current.clone().unwrap(), vec![v]);
+                    model.map.insert(t.scan.current.clone().unwrap(), vec![v]);
                 }
             }
             Op::Reencode(slot) => {
@@ -252,7 +189,7 @@ fn run(ops: Vec<Op>, weak: bool) -> Result<(), TestCaseError> {
         }
     }
     prop_assert_eq!(m.len(), model.map.len());
-    let got: BTreeMap<_, _> = m.entries().into_iter().collect();
+    let got: HashMap<_, _> = m.entries().into_iter().collect();
     prop_assert_eq!(got, model.map);
     Ok(())
 }

@@ -4,6 +4,8 @@
 // to live local buffers and their exact lengths, as the header requires.
 #![allow(dead_code)]
 
+pub mod scan;
+
 use mapcore::ffi::*;
 use mapcore::McStatus;
 use McStatus::*;

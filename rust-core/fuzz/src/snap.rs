@@ -1,0 +1,172 @@
+//! The snapshot counterpart of `common::M`: a snapshot handle freed on drop,
+//! with the calls the targets make on it.
+// SAFETY (every unsafe block in this file): it calls the C ABI with pointers
+// to live local buffers and their exact lengths, as the header requires.
+
+use mapcore::ffi::*;
+use mapcore::McStatus::{self, *};
+
+use crate::common::Entries;
+
+pub struct Snap(pub mc_snapshot);
+
+/// Walks the `used` bytes of a next-batch buffer with `mc_batch_entry`.
+pub fn walk_batch(buf: &[u8], used: usize) -> Entries {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    loop {
+        let (mut k, mut kl, mut v, mut vl) = (std::ptr::null(), 0, std::ptr::null(), 0);
+        let s = unsafe {
+            mc_batch_entry(
+                buf.as_ptr(),
+                used,
+                &mut off,
+                &mut k,
+                &mut kl,
+                &mut v,
+                &mut vl,
+            )
+        };
+        match s {
+            MC_DONE => return out,
+            MC_OK => unsafe {
+                out.push((
+                    std::slice::from_raw_parts(k, kl).to_vec(),
+                    std::slice::from_raw_parts(v, vl).to_vec(),
+                ));
+            },
+            e => panic!("mc_batch_entry on a buffer the library filled: {e:?}"),
+        }
+    }
+}
+
+#[allow(clippy::len_without_is_empty)]
+impl Snap {
+    pub fn new(map: mc_map) -> Result<Snap, McStatus> {
+        let mut h = mc_snapshot { id: 0 };
+        match unsafe { mc_snapshot_new(map, &mut h) } {
+            MC_OK => Ok(Snap(h)),
+            e => Err(e),
+        }
+    }
+
+    pub fn get(&self, k: &[u8]) -> Result<Vec<u8>, McStatus> {
+        let mut buf = vec![0u8; 128];
+        let mut n = 0usize;
+        let s = unsafe {
+            mc_snapshot_get(
+                self.0,
+                k.as_ptr(),
+                k.len(),
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut n,
+            )
+        };
+        match s {
+            MC_OK => {
+                buf.truncate(n);
+                Ok(buf)
+            }
+            e => Err(e),
+        }
+    }
+
+    pub fn len(&self) -> Result<usize, McStatus> {
+        let mut n = 0usize;
+        match unsafe { mc_snapshot_len(self.0, &mut n) } {
+            MC_OK => Ok(n),
+            e => Err(e),
+        }
+    }
+
+    pub fn iter(&self, mode: u32) -> Result<mc_iter, McStatus> {
+        let mut it = mc_iter { opaque: [0; 6] };
+        match unsafe { mc_snapshot_iter_init(self.0, mode, &mut it) } {
+            MC_OK => Ok(it),
+            e => Err(e),
+        }
+    }
+
+    /// Next entry, or the status (MC_DONE at the end).
+    pub fn next(&self, it: &mut mc_iter) -> Result<(Vec<u8>, Vec<u8>), McStatus> {
+        let (mut kb, mut vb) = (vec![0u8; 128], vec![0u8; 128]);
+        let (mut kl, mut vl) = (0usize, 0usize);
+        let s = unsafe {
+            mc_snapshot_iter_next(
+                self.0,
+                it,
+                kb.as_mut_ptr(),
+                kb.len(),
+                &mut kl,
+                vb.as_mut_ptr(),
+                vb.len(),
+                &mut vl,
+            )
+        };
+        match s {
+            MC_OK => {
+                kb.truncate(kl);
+                vb.truncate(vl);
+                Ok((kb, vb))
+            }
+            e => Err(e),
+        }
+    }
+
+    /// Next batch (empty at MC_DONE), or the status.
+    pub fn next_batch(
+        &self,
+        it: &mut mc_iter,
+        cap: usize,
+        max: usize,
+    ) -> Result<Entries, McStatus> {
+        let mut buf = vec![0u8; cap];
+        let (mut count, mut used) = (0usize, 0usize);
+        let s = unsafe {
+            mc_snapshot_iter_next_batch(
+                self.0,
+                it,
+                buf.as_mut_ptr(),
+                cap,
+                max,
+                &mut count,
+                &mut used,
+            )
+        };
+        match s {
+            MC_DONE => Ok(Vec::new()),
+            MC_OK => {
+                let out = walk_batch(&buf, used);
+                assert_eq!(out.len(), count, "batch entry count");
+                Ok(out)
+            }
+            e => Err(e),
+        }
+    }
+
+    pub fn encode(&self, it: &mc_iter) -> Result<Vec<u8>, McStatus> {
+        let mut buf = [0 as std::ffi::c_char; 80];
+        let mut n = 0;
+        let s = unsafe { mc_snapshot_iter_encode(self.0, it, buf.as_mut_ptr(), buf.len(), &mut n) };
+        match s {
+            MC_OK => Ok(buf[..n].iter().map(|&c| c as u8).collect()),
+            e => Err(e),
+        }
+    }
+
+    pub fn decode(&self, text: &[u8]) -> Result<mc_iter, McStatus> {
+        let mut it = mc_iter { opaque: [0; 6] };
+        match unsafe { mc_snapshot_iter_decode(self.0, text.as_ptr().cast(), text.len(), &mut it) }
+        {
+            MC_OK => Ok(it),
+            e => Err(e),
+        }
+    }
+}
+
+impl Drop for Snap {
+    fn drop(&mut self) {
+        let _ = unsafe { mc_snapshot_free(self.0) };
+    }
+}
