@@ -30,8 +30,9 @@ use std::ffi::c_void;
 use libfuzzer_sys::fuzz_target;
 use mapcore::ffi::*;
 use mapcore::McStatus::{self, *};
+use mapcore_fuzz::common::walk_batch;
 use mapcore_fuzz::common::M;
-use mapcore_fuzz::snap::{walk_batch, Snap};
+use mapcore_fuzz::snap::Snap;
 use mapcore_fuzz::{expect_one_of, key, value, Input};
 
 type Kv = HashMap<Vec<u8>, Vec<u8>>;

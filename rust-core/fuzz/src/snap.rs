@@ -6,39 +6,9 @@
 use mapcore::ffi::*;
 use mapcore::McStatus::{self, *};
 
-use crate::common::Entries;
+use crate::common::{walk_batch, Entries};
 
 pub struct Snap(pub mc_snapshot);
-
-/// Walks the `used` bytes of a next-batch buffer with `mc_batch_entry`.
-pub fn walk_batch(buf: &[u8], used: usize) -> Entries {
-    let mut out = Vec::new();
-    let mut off = 0usize;
-    loop {
-        let (mut k, mut kl, mut v, mut vl) = (std::ptr::null(), 0, std::ptr::null(), 0);
-        let s = unsafe {
-            mc_batch_entry(
-                buf.as_ptr(),
-                used,
-                &mut off,
-                &mut k,
-                &mut kl,
-                &mut v,
-                &mut vl,
-            )
-        };
-        match s {
-            MC_DONE => return out,
-            MC_OK => unsafe {
-                out.push((
-                    std::slice::from_raw_parts(k, kl).to_vec(),
-                    std::slice::from_raw_parts(v, vl).to_vec(),
-                ));
-            },
-            e => panic!("mc_batch_entry on a buffer the library filled: {e:?}"),
-        }
-    }
-}
 
 #[allow(clippy::len_without_is_empty)]
 impl Snap {

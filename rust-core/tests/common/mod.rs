@@ -12,6 +12,36 @@ use McStatus::*;
 
 pub struct M(pub mc_map);
 
+/// Walks the `used` bytes of a next-batch buffer with `mc_batch_entry`.
+pub fn walk_batch(buf: &[u8], used: usize) -> Entries {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    loop {
+        let (mut k, mut kl, mut v, mut vl) = (std::ptr::null(), 0, std::ptr::null(), 0);
+        let s = unsafe {
+            mc_batch_entry(
+                buf.as_ptr(),
+                used,
+                &mut off,
+                &mut k,
+                &mut kl,
+                &mut v,
+                &mut vl,
+            )
+        };
+        match s {
+            MC_DONE => return out,
+            MC_OK => unsafe {
+                out.push((
+                    std::slice::from_raw_parts(k, kl).to_vec(),
+                    std::slice::from_raw_parts(v, vl).to_vec(),
+                ));
+            },
+            e => panic!("mc_batch_entry on a buffer the library filled: {e:?}"),
+        }
+    }
+}
+
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Options for a fixed-seed map, with the weak test hash if `weak` (which
@@ -180,32 +210,7 @@ impl M {
         match s {
             MC_DONE => Ok(Vec::new()),
             MC_OK => {
-                let mut out = Vec::new();
-                let mut off = 0usize;
-                loop {
-                    let (mut k, mut kl, mut v, mut vl) = (std::ptr::null(), 0, std::ptr::null(), 0);
-                    let s = unsafe {
-                        mc_batch_entry(
-                            buf.as_ptr(),
-                            used,
-                            &mut off,
-                            &mut k,
-                            &mut kl,
-                            &mut v,
-                            &mut vl,
-                        )
-                    };
-                    if s == MC_DONE {
-                        break;
-                    }
-                    assert_eq!(s, MC_OK);
-                    unsafe {
-                        out.push((
-                            std::slice::from_raw_parts(k, kl).to_vec(),
-                            std::slice::from_raw_parts(v, vl).to_vec(),
-                        ));
-                    }
-                }
+                let out = walk_batch(&buf, used);
                 assert_eq!(out.len(), count);
                 Ok(out)
             }
