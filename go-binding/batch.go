@@ -202,10 +202,11 @@ func (m *Map) AppendMany(dst []byte, vals, keys [][]byte) ([]byte, error) {
 // SetMany inserts or overwrites keys[i] = vals[i] for all i, atomically:
 // other goroutines see all of the entries or none. It returns how many keys
 // were new. len(keys) must equal len(vals). Lengths are checked first
-// (ErrTooLarge: nothing stored); only ErrOutOfMemory, ErrTooLarge for the
-// storage limit, or ErrInvalidArgument for a key whose two keyed hashes
-// both equal another key's (see mc_map_set; astronomically rare) can leave
-// the batch partly applied, as with mc_map_set_many.
+// (ErrTooLarge: nothing stored). ErrOutOfMemory and ErrTooLarge for the
+// storage limit leave the map and its snapshots as they were; only
+// ErrInvalidArgument for a key whose two keyed hashes both equal another
+// key's (see mc_map_set; astronomically rare) can leave the batch partly
+// applied, as with mc_map_set_many.
 func (m *Map) SetMany(keys, vals [][]byte) (inserted int, err error) {
 	const op = "Map.SetMany"
 	if m.closed.Load() {

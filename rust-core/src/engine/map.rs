@@ -771,15 +771,17 @@ impl Map {
 
     /// Inserts every `(key, value)` pair under all involved shard locks at
     /// once. Returns the number of new keys. Sizes are checked before anything
-    /// changes. All or nothing on running out of memory when the batch can
-    /// be prepared (see `ShardData::prepare_writes`): while no snapshot is
-    /// alive, each shard's share of the records within one chunk (256 KiB)
-    /// and none over half of one. Otherwise the pairs are written one by
-    /// one, and an allocation failure leaves those before the failing pair
-    /// written. (A refused position collision, astronomically rare, stops
-    /// the batch part-way either way.)
-    /// Needs no memory proportional to the batch: the pairs are walked
-    /// twice (sizes and shards, then the inserts), hashing each key twice.
+    /// changes. All or nothing on running out of memory, snapshot or not:
+    /// every involved shard first makes room for its share of the batch
+    /// (see `ShardData::prepare_writes`: table growth, empty slots, arena
+    /// room for every record, private copies of the slot pages a snapshot
+    /// shares that the writes will change), and then the writes allocate
+    /// nothing. (A refused position collision, astronomically rare, stops
+    /// the batch part-way.) Needs no scratch memory proportional to the
+    /// batch (the arena room is where the records go): the pairs are walked
+    /// for sizes and shards, per involved shard to prepare (to count new
+    /// keys when the table may grow, for big records' sizes, and under a
+    /// snapshot to find the pages to copy), then once to insert.
     pub fn insert_many<'k>(
         &self,
         pairs: impl Iterator<Item = (&'k [u8], &'k [u8])> + Clone,
@@ -802,32 +804,36 @@ impl Map {
         let mut changed = 0u32;
         // Acquire: pairs with the count's decrement after a dropped
         // snapshot let go of its pages (as in `remove_many`).
-        let mut prepared = self.snapshots.load(Ordering::Acquire) == 0;
-        if prepared {
-            let mut room: [Option<Prepared>; SHARDS] = Default::default();
-            for s in (0..SHARDS).filter(|s| mask & (1 << s) != 0) {
-                let keys = pairs
-                    .clone()
-                    .map(|(k, _)| (self.hasher.h1(k), k))
-                    .filter(|&(h, _)| shard_of(h) == s);
-                let g = guards[s].as_mut().expect("locked");
-                match g.prepare_writes(&self.hasher, count[s], bytes[s], max_rec[s], keys)? {
-                    Some(p) => room[s] = Some(p),
-                    None => {
-                        prepared = false;
-                        break;
-                    }
-                }
-            }
-            // Nothing can fail from here on; without room for every shard
-            // the re-laid tables are dropped (the map is as it was).
-            if prepared {
-                for (s, r) in room.into_iter().enumerate() {
-                    let Some(p) = r else { continue };
-                    if guards[s].as_mut().expect("locked").install_prepared(p) {
-                        changed |= 1 << s;
-                    }
-                }
+        let shared = self.snapshots.load(Ordering::Acquire) > 0;
+        let mut room: [Option<Prepared>; SHARDS] = Default::default();
+        for s in (0..SHARDS).filter(|s| mask & (1 << s) != 0) {
+            let keys = pairs
+                .clone()
+                .map(|(k, v)| {
+                    (
+                        self.hasher.h1(k),
+                        k,
+                        super::table::record_bytes(k.len(), v.len()),
+                    )
+                })
+                .filter(|&(h, _, _)| shard_of(h) == s);
+            let g = guards[s].as_mut().expect("locked");
+            // On failure the room made so far is dropped: the map is as it was.
+            room[s] = Some(g.prepare_writes(
+                &self.hasher,
+                count[s],
+                bytes[s],
+                max_rec[s],
+                shared,
+                keys,
+            )?);
+        }
+        // Nothing allocates from here on (tests check it).
+        let no_alloc = alloc::NoAlloc::enter();
+        for (s, r) in room.into_iter().enumerate() {
+            let Some(p) = r else { continue };
+            if guards[s].as_mut().expect("locked").install_prepared(p) {
+                changed |= 1 << s;
             }
         }
         let mut new_keys = 0;
@@ -837,12 +843,7 @@ impl Map {
             let h = self.hasher.h1(k);
             let s = shard_of(h);
             let g = guards[s].as_mut().expect("locked");
-            let r = if prepared {
-                g.insert_quiet(&self.hasher, h, k, v)
-            } else {
-                g.insert(&self.hasher, h, k, v)
-            };
-            match r {
+            match g.insert_quiet(&self.hasher, h, k, v) {
                 Ok(true) => {
                     new_keys += 1;
                     changed |= 1 << s;
@@ -855,10 +856,9 @@ impl Map {
                 }
             }
         }
-        if prepared {
-            for g in guards.iter_mut().flatten() {
-                g.tidy();
-            }
+        drop(no_alloc);
+        for g in guards.iter_mut().flatten() {
+            g.tidy();
         }
         // One count is enough for the overwrites: readers of the change
         // count only ask whether it moved.
@@ -1242,6 +1242,19 @@ mod tests {
         all
     }
 
+    /// Every entry of a snapshot, sorted.
+    fn snap_contents(snap: &SnapshotData) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut all = Vec::new();
+        let mut cur = Cursor::default();
+        snap.scan(&mut cur, usize::MAX, &mut |e| {
+            all.push((e.key.to_vec(), e.value.to_vec()));
+            true
+        })
+        .unwrap();
+        all.sort();
+        all
+    }
+
     /// A map of `n` entries with a fixed seed (the same layout every time).
     fn filled(n: u32) -> Map {
         let m = Map::new(&Options {
@@ -1263,6 +1276,17 @@ mod tests {
     /// as they were; the map must stay consistent and usable. Returns the
     /// number of failure points.
     fn sweep_failures(setup: impl Fn() -> Map, op: impl Fn(&Map) -> Result<()>) -> usize {
+        sweep(setup, op, false)
+    }
+
+    /// `sweep_failures` with a snapshot of the map taken before each run
+    /// of `op` (no allocation of that fails) and held through it: the
+    /// snapshot must keep its contents whatever `op` did.
+    fn sweep_under_snapshot(setup: impl Fn() -> Map, op: impl Fn(&Map) -> Result<()>) -> usize {
+        sweep(setup, op, true)
+    }
+
+    fn sweep(setup: impl Fn() -> Map, op: impl Fn(&Map) -> Result<()>, snapshot: bool) -> usize {
         let clean = setup();
         op(&clean).unwrap();
         let after = contents(&clean);
@@ -1270,6 +1294,7 @@ mod tests {
             for n in 0.. {
                 let m = setup();
                 let before = contents(&m);
+                let snap = snapshot.then(|| m.snapshot().unwrap());
                 let fired = alloc::injected_failures();
                 if sustained {
                     alloc::fail_after(Some(n));
@@ -1291,6 +1316,12 @@ mod tests {
                         assert_eq!(e.status, McStatus::MC_ERR_OUT_OF_MEMORY, "at {n}");
                         assert!(contents(&m) == before, "failure at {n} changed the map");
                     }
+                }
+                if let Some(snap) = snap {
+                    assert!(
+                        snap_contents(&snap) == before,
+                        "the snapshot changed at {n}"
+                    );
                 }
                 m.check_invariants().unwrap();
                 m.insert(b"probe", b"p").unwrap();
@@ -1379,6 +1410,43 @@ mod tests {
             r
         };
         assert!(sweep_failures(small, set_current) > 0);
+    }
+
+    /// Batches write all or nothing on running out of memory, also under
+    /// a live snapshot (which shares every page and chunk, so the writes
+    /// copy pages) and beyond one chunk of records per shard: small and
+    /// big batches of overwrites and new keys, one that grows every shard,
+    /// and values of 100 KiB and 200 KiB (over half a chunk) that put
+    /// more than a chunk's worth in each shard. The sweep panics if a
+    /// prepared batch's writes allocate (`NoAlloc`).
+    #[test]
+    fn batches_write_all_or_nothing_under_a_snapshot_and_beyond_a_chunk() {
+        let small = || filled(300);
+        let pairs = |r: std::ops::Range<u32>, len: usize| -> Vec<([u8; 4], Vec<u8>)> {
+            r.map(|i| (i.to_le_bytes(), vec![i as u8; len])).collect()
+        };
+        let batches = [
+            pairs(0..40, 20),
+            pairs(250..350, 20),
+            pairs(300..3_000, 20),
+            pairs(0..3_000, 1_000),
+            pairs(290..330, 100 << 10),
+            pairs(295..310, 200 << 10),
+        ];
+        for batch in &batches {
+            let write = |m: &Map| {
+                m.insert_many(batch.iter().map(|(k, v)| (&k[..], &v[..])))
+                    .map(drop)
+            };
+            assert!(sweep_under_snapshot(small, write) > 0);
+        }
+        for batch in &batches[3..] {
+            let write = |m: &Map| {
+                m.insert_many(batch.iter().map(|(k, v)| (&k[..], &v[..])))
+                    .map(drop)
+            };
+            assert!(sweep_failures(small, write) > 0);
+        }
     }
 
     /// Reserving fills slot tables at once: room for more entries than

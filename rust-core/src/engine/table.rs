@@ -440,6 +440,9 @@ pub struct Arena {
     sorted: usize,
     /// Capacity for the first chunk (see `with_room`).
     first_chunk: usize,
+    /// Empty chunks a prepared batch reserved (see `ShardData::prepare_writes`),
+    /// taken in place of opening or growing one; empty outside a batch.
+    spares: Vec<TryArc<Buf<u8>>>,
 }
 
 impl Arena {
@@ -525,6 +528,9 @@ impl Arena {
     /// its index. Changes no record. (Also how a batch reserves room for
     /// all its records at once, `rec` being their total.)
     fn make_room(&mut self, rec: usize) -> Result<usize> {
+        if let Some(idx) = self.take_spare(rec) {
+            return Ok(idx);
+        }
         let fits_last = self
             .chunks
             .last_mut()
@@ -577,6 +583,31 @@ impl Arena {
                 .ok_or_else(|| oom("cannot allocate an arena chunk"))?;
         }
         Ok(idx)
+    }
+
+    /// Makes a reserved spare chunk (see `spares`) the last chunk and
+    /// returns its index, if one suits a `rec`-byte record: a full-size
+    /// one for a record `may_append` lets share a chunk, else the smallest
+    /// that holds it. Allocates nothing (the chunk list has the room).
+    #[cold]
+    fn take_spare(&mut self, rec: usize) -> Option<usize> {
+        let fits = |c: &TryArc<Buf<u8>>| {
+            if rec <= CHUNK_MAX / 2 {
+                c.capacity() == CHUNK_MAX
+            } else {
+                c.capacity() >= rec
+            }
+        };
+        let (i, _) = self
+            .spares
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| fits(c))
+            .min_by_key(|(_, c)| c.capacity())?;
+        debug_assert!(self.chunks.capacity() > self.chunks.len());
+        let spare = self.spares.swap_remove(i);
+        self.chunks.push(spare);
+        Some(self.chunks.len() - 1)
     }
 
     /// Writes the record of `key` and `val` at the end of `chunk`, which
@@ -857,9 +888,13 @@ pub struct Relaid {
     arena: Option<Arena>,
 }
 
-/// Room `ShardData::prepare_writes` made for a batch of writes, and the
-/// re-laid table (if one was needed) to install before them.
-pub struct Prepared(Option<Relaid>);
+/// Room `ShardData::prepare_writes` made for a batch of writes: the
+/// re-laid table (if one was needed) to install before them, and the
+/// spare arena chunks they may take.
+pub struct Prepared {
+    relaid: Option<Relaid>,
+    spares: Vec<TryArc<Buf<u8>>>,
+}
 
 /// Bytes the record of a `klen`-byte key and a `vlen`-byte value takes.
 pub fn record_bytes(klen: usize, vlen: usize) -> usize {
@@ -901,6 +936,7 @@ impl ShardData {
                     &self.arena.chunks,
                     "cannot allocate a snapshot's chunk list",
                 )?,
+                spares: Vec::new(),
                 ..self.arena
             },
             reserved: self.reserved,
@@ -1352,36 +1388,48 @@ impl ShardData {
     }
 
     /// Makes room for a batch of `n` writes (inserts or overwrites) whose
-    /// records take `bytes` in all, the largest `max_rec`, so that
-    /// `install_prepared` and then `insert_quiet` of each allocate nothing
-    /// and cannot fail for lack of memory: the batch then writes all or
-    /// nothing. `keys` are the batch's keys with their `h1`, walked only
-    /// when the table might have to grow (to count the new ones). Only
-    /// while no snapshot shares this shard's pages (the caller knows).
+    /// records take `bytes` in all, the largest `max_rec`, so that `install_prepared` and then
+    /// `insert_quiet` of each allocate nothing and cannot fail for lack of
+    /// memory: the batch then writes all or nothing. `keys` are the batch's
+    /// keys with their `h1` and record size. `shared`: a snapshot may share
+    /// this shard's pages and chunks (the caller knows).
     ///
-    /// The room is: entries up to the table's load limit (a re-laid table
-    /// if needed, built here, installed later), as many empty slots at the
-    /// table's end as there may be new keys (each insert's shift ends at
-    /// an empty slot, and takes one), and one chunk of the arena's own with
-    /// room for every record. Making it changes no entry (a longer table
-    /// end, an empty or larger last chunk). None when that cannot be
-    /// promised (records over one chunk's worth, or one over half a chunk):
-    /// the caller then writes pair by pair.
+    /// The room is:
+    /// - entries up to the table's load limit (a re-laid table if needed,
+    ///   built here, installed later), counting the new keys (a walk over
+    ///   `keys`) only when the table might have to grow;
+    /// - as many empty slots at the table's end as there may be new keys
+    ///   (each insert's shift ends at an empty slot, and takes one);
+    /// - arena room for every record: up to one chunk's worth of records
+    ///   with none over half a chunk, one chunk of the arena's own with
+    ///   room for all; beyond that, spare chunks that the appends take in
+    ///   turn (see `spares`): one of each big record's size (over half a
+    ///   chunk), and full-size ones for the rest. A chunk of those closes
+    ///   only when a record does not fit, that is more than half full, or
+    ///   when a big record comes in between, so `small / (CHUNK_MAX / 2) +
+    ///   big + 1` full-size ones suffice. Their capacity is at most twice
+    ///   the records' bytes plus one chunk; pooled chunks are not resident
+    ///   until written, and `tidy` frees the unused ones;
+    /// - under a snapshot, the slot pages the writes will change copied
+    ///   (see `unshare_for_batch`).
+    ///
+    /// Making it changes no entry (a longer table end, empty or larger
+    /// chunks, private copies of shared pages); dropping the `Prepared`
+    /// frees what it holds.
     pub fn prepare_writes<'k>(
         &mut self,
         hasher: &KeyHasher,
         n: usize,
         bytes: usize,
         max_rec: usize,
-        keys: impl Iterator<Item = (u64, &'k [u8])>,
-    ) -> Result<Option<Prepared>> {
-        if max_rec > CHUNK_MAX / 2 || bytes > CHUNK_MAX {
-            return Ok(None);
-        }
+        shared: bool,
+        keys: impl Iterator<Item = (u64, &'k [u8], usize)> + Clone,
+    ) -> Result<Prepared> {
         let mut new = n;
         if self.table.count.saturating_add(n) > self.table.max_count() {
             new = keys
-                .filter(|&(h1, k)| self.locate(hasher, h1, k).is_err())
+                .clone()
+                .filter(|&(h1, k, _)| self.locate(hasher, h1, k).is_err())
                 .count();
         }
         let mut relaid = self.reserved_table(new)?;
@@ -1395,20 +1443,106 @@ impl ShardData {
         if trailing < new {
             table.extend(new - trailing)?;
         }
-        arena.make_room(bytes)?;
-        Ok(Some(Prepared(relaid)))
+        let mut spares = Vec::new();
+        if max_rec <= CHUNK_MAX / 2 && bytes <= CHUNK_MAX {
+            arena.make_room(bytes)?;
+        } else {
+            let big = keys.clone().filter(|&(_, _, r)| r > CHUNK_MAX / 2);
+            let small: usize = keys
+                .clone()
+                .map(|(_, _, r)| r)
+                .filter(|&r| r <= CHUNK_MAX / 2)
+                .sum();
+            let full = small / (CHUNK_MAX / 2) + big.clone().count() + 1;
+            let all = full + big.clone().count();
+            if arena.chunks.len().saturating_add(all) > MAX_CHUNKS {
+                return Err(Error::new(
+                    McStatus::MC_ERR_TOO_LARGE,
+                    "a shard's arena cannot address more chunks",
+                ));
+            }
+            spares =
+                alloc::try_vec(all).ok_or_else(|| oom("cannot allocate a batch's chunk list"))?;
+            alloc::try_reserve(&mut arena.chunks, all)
+                .ok_or_else(|| oom("cannot allocate an arena's chunk list"))?;
+            let sizes = big
+                .map(|(_, _, r)| r)
+                .chain(std::iter::repeat(CHUNK_MAX).take(full));
+            for cap in sizes {
+                let chunk = Buf::try_with_capacity(cap, cap == CHUNK_MAX)
+                    .ok_or_else(|| oom("cannot allocate an arena chunk"))?;
+                spares.push(
+                    TryArc::try_new(chunk).map_err(|_| oom("cannot allocate an arena chunk"))?,
+                );
+            }
+        }
+        if shared && relaid.is_none() {
+            self.unshare_for_batch(hasher, keys)?;
+        }
+        Ok(Prepared { relaid, spares })
     }
 
-    /// Puts in place the table `prepare_writes` re-laid, if it did;
-    /// returns whether it did (a structural change).
-    pub fn install_prepared(&mut self, p: Prepared) -> bool {
-        match p.0 {
-            Some(r) => {
-                self.install(r);
-                true
+    /// Copies the slot pages a snapshot shares that a batch of writes of
+    /// `keys` may change, so that the writes allocate nothing; on failure
+    /// the table holds what it held (a copied page has the same slots).
+    /// The table must have the batch's empty slots at its end already.
+    ///
+    /// An overwrite writes its key's slot; an insert at `pos` shifts the
+    /// slots from `pos` to the first empty one after it. The table's final
+    /// layout does not depend on the order of the writes (each run is laid
+    /// out at `max(home, previous + 1)`), and the slots an insert writes
+    /// are occupied at the end, in the run that holds the slot where the
+    /// key would go now. So count, per page, the batch's keys that would go
+    /// there now ("arrivals"), and walk the pages carrying how many of them
+    /// may still need an empty slot: page `p` takes at least
+    /// `min(carried, empty slots of p)` of those carried in (their shifts
+    /// fill its first empty slots), and at worst none of its own arrivals
+    /// (all after its last empty slot), so at most `carried - empty`
+    /// (floored at 0) plus its arrivals go on. Every page that has
+    /// arrivals, carries some in, or holds a key being overwritten is
+    /// copied: the pages the writes touch, and no more than a page beyond
+    /// each stretch they fill. (An overwritten key that earlier inserts
+    /// shift lands in a page a shift wrote.) Scratch: 4 bytes per page.
+    fn unshare_for_batch<'k>(
+        &mut self,
+        hasher: &KeyHasher,
+        keys: impl Iterator<Item = (u64, &'k [u8], usize)>,
+    ) -> Result<()> {
+        let pages = self.table.pages.len();
+        let mut arrivals: Vec<u32> =
+            alloc::try_vec(pages).ok_or_else(|| oom("cannot allocate a batch's page counts"))?;
+        arrivals.resize(pages, 0);
+        for (h1, k, _) in keys {
+            match self.locate(hasher, h1, k) {
+                Ok(i) => self.table.unshare_page(i >> PAGE_BITS)?,
+                Err(pos) => {
+                    let p = (pos >> PAGE_BITS).min(pages - 1);
+                    arrivals[p] = arrivals[p].saturating_add(1);
+                }
             }
-            None => false,
         }
+        let mut carried = 0usize;
+        for (p, &a) in arrivals.iter().enumerate() {
+            if carried == 0 && a == 0 {
+                continue;
+            }
+            self.table.unshare_page(p)?;
+            let empty = self.table.pages[p].iter().filter(|s| s.is_empty()).count();
+            carried = carried.saturating_sub(empty) + a as usize;
+        }
+        Ok(())
+    }
+
+    /// Puts in place what `prepare_writes` made: the re-laid table, if it
+    /// made one, and the spare chunks. Returns whether it re-laid the table
+    /// (a structural change).
+    pub fn install_prepared(&mut self, p: Prepared) -> bool {
+        let relaid = p.relaid.is_some();
+        if let Some(r) = p.relaid {
+            self.install(r);
+        }
+        self.arena.spares = p.spares;
+        relaid
     }
 
     /// `insert` without the tidying (arena compaction and repacking) that
@@ -1426,6 +1560,7 @@ impl ShardData {
 
     /// The tidying `insert_quiet` skipped; best-effort, changes no entry.
     pub fn tidy(&mut self) {
+        self.arena.spares = Vec::new();
         self.limit_chunks();
         let _ = self.maybe_compact();
         if self.arena.unsorted > self.arena.sorted.max(4096) && self.arena.is_unshared() {
