@@ -700,40 +700,92 @@ impl Map {
         })
     }
 
-    /// Removes every entry for which `keep` returns false. Each shard is
-    /// processed atomically; the whole call is not one atomic step. Fails
-    /// only when a page a snapshot shares cannot be copied: the entries
-    /// visited before were kept or removed as `keep` said, the rest were
-    /// not visited.
+    /// Removes every entry for which `keep` returns false, as one atomic
+    /// step: every shard is write-locked for the whole call. `keep` is
+    /// called once per entry. All or nothing on running out of memory.
+    ///
+    /// Deleting allocates only when a snapshot shares a slot page the
+    /// delete writes (it copies that page). Without a live snapshot (which
+    /// the locks keep from appearing) no page is shared, so each shard is
+    /// filtered as it is walked. With one, `keep` first runs over every
+    /// shard, recording the doomed slots in one bit per slot (allocated
+    /// fallibly: slots / 8 bytes in all, an eighth of what the slot tables
+    /// take), then every shard copies the shared pages its deletes will
+    /// write (`ShardData::prepare_removals`), and only then does anything
+    /// get deleted, allocating nothing. On failure `keep` may have been
+    /// called on entries, but nothing was deleted.
     pub fn retain(&self, mut keep: impl FnMut(&[u8], &[u8]) -> bool) -> Result<usize> {
+        let mut guards = self.lock_write_many(u32::MAX >> (32 - SHARDS));
+        // Acquire: pairs with the count's decrement after a dropped
+        // snapshot let go of its pages (as in `remove_many`).
+        let shared = self.snapshots.load(Ordering::Acquire) > 0;
         let mut removed = 0;
-        for (s, shard) in self.shards.iter().enumerate() {
-            let mut g = shard.data.write();
-            let mut here = 0;
-            let mut i = 0;
-            let mut failed = Ok(());
-            while let Some(idx) = g.occupied_from(i) {
-                let k = {
+        if !shared {
+            for (s, g) in guards.iter_mut().enumerate() {
+                let g = g.as_mut().expect("locked");
+                let mut here = 0;
+                let mut i = 0;
+                while let Some(idx) = g.occupied_from(i) {
                     let (k, v) = g.entry_at(idx);
-                    keep(k, v)
-                };
-                if k {
-                    i = idx + 1;
-                } else {
-                    failed = g.remove_at(idx);
-                    if failed.is_err() {
-                        break;
+                    if keep(k, v) {
+                        i = idx + 1;
+                    } else {
+                        // No page is shared: the delete allocates nothing.
+                        g.remove_at(idx)?;
+                        here += 1;
+                        i = idx;
                     }
-                    here += 1;
-                    i = idx;
+                }
+                if here > 0 {
+                    g.settle();
+                    self.bump(s);
+                }
+                removed += here;
+            }
+            return Ok(removed);
+        }
+        let mut doomed: Vec<Vec<u64>> =
+            alloc::try_vec(SHARDS).ok_or_else(|| oom("cannot allocate a retain's slot bits"))?;
+        for g in guards.iter().flatten() {
+            let words = g.slots().div_ceil(64);
+            let mut bits =
+                alloc::try_vec(words).ok_or_else(|| oom("cannot allocate a retain's slot bits"))?;
+            bits.resize(words, 0u64);
+            let mut i = 0;
+            while let Some(idx) = g.occupied_from(i) {
+                let (k, v) = g.entry_at(idx);
+                if !keep(k, v) {
+                    bits[idx / 64] |= 1 << (idx % 64);
+                }
+                i = idx + 1;
+            }
+            doomed.push(bits);
+        }
+        for (g, bits) in guards.iter_mut().flatten().zip(&doomed) {
+            g.prepare_removals(bits)?;
+        }
+        let no_alloc = alloc::NoAlloc::enter();
+        let mut here = [0usize; SHARDS];
+        for ((g, bits), n) in guards.iter_mut().flatten().zip(&doomed).zip(&mut here) {
+            // From the last slot down: a delete shifts only later slots.
+            for (w, &word) in bits.iter().enumerate().rev() {
+                let mut word = word;
+                while word != 0 {
+                    let b = 63 - word.leading_zeros() as usize;
+                    word &= !(1 << b);
+                    // Prepared: cannot fail (reported rather than assumed).
+                    g.remove_at(w * 64 + b)?;
+                    *n += 1;
                 }
             }
-            if here > 0 {
+        }
+        drop(no_alloc);
+        for (s, (g, &n)) in guards.iter_mut().flatten().zip(&here).enumerate() {
+            if n > 0 {
                 g.settle();
                 self.bump(s);
             }
-            failed?;
-            removed += here;
+            removed += n;
         }
         Ok(removed)
     }
@@ -1449,6 +1501,50 @@ mod tests {
         }
     }
 
+    /// Retain deletes all or nothing on running out of memory, also under
+    /// a live snapshot (whose pages its deletes must copy), and calls the
+    /// predicate once per entry. The sweep panics if the deletes allocate
+    /// (`NoAlloc`).
+    #[test]
+    fn retain_under_a_snapshot_deletes_all_or_nothing() {
+        for n in [300, 20_000] {
+            for modulus in [2u8, 7] {
+                let setup = || filled(n);
+                let retain = |m: &Map| {
+                    let before = m.len();
+                    let mut calls = 0;
+                    let r = m.retain(|k, _| {
+                        calls += 1;
+                        k[0] % modulus != 0
+                    });
+                    // Once per entry; on failure at most that.
+                    assert!(calls == before || r.is_err() && calls < before);
+                    r.map(drop)
+                };
+                assert!(sweep_under_snapshot(setup, retain) > 0);
+                sweep_failures(setup, retain);
+            }
+        }
+        // Several pages per shard, each deleted from: the deletes find
+        // every page they write copied already (else `NoAlloc` panics).
+        let m = filled(150_000);
+        let snap = m.snapshot().unwrap();
+        let mut want = contents(&m);
+        let all = want.clone();
+        want.retain(|(k, _)| k[1] % 3 != 0);
+        assert_eq!(
+            m.retain(|k, _| k[1] % 3 != 0).unwrap(),
+            all.len() - want.len()
+        );
+        assert!(contents(&m) == want);
+        assert!(snap_contents(&snap) == all);
+        assert!(
+            m.stats().cow_pages > SHARDS,
+            "deleted from several pages per shard"
+        );
+        m.check_invariants().unwrap();
+    }
+
     /// Reserving fills slot tables at once: room for more entries than
     /// the system has memory for is refused with OUT_OF_MEMORY (on Linux,
     /// where memory is overcommitted, the kernel would otherwise kill the
@@ -1547,10 +1643,8 @@ mod tests {
             assert!(keys.iter().all(|k| m.get(k).as_deref() == Some(&k[..])));
         };
         // Every slot page is shared with the snapshot: the first removal
-        // must copy one and fails. (Once any page is unique, a removal on
-        // it needs no copy: a single delete there succeeds, and a retain
-        // reaching it first deletes that page's entries before failing, as
-        // documented; which key lies where depends on the random seed.)
+        // must copy one and fails, and so does a retain (which copies every
+        // page it will write before it deletes anything).
         failing(&|| m.remove(&keys[1000]).map(usize::from));
         failing(&|| m.retain(|_, _| false));
         // The first key's slot page is copied now (a moved overwrite, then

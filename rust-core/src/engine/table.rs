@@ -1188,6 +1188,37 @@ impl ShardData {
         Ok(())
     }
 
+    /// Copies the pages a snapshot shares that removing the slots whose
+    /// bits are set in `doomed` (bit `i % 64` of word `i / 64` for slot `i`)
+    /// would write, so that removing them, from the last one down, allocates
+    /// nothing. Removing slot `i` writes `i` through `shift_end(i)`; other
+    /// removals only move that run to the left, within those pages (as in
+    /// `prepare_remove`). A doomed slot before the previous one's
+    /// `shift_end` has that same end: the run walked from it is the same.
+    /// On failure the table holds what it held.
+    pub fn prepare_removals(&mut self, doomed: &[u64]) -> Result<()> {
+        let mut end = 0;
+        let mut done = None;
+        for (w, &word) in doomed.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                let i = w * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                if done.is_some() && i < end {
+                    continue;
+                }
+                end = self.shift_end(i);
+                let first = (i >> PAGE_BITS).max(done.map_or(0, |d: usize| d + 1));
+                let last = end >> PAGE_BITS;
+                if first <= last {
+                    self.table.unshare(first, last)?;
+                }
+                done = Some(last);
+            }
+        }
+        Ok(())
+    }
+
     /// Removes slot `i`, shifting the following run back towards home. Slot
     /// indices stay meaningful until `settle` is called. Fails, changing
     /// nothing, only when a page a snapshot shares cannot be copied.
@@ -1342,7 +1373,11 @@ impl ShardData {
         Ok(())
     }
 
-    /// Copies live records into a fresh arena in table order.
+    /// Copies live records into a fresh arena in table order. Out of line
+    /// (it copies the whole arena): inlined, its code cost every write
+    /// that might call it a few instructions.
+    #[cold]
+    #[inline(never)]
     fn repack_arena(&mut self) -> Result<()> {
         let mut fresh = Arena::with_room(self.arena.live);
         let mut moved = Vec::new();
