@@ -16,7 +16,8 @@ use super::hash::{fixed_keys, random_seed, KeyHasher, Pos, WEAK_HASH_ENV};
 use super::pool;
 use super::shard_lock::{Group, ReadGuard, ShardLock, WriteGuard};
 use super::table::{
-    Entry, Prepared, Relaid, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS, SLOT_BYTES,
+    BatchShare, Entry, Prepared, Relaid, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS,
+    SLOT_BYTES,
 };
 use crate::status::{Error, McStatus, Result};
 
@@ -831,26 +832,21 @@ impl Map {
     /// nothing. (A refused position collision, astronomically rare, stops
     /// the batch part-way.) Needs no scratch memory proportional to the
     /// batch (the arena room is where the records go): the pairs are walked
-    /// for sizes and shards, per involved shard to prepare (to count new
-    /// keys when the table may grow, for big records' sizes, and under a
-    /// snapshot to find the pages to copy), then once to insert.
+    /// for sizes and shards, per involved shard only to count new keys when
+    /// its table may grow or to size its big records, once more under a
+    /// snapshot to find the pages to copy, then once to insert.
     pub fn insert_many<'k>(
         &self,
         pairs: impl Iterator<Item = (&'k [u8], &'k [u8])> + Clone,
     ) -> Result<usize> {
         let mut mask = 0u32;
-        let mut count = [0usize; SHARDS];
-        let mut bytes = [0usize; SHARDS];
-        let mut max_rec = [0usize; SHARDS];
+        let mut share = [BatchShare::default(); SHARDS];
         for (k, v) in pairs.clone() {
             check_key(k)?;
             check_value(v)?;
             let s = shard_of(self.hasher.h1(k));
             mask |= 1 << s;
-            let rec = super::table::record_bytes(k.len(), v.len());
-            count[s] += 1;
-            bytes[s] = bytes[s].saturating_add(rec);
-            max_rec[s] = max_rec[s].max(rec);
+            share[s].add(super::table::record_bytes(k.len(), v.len()));
         }
         let mut guards = self.lock_write_many(mask);
         let mut changed = 0u32;
@@ -871,14 +867,25 @@ impl Map {
                 .filter(|&(h, _, _)| shard_of(h) == s);
             let g = guards[s].as_mut().expect("locked");
             // On failure the room made so far is dropped: the map is as it was.
-            room[s] = Some(g.prepare_writes(
-                &self.hasher,
-                count[s],
-                bytes[s],
-                max_rec[s],
-                shared,
-                keys,
-            )?);
+            room[s] = Some(g.prepare_writes(&self.hasher, &share[s], shared, keys)?);
+        }
+        if shared {
+            // The slot pages the writes will change, copied (one walk over
+            // the batch for all shards).
+            for (k, _) in pairs.clone() {
+                let h = self.hasher.h1(k);
+                let s = shard_of(h);
+                let p = room[s].as_mut().expect("prepared");
+                guards[s]
+                    .as_mut()
+                    .expect("locked")
+                    .note_write(p, &self.hasher, h, k)?;
+            }
+            for (g, p) in guards.iter_mut().zip(room.iter_mut()) {
+                if let (Some(g), Some(p)) = (g, p) {
+                    g.unshare_noted(p)?;
+                }
+            }
         }
         // Nothing allocates from here on (tests check it).
         let no_alloc = alloc::NoAlloc::enter();

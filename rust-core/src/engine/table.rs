@@ -889,11 +889,46 @@ pub struct Relaid {
 }
 
 /// Room `ShardData::prepare_writes` made for a batch of writes: the
-/// re-laid table (if one was needed) to install before them, and the
-/// spare arena chunks they may take.
+/// re-laid table (if one was needed) to install before them, the spare
+/// arena chunks they may take, and under a snapshot the per-page counts
+/// `note_write` keeps.
 pub struct Prepared {
     relaid: Option<Relaid>,
     spares: Vec<TryArc<Buf<u8>>>,
+    arrivals: Option<Vec<u32>>,
+}
+
+/// One shard's share of a batch of writes, as `prepare_writes` sizes it.
+#[derive(Clone, Copy, Default)]
+pub struct BatchShare {
+    /// Pairs.
+    pub n: usize,
+    /// Their records' bytes.
+    pub bytes: usize,
+    /// The largest record's bytes.
+    pub max_rec: usize,
+    /// Records over half a chunk ("big": each gets a chunk of its own).
+    pub big: usize,
+    /// Their bytes.
+    pub big_bytes: usize,
+}
+
+impl BatchShare {
+    /// Counts a pair whose record takes `rec` bytes.
+    pub fn add(&mut self, rec: usize) {
+        self.n += 1;
+        self.bytes = self.bytes.saturating_add(rec);
+        self.max_rec = self.max_rec.max(rec);
+        if record_is_big(rec) {
+            self.big += 1;
+            self.big_bytes = self.big_bytes.saturating_add(rec);
+        }
+    }
+}
+
+/// Whether a record of `rec` bytes gets an arena chunk of its own.
+fn record_is_big(rec: usize) -> bool {
+    rec > CHUNK_MAX / 2
 }
 
 /// Bytes the record of a `klen`-byte key and a `vlen`-byte value takes.
@@ -1422,12 +1457,15 @@ impl ShardData {
         }
     }
 
-    /// Makes room for a batch of `n` writes (inserts or overwrites) whose
-    /// records take `bytes` in all, the largest `max_rec`, so that `install_prepared` and then
+    /// Makes room for a batch of writes (inserts or overwrites) of this
+    /// shard, sized by `share`, so that `install_prepared` and then
     /// `insert_quiet` of each allocate nothing and cannot fail for lack of
     /// memory: the batch then writes all or nothing. `keys` are the batch's
-    /// keys with their `h1` and record size. `shared`: a snapshot may share
-    /// this shard's pages and chunks (the caller knows).
+    /// keys in this shard with their `h1` and record size, walked only to
+    /// count new keys and to size big records. `shared`: a snapshot may
+    /// share this shard's pages and chunks (the caller knows); then every
+    /// key must also be passed to `note_write`, and `unshare_noted` called,
+    /// before the writes.
     ///
     /// The room is:
     /// - entries up to the table's load limit (a re-laid table if needed,
@@ -1446,7 +1484,7 @@ impl ShardData {
     ///   the records' bytes plus one chunk; pooled chunks are not resident
     ///   until written, and `tidy` frees the unused ones;
     /// - under a snapshot, the slot pages the writes will change copied
-    ///   (see `unshare_for_batch`).
+    ///   (see `note_write`).
     ///
     /// Making it changes no entry (a longer table end, empty or larger
     /// chunks, private copies of shared pages); dropping the `Prepared`
@@ -1454,12 +1492,17 @@ impl ShardData {
     pub fn prepare_writes<'k>(
         &mut self,
         hasher: &KeyHasher,
-        n: usize,
-        bytes: usize,
-        max_rec: usize,
+        share: &BatchShare,
         shared: bool,
         keys: impl Iterator<Item = (u64, &'k [u8], usize)> + Clone,
     ) -> Result<Prepared> {
+        let BatchShare {
+            n,
+            bytes,
+            max_rec,
+            big,
+            big_bytes,
+        } = *share;
         let mut new = n;
         if self.table.count.saturating_add(n) > self.table.max_count() {
             new = keys
@@ -1482,14 +1525,8 @@ impl ShardData {
         if max_rec <= CHUNK_MAX / 2 && bytes <= CHUNK_MAX {
             arena.make_room(bytes)?;
         } else {
-            let big = keys.clone().filter(|&(_, _, r)| r > CHUNK_MAX / 2);
-            let small: usize = keys
-                .clone()
-                .map(|(_, _, r)| r)
-                .filter(|&r| r <= CHUNK_MAX / 2)
-                .sum();
-            let full = small / (CHUNK_MAX / 2) + big.clone().count() + 1;
-            let all = full + big.clone().count();
+            let full = (bytes - big_bytes) / (CHUNK_MAX / 2) + big + 1;
+            let all = full + big;
             if arena.chunks.len().saturating_add(all) > MAX_CHUNKS {
                 return Err(Error::new(
                     McStatus::MC_ERR_TOO_LARGE,
@@ -1500,7 +1537,8 @@ impl ShardData {
                 alloc::try_vec(all).ok_or_else(|| oom("cannot allocate a batch's chunk list"))?;
             alloc::try_reserve(&mut arena.chunks, all)
                 .ok_or_else(|| oom("cannot allocate an arena's chunk list"))?;
-            let sizes = big
+            let sizes = keys
+                .filter(|&(_, _, r)| record_is_big(r))
                 .map(|(_, _, r)| r)
                 .chain(std::iter::repeat(CHUNK_MAX).take(full));
             for cap in sizes {
@@ -1511,16 +1549,29 @@ impl ShardData {
                 );
             }
         }
-        if shared && relaid.is_none() {
-            self.unshare_for_batch(hasher, keys)?;
-        }
-        Ok(Prepared { relaid, spares })
+        // A re-laid table has pages of its own.
+        let arrivals = if shared && relaid.is_none() {
+            let pages = self.table.pages.len();
+            let mut a = alloc::try_vec(pages)
+                .ok_or_else(|| oom("cannot allocate a batch's page counts"))?;
+            a.resize(pages, 0u32);
+            Some(a)
+        } else {
+            None
+        };
+        Ok(Prepared {
+            relaid,
+            spares,
+            arrivals,
+        })
     }
 
-    /// Copies the slot pages a snapshot shares that a batch of writes of
-    /// `keys` may change, so that the writes allocate nothing; on failure
-    /// the table holds what it held (a copied page has the same slots).
-    /// The table must have the batch's empty slots at its end already.
+    /// With `unshare_noted`: copies the slot pages a snapshot shares that
+    /// the batch's writes may change, so that the writes allocate nothing;
+    /// on failure the table holds what it held (a copied page has the same
+    /// slots). Needs the batch's empty slots at the table's end already
+    /// (`prepare_writes`). Every key of the batch in this shard is passed
+    /// to `note_write`, in one walk over the batch for all shards.
     ///
     /// An overwrite writes its key's slot; an insert at `pos` shifts the
     /// slots from `pos` to the first empty one after it. The table's final
@@ -1538,31 +1589,41 @@ impl ShardData {
     /// copied: the pages the writes touch, and no more than a page beyond
     /// each stretch they fill. (An overwritten key that earlier inserts
     /// shift lands in a page a shift wrote.) Scratch: 4 bytes per page.
-    fn unshare_for_batch<'k>(
+    pub fn note_write(
         &mut self,
+        p: &mut Prepared,
         hasher: &KeyHasher,
-        keys: impl Iterator<Item = (u64, &'k [u8], usize)>,
+        h1: u64,
+        key: &[u8],
     ) -> Result<()> {
-        let pages = self.table.pages.len();
-        let mut arrivals: Vec<u32> =
-            alloc::try_vec(pages).ok_or_else(|| oom("cannot allocate a batch's page counts"))?;
-        arrivals.resize(pages, 0);
-        for (h1, k, _) in keys {
-            match self.locate(hasher, h1, k) {
-                Ok(i) => self.table.unshare_page(i >> PAGE_BITS)?,
-                Err(pos) => {
-                    let p = (pos >> PAGE_BITS).min(pages - 1);
-                    arrivals[p] = arrivals[p].saturating_add(1);
-                }
+        let Some(arrivals) = p.arrivals.as_mut() else {
+            return Ok(());
+        };
+        match self.locate(hasher, h1, key) {
+            Ok(i) => self.table.unshare_page(i >> PAGE_BITS)?,
+            Err(pos) => {
+                let page = (pos >> PAGE_BITS).min(arrivals.len() - 1);
+                arrivals[page] = arrivals[page].saturating_add(1);
             }
         }
+        Ok(())
+    }
+
+    /// The page walk of `note_write`, once every key was noted.
+    pub fn unshare_noted(&mut self, p: &mut Prepared) -> Result<()> {
+        let Some(arrivals) = p.arrivals.take() else {
+            return Ok(());
+        };
         let mut carried = 0usize;
-        for (p, &a) in arrivals.iter().enumerate() {
+        for (page, &a) in arrivals.iter().enumerate() {
             if carried == 0 && a == 0 {
                 continue;
             }
-            self.table.unshare_page(p)?;
-            let empty = self.table.pages[p].iter().filter(|s| s.is_empty()).count();
+            self.table.unshare_page(page)?;
+            let empty = self.table.pages[page]
+                .iter()
+                .filter(|s| s.is_empty())
+                .count();
             carried = carried.saturating_sub(empty) + a as usize;
         }
         Ok(())

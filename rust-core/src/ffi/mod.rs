@@ -904,8 +904,9 @@ pub unsafe extern "C" fn mc_map_get_many(
 /// written); what the batch does not fill is freed before the call
 /// returns. Scratch memory is otherwise constant (under a snapshot, 4 bytes
 /// per 2,048 table slots): the pairs are read from the caller's buffers
-/// (once for sizes and shards, per involved shard while preparing, once for
-/// the writes), nothing is copied.
+/// (for sizes and shards; per involved shard when its table must grow or
+/// it gets a record over 128 KiB; once more under a snapshot; for the
+/// writes), nothing is copied.
 /// `*out_inserted` (may be NULL) receives the number of new keys.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY,
 /// MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`,
