@@ -726,6 +726,7 @@ impl Map {
                 let g = g.as_mut().expect("locked");
                 let mut here = 0;
                 let mut i = 0;
+                let no_alloc = alloc::NoAlloc::enter();
                 while let Some(idx) = g.occupied_from(i) {
                     let (k, v) = g.entry_at(idx);
                     if keep(k, v) {
@@ -737,6 +738,7 @@ impl Map {
                         i = idx;
                     }
                 }
+                drop(no_alloc);
                 if here > 0 {
                     g.settle();
                     self.bump(s);
