@@ -202,10 +202,11 @@ func (m *Map) AppendMany(dst []byte, vals, keys [][]byte) ([]byte, error) {
 // SetMany inserts or overwrites keys[i] = vals[i] for all i, atomically:
 // other goroutines see all of the entries or none. It returns how many keys
 // were new. len(keys) must equal len(vals). Lengths are checked first
-// (ErrTooLarge: nothing stored); only ErrOutOfMemory, ErrTooLarge for the
-// storage limit, or ErrInvalidArgument for a key whose two keyed hashes
-// both equal another key's (see mc_map_set; astronomically rare) can leave
-// the batch partly applied, as with mc_map_set_many.
+// (ErrTooLarge: nothing stored). ErrOutOfMemory and ErrTooLarge for the
+// storage limit leave the map and its snapshots as they were; only
+// ErrInvalidArgument for a key whose two keyed hashes both equal another
+// key's (see mc_map_set; astronomically rare) can leave the batch partly
+// applied, as with mc_map_set_many.
 func (m *Map) SetMany(keys, vals [][]byte) (inserted int, err error) {
 	const op = "Map.SetMany"
 	if m.closed.Load() {
@@ -282,8 +283,9 @@ type retainState struct {
 
 // DeleteFunc deletes every entry for which del returns true and returns how
 // many were deleted: safe bulk deletion with no iterator involved
-// (mc_map_retain). Each of the map's internal shards is processed atomically
-// (writers to that shard wait); the call as a whole is not atomic.
+// (mc_map_retain). The call is atomic: the whole map is locked while it
+// runs (other goroutines' calls on the map wait). del is called once per
+// entry.
 //
 // The key and val slices passed to del are only valid during that call
 // (they are reused for the next entry); copy them to keep them.
@@ -300,16 +302,17 @@ type retainState struct {
 // after the library call has returned. del must return or panic:
 // runtime.Goexit inside it (t.Fatal, t.FailNow, t.Skip in a test) skips
 // the library's frames without letting them clean up. Treat that as fatal
-// to the process's use of the library: the shard being processed stays
-// locked (later calls that need it block), the map refuses further calls
+// to the process's use of the library: the map stays locked (later calls
+// on it block), the map refuses further calls
 // from that OS thread with ErrReentrant, and memory freed afterwards by any
 // map is no longer reclaimed. Record failures in del and assert after
 // DeleteFunc returns.
 //
-// While a snapshot of the map is open, a delete may have to copy a piece
-// of the table; if that copy cannot be allocated, DeleteFunc stops and
-// returns ErrOutOfMemory: the entries visited before were kept or deleted
-// as del said, the others were not visited.
+// While a snapshot of the map is open, the deletes have to copy the pieces
+// of the table they write: DeleteFunc then calls del on every entry first
+// and copies those pieces before deleting anything. If the memory cannot
+// be had it returns ErrOutOfMemory with the map (and the snapshot) as it
+// was; del may have been called.
 func (m *Map) DeleteFunc(del func(key, val []byte) bool) (removed int, err error) {
 	const op = "Map.DeleteFunc"
 	if m.closed.Load() {

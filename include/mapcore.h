@@ -35,10 +35,7 @@
  *    delete, which report keys merely over MC_MAX_KEY_LEN absent.
  *  - Out of memory is a status: every allocation the library makes is
  *    checked, and a call that cannot get memory returns MC_ERR_OUT_OF_MEMORY
- *    with the map (and any snapshot) exactly as it was, except
- *    mc_map_set_many beyond its documented bounds (a live snapshot, very
- *    large batches) and mc_map_retain under a snapshot, which say what they
- *    keep. Any
+ *    with the map (and any snapshot) exactly as it was. Any
  *    function taking a handle can also return MC_ERR_OUT_OF_MEMORY on a
  *    thread's first call into the library (its record in the handle
  *    registry, a few hundred bytes, cannot be allocated); frees
@@ -434,15 +431,20 @@ mc_status mc_map_reserve(struct mc_map map, size_t additional);
 mc_status mc_map_shrink_to_fit(struct mc_map map);
 
 // Deletes every entry for which `pred(user, key, key_len, val, val_len)`
-// returns 0. Safe bulk delete: no iterator is involved. Each of the map's
-// shards is processed atomically (writers to it wait); the call as a whole is
-// not atomic. The predicate must return normally and must not call into this
-// map (such calls get MC_ERR_REENTRANT; other maps are fine).
+// returns 0. Safe bulk delete: no iterator is involved. The call is one
+// atomic step: all of the map's shards are write-locked for its whole
+// duration (other threads' calls on this map wait; readers too). `pred` is
+// called exactly once per entry (fewer times only on MC_ERR_OUT_OF_MEMORY).
+// The predicate must return normally and must not call into this map (such
+// calls get MC_ERR_REENTRANT; other maps are fine).
 // `*out_removed` (may be NULL) receives the number deleted.
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT (pred), MC_ERR_OUT_OF_MEMORY (only
-// while a snapshot shares a slot page a delete writes: the entries visited
-// before were kept or deleted as `pred` said, the others were not visited,
-// and `*out_removed` is not written).
+// while a snapshot is alive, whose slot pages the deletes must copy: the
+// map and the snapshot are as they were, `pred` may have been called, and
+// `*out_removed` is not written). With a snapshot alive the call first runs
+// `pred` over every entry, recording the entries to delete in one bit per
+// table slot (slots / 8 bytes, an eighth of the slot tables' size), then
+// copies the pages the deletes will write, then deletes.
 // # Safety
 // Per the pointer conventions of mapcore.h: `pred`: NULL or a function that
 // may be called with `user` (which the library only passes on) and an entry;
@@ -475,20 +477,26 @@ mc_status mc_map_get_many(struct mc_map map,
 // shards write-locked together: other threads see all of them or none.
 // Sizes are checked first (MC_ERR_TOO_LARGE for a key or value: nothing
 // stored). MC_ERR_OUT_OF_MEMORY, and MC_ERR_TOO_LARGE for the storage
-// limit (see `mc_map_set`), leave the map as it was: the room every pair needs is made before the first is stored
-// (a larger table, empty slots, arena space; none of it changes an entry)
-// — provided no snapshot of the map is alive, no record (key + value + 2
-// to 9 bytes) is over 128 KiB and no one of the 16 shards gets over 256 KiB
-// of records (about 4 MiB for the batch). Outside those bounds the pairs
-// are stored one by one, and either status leaves the pairs before
-// the one that failed stored, that one and those after it not (each pair
-// is stored whole or not at all). Scratch memory is constant: the pairs
-// are read from the caller's buffers, twice (sizes and shards, then the
+// limit (see `mc_map_set`), leave the map (and every snapshot) as it was,
+// whatever the batch's size and whether or not a snapshot is alive: the
+// room every pair needs is made before the first is stored (a larger
+// table, empty slots, arena space for every record, private copies of the
+// slot pages a snapshot shares that the writes will change; none of it
+// changes an entry), and storing then needs no memory. Arena space is
+// reserved in chunks: for a batch of over 256 KiB of records in one of the
+// 16 shards, or a record over 128 KiB, up to about twice the records'
+// bytes plus 256 KiB per shard is reserved (mostly not resident until
+// written); what the batch does not fill is freed before the call
+// returns. Scratch memory is otherwise constant (under a snapshot, 4 bytes
+// per 2,048 table slots): the pairs are read from the caller's buffers
+// (for sizes and shards; per involved shard when its table must grow or
+// it gets a record over 128 KiB; once more under a snapshot; for the
 // writes), nothing is copied.
 // `*out_inserted` (may be NULL) receives the number of new keys.
 // Returns MC_OK, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY,
-// MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`; it stops the batch
-// part-way, like an allocation failure outside the bounds above).
+// MC_ERR_INVALID_ARGUMENT (a position collision, see `mc_map_set`,
+// astronomically rare; it stops the batch part-way: the pairs before the
+// refused one are stored).
 // # Safety
 // Per the pointer conventions of mapcore.h: `key_lens`, `val_lens`: `n`
 // readable uint32_t each; `keys`, `vals`: their sums of readable bytes;

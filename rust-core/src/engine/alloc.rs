@@ -178,8 +178,38 @@ pub(crate) fn fail_once_after(n: usize) {
     SUSTAINED.with(|s| s.set(false));
 }
 
+/// Marks a stretch of code that must not allocate: a prepared batch's
+/// writes, whose room was made beforehand so that they cannot fail. In
+/// tests every fallible allocation (these primitives and the pool's
+/// buffers) made by this thread while one is alive panics; elsewhere it
+/// costs nothing.
+pub(crate) struct NoAlloc {
+    #[cfg(test)]
+    outer: bool,
+}
+
+impl NoAlloc {
+    #[inline(always)]
+    pub(crate) fn enter() -> NoAlloc {
+        NoAlloc {
+            #[cfg(test)]
+            outer: FORBIDDEN.with(|f| f.replace(true)),
+        }
+    }
+}
+
+impl Drop for NoAlloc {
+    #[inline(always)]
+    fn drop(&mut self) {
+        #[cfg(test)]
+        FORBIDDEN.with(|f| f.set(self.outer));
+    }
+}
+
 #[cfg(test)]
 thread_local! {
+    /// Whether a `NoAlloc` is alive on this thread.
+    static FORBIDDEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static SUSTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
     /// Allocations this thread has made fail so far.
     static INJECTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
@@ -196,6 +226,10 @@ pub(crate) fn injected_failures() -> usize {
 pub(crate) fn failure_injected() -> bool {
     #[cfg(test)]
     {
+        assert!(
+            !FORBIDDEN.with(|f| f.get()),
+            "an allocation where `NoAlloc` forbids one"
+        );
         let fail = ALLOWED.with(|a| match a.get() {
             Some(0) => true,
             Some(n) => {

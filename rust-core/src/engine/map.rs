@@ -16,7 +16,8 @@ use super::hash::{fixed_keys, random_seed, KeyHasher, Pos, WEAK_HASH_ENV};
 use super::pool;
 use super::shard_lock::{Group, ReadGuard, ShardLock, WriteGuard};
 use super::table::{
-    Entry, Prepared, Relaid, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS, SLOT_BYTES,
+    BatchShare, Entry, Prepared, Relaid, ShardData, MAX_KEY_LEN, MAX_VALUE_LEN, SHARDS, SHARD_BITS,
+    SLOT_BYTES,
 };
 use crate::status::{Error, McStatus, Result};
 
@@ -700,40 +701,94 @@ impl Map {
         })
     }
 
-    /// Removes every entry for which `keep` returns false. Each shard is
-    /// processed atomically; the whole call is not one atomic step. Fails
-    /// only when a page a snapshot shares cannot be copied: the entries
-    /// visited before were kept or removed as `keep` said, the rest were
-    /// not visited.
+    /// Removes every entry for which `keep` returns false, as one atomic
+    /// step: every shard is write-locked for the whole call. `keep` is
+    /// called once per entry. All or nothing on running out of memory.
+    ///
+    /// Deleting allocates only when a snapshot shares a slot page the
+    /// delete writes (it copies that page). Without a live snapshot (which
+    /// the locks keep from appearing) no page is shared, so each shard is
+    /// filtered as it is walked. With one, `keep` first runs over every
+    /// shard, recording the doomed slots in one bit per slot (allocated
+    /// fallibly: slots / 8 bytes in all, an eighth of what the slot tables
+    /// take), then every shard copies the shared pages its deletes will
+    /// write (`ShardData::prepare_removals`), and only then does anything
+    /// get deleted, allocating nothing. On failure `keep` may have been
+    /// called on entries, but nothing was deleted.
     pub fn retain(&self, mut keep: impl FnMut(&[u8], &[u8]) -> bool) -> Result<usize> {
+        let mut guards = self.lock_write_many(u32::MAX >> (32 - SHARDS));
+        // Acquire: pairs with the count's decrement after a dropped
+        // snapshot let go of its pages (as in `remove_many`).
+        let shared = self.snapshots.load(Ordering::Acquire) > 0;
         let mut removed = 0;
-        for (s, shard) in self.shards.iter().enumerate() {
-            let mut g = shard.data.write();
-            let mut here = 0;
-            let mut i = 0;
-            let mut failed = Ok(());
-            while let Some(idx) = g.occupied_from(i) {
-                let k = {
+        if !shared {
+            for (s, g) in guards.iter_mut().enumerate() {
+                let g = g.as_mut().expect("locked");
+                let mut here = 0;
+                let mut i = 0;
+                let no_alloc = alloc::NoAlloc::enter();
+                while let Some(idx) = g.occupied_from(i) {
                     let (k, v) = g.entry_at(idx);
-                    keep(k, v)
-                };
-                if k {
-                    i = idx + 1;
-                } else {
-                    failed = g.remove_at(idx);
-                    if failed.is_err() {
-                        break;
+                    if keep(k, v) {
+                        i = idx + 1;
+                    } else {
+                        // No page is shared: the delete allocates nothing.
+                        g.remove_at(idx)?;
+                        here += 1;
+                        i = idx;
                     }
-                    here += 1;
-                    i = idx;
+                }
+                drop(no_alloc);
+                if here > 0 {
+                    g.settle();
+                    self.bump(s);
+                }
+                removed += here;
+            }
+            return Ok(removed);
+        }
+        let mut doomed: Vec<Vec<u64>> =
+            alloc::try_vec(SHARDS).ok_or_else(|| oom("cannot allocate a retain's slot bits"))?;
+        for g in guards.iter().flatten() {
+            let words = g.slots().div_ceil(64);
+            let mut bits =
+                alloc::try_vec(words).ok_or_else(|| oom("cannot allocate a retain's slot bits"))?;
+            bits.resize(words, 0u64);
+            let mut i = 0;
+            while let Some(idx) = g.occupied_from(i) {
+                let (k, v) = g.entry_at(idx);
+                if !keep(k, v) {
+                    bits[idx / 64] |= 1 << (idx % 64);
+                }
+                i = idx + 1;
+            }
+            doomed.push(bits);
+        }
+        for (g, bits) in guards.iter_mut().flatten().zip(&doomed) {
+            g.prepare_removals(bits)?;
+        }
+        let no_alloc = alloc::NoAlloc::enter();
+        let mut here = [0usize; SHARDS];
+        for ((g, bits), n) in guards.iter_mut().flatten().zip(&doomed).zip(&mut here) {
+            // From the last slot down: a delete shifts only later slots.
+            for (w, &word) in bits.iter().enumerate().rev() {
+                let mut word = word;
+                while word != 0 {
+                    let b = 63 - word.leading_zeros() as usize;
+                    word &= !(1 << b);
+                    // Prepared: cannot fail (reported rather than assumed).
+                    g.remove_at(w * 64 + b)?;
+                    *n += 1;
                 }
             }
-            if here > 0 {
+        }
+        drop(no_alloc);
+        for (s, (g, &n)) in guards.iter_mut().flatten().zip(&here).enumerate() {
+            if n > 0 {
                 g.settle();
                 self.bump(s);
             }
-            failed?;
-            removed += here;
+            removed += n;
         }
         Ok(removed)
     }
@@ -771,63 +826,75 @@ impl Map {
 
     /// Inserts every `(key, value)` pair under all involved shard locks at
     /// once. Returns the number of new keys. Sizes are checked before anything
-    /// changes. All or nothing on running out of memory when the batch can
-    /// be prepared (see `ShardData::prepare_writes`): while no snapshot is
-    /// alive, each shard's share of the records within one chunk (256 KiB)
-    /// and none over half of one. Otherwise the pairs are written one by
-    /// one, and an allocation failure leaves those before the failing pair
-    /// written. (A refused position collision, astronomically rare, stops
-    /// the batch part-way either way.)
-    /// Needs no memory proportional to the batch: the pairs are walked
-    /// twice (sizes and shards, then the inserts), hashing each key twice.
+    /// changes. All or nothing on running out of memory, snapshot or not:
+    /// every involved shard first makes room for its share of the batch
+    /// (see `ShardData::prepare_writes`: table growth, empty slots, arena
+    /// room for every record, private copies of the slot pages a snapshot
+    /// shares that the writes will change), and then the writes allocate
+    /// nothing. (A refused position collision, astronomically rare, stops
+    /// the batch part-way.) Needs no scratch memory proportional to the
+    /// batch (the arena room is where the records go): the pairs are walked
+    /// for sizes and shards, per involved shard only to count new keys when
+    /// its table may grow or to size its big records, once more under a
+    /// snapshot to find the pages to copy, then once to insert.
     pub fn insert_many<'k>(
         &self,
         pairs: impl Iterator<Item = (&'k [u8], &'k [u8])> + Clone,
     ) -> Result<usize> {
         let mut mask = 0u32;
-        let mut count = [0usize; SHARDS];
-        let mut bytes = [0usize; SHARDS];
-        let mut max_rec = [0usize; SHARDS];
+        let mut share = [BatchShare::default(); SHARDS];
         for (k, v) in pairs.clone() {
             check_key(k)?;
             check_value(v)?;
             let s = shard_of(self.hasher.h1(k));
             mask |= 1 << s;
-            let rec = super::table::record_bytes(k.len(), v.len());
-            count[s] += 1;
-            bytes[s] = bytes[s].saturating_add(rec);
-            max_rec[s] = max_rec[s].max(rec);
+            share[s].add(super::table::record_bytes(k.len(), v.len()));
         }
         let mut guards = self.lock_write_many(mask);
         let mut changed = 0u32;
         // Acquire: pairs with the count's decrement after a dropped
         // snapshot let go of its pages (as in `remove_many`).
-        let mut prepared = self.snapshots.load(Ordering::Acquire) == 0;
-        if prepared {
-            let mut room: [Option<Prepared>; SHARDS] = Default::default();
-            for s in (0..SHARDS).filter(|s| mask & (1 << s) != 0) {
-                let keys = pairs
-                    .clone()
-                    .map(|(k, _)| (self.hasher.h1(k), k))
-                    .filter(|&(h, _)| shard_of(h) == s);
-                let g = guards[s].as_mut().expect("locked");
-                match g.prepare_writes(&self.hasher, count[s], bytes[s], max_rec[s], keys)? {
-                    Some(p) => room[s] = Some(p),
-                    None => {
-                        prepared = false;
-                        break;
-                    }
+        let shared = self.snapshots.load(Ordering::Acquire) > 0;
+        let mut room: [Option<Prepared>; SHARDS] = Default::default();
+        for s in (0..SHARDS).filter(|s| mask & (1 << s) != 0) {
+            let keys = pairs
+                .clone()
+                .map(|(k, v)| {
+                    (
+                        self.hasher.h1(k),
+                        k,
+                        super::table::record_bytes(k.len(), v.len()),
+                    )
+                })
+                .filter(|&(h, _, _)| shard_of(h) == s);
+            let g = guards[s].as_mut().expect("locked");
+            // On failure the room made so far is dropped: the map is as it was.
+            room[s] = Some(g.prepare_writes(&self.hasher, &share[s], shared, keys)?);
+        }
+        if shared {
+            // The slot pages the writes will change, copied (one walk over
+            // the batch for all shards).
+            for (k, _) in pairs.clone() {
+                let h = self.hasher.h1(k);
+                let s = shard_of(h);
+                let p = room[s].as_mut().expect("prepared");
+                guards[s]
+                    .as_mut()
+                    .expect("locked")
+                    .note_write(p, &self.hasher, h, k)?;
+            }
+            for (g, p) in guards.iter_mut().zip(room.iter_mut()) {
+                if let (Some(g), Some(p)) = (g, p) {
+                    g.unshare_noted(p)?;
                 }
             }
-            // Nothing can fail from here on; without room for every shard
-            // the re-laid tables are dropped (the map is as it was).
-            if prepared {
-                for (s, r) in room.into_iter().enumerate() {
-                    let Some(p) = r else { continue };
-                    if guards[s].as_mut().expect("locked").install_prepared(p) {
-                        changed |= 1 << s;
-                    }
-                }
+        }
+        // Nothing allocates from here on (tests check it).
+        let no_alloc = alloc::NoAlloc::enter();
+        for (s, r) in room.into_iter().enumerate() {
+            let Some(p) = r else { continue };
+            if guards[s].as_mut().expect("locked").install_prepared(p) {
+                changed |= 1 << s;
             }
         }
         let mut new_keys = 0;
@@ -837,12 +904,7 @@ impl Map {
             let h = self.hasher.h1(k);
             let s = shard_of(h);
             let g = guards[s].as_mut().expect("locked");
-            let r = if prepared {
-                g.insert_quiet(&self.hasher, h, k, v)
-            } else {
-                g.insert(&self.hasher, h, k, v)
-            };
-            match r {
+            match g.insert_quiet(&self.hasher, h, k, v) {
                 Ok(true) => {
                     new_keys += 1;
                     changed |= 1 << s;
@@ -855,10 +917,9 @@ impl Map {
                 }
             }
         }
-        if prepared {
-            for g in guards.iter_mut().flatten() {
-                g.tidy();
-            }
+        drop(no_alloc);
+        for g in guards.iter_mut().flatten() {
+            g.tidy();
         }
         // One count is enough for the overwrites: readers of the change
         // count only ask whether it moved.
@@ -1242,6 +1303,19 @@ mod tests {
         all
     }
 
+    /// Every entry of a snapshot, sorted.
+    fn snap_contents(snap: &SnapshotData) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut all = Vec::new();
+        let mut cur = Cursor::default();
+        snap.scan(&mut cur, usize::MAX, &mut |e| {
+            all.push((e.key.to_vec(), e.value.to_vec()));
+            true
+        })
+        .unwrap();
+        all.sort();
+        all
+    }
+
     /// A map of `n` entries with a fixed seed (the same layout every time).
     fn filled(n: u32) -> Map {
         let m = Map::new(&Options {
@@ -1263,6 +1337,17 @@ mod tests {
     /// as they were; the map must stay consistent and usable. Returns the
     /// number of failure points.
     fn sweep_failures(setup: impl Fn() -> Map, op: impl Fn(&Map) -> Result<()>) -> usize {
+        sweep(setup, op, false)
+    }
+
+    /// `sweep_failures` with a snapshot of the map taken before each run
+    /// of `op` (no allocation of that fails) and held through it: the
+    /// snapshot must keep its contents whatever `op` did.
+    fn sweep_under_snapshot(setup: impl Fn() -> Map, op: impl Fn(&Map) -> Result<()>) -> usize {
+        sweep(setup, op, true)
+    }
+
+    fn sweep(setup: impl Fn() -> Map, op: impl Fn(&Map) -> Result<()>, snapshot: bool) -> usize {
         let clean = setup();
         op(&clean).unwrap();
         let after = contents(&clean);
@@ -1270,6 +1355,7 @@ mod tests {
             for n in 0.. {
                 let m = setup();
                 let before = contents(&m);
+                let snap = snapshot.then(|| m.snapshot().unwrap());
                 let fired = alloc::injected_failures();
                 if sustained {
                     alloc::fail_after(Some(n));
@@ -1291,6 +1377,12 @@ mod tests {
                         assert_eq!(e.status, McStatus::MC_ERR_OUT_OF_MEMORY, "at {n}");
                         assert!(contents(&m) == before, "failure at {n} changed the map");
                     }
+                }
+                if let Some(snap) = snap {
+                    assert!(
+                        snap_contents(&snap) == before,
+                        "the snapshot changed at {n}"
+                    );
                 }
                 m.check_invariants().unwrap();
                 m.insert(b"probe", b"p").unwrap();
@@ -1379,6 +1471,87 @@ mod tests {
             r
         };
         assert!(sweep_failures(small, set_current) > 0);
+    }
+
+    /// Batches write all or nothing on running out of memory, also under
+    /// a live snapshot (which shares every page and chunk, so the writes
+    /// copy pages) and beyond one chunk of records per shard: small and
+    /// big batches of overwrites and new keys, one that grows every shard,
+    /// and values of 100 KiB and 200 KiB (over half a chunk) that put
+    /// more than a chunk's worth in each shard. The sweep panics if a
+    /// prepared batch's writes allocate (`NoAlloc`).
+    #[test]
+    fn batches_write_all_or_nothing_under_a_snapshot_and_beyond_a_chunk() {
+        let small = || filled(300);
+        let pairs = |r: std::ops::Range<u32>, len: usize| -> Vec<([u8; 4], Vec<u8>)> {
+            r.map(|i| (i.to_le_bytes(), vec![i as u8; len])).collect()
+        };
+        let batches = [
+            pairs(0..40, 20),
+            pairs(250..350, 20),
+            pairs(300..3_000, 20),
+            pairs(0..3_000, 1_000),
+            pairs(290..330, 100 << 10),
+            pairs(295..310, 200 << 10),
+        ];
+        for batch in &batches {
+            let write = |m: &Map| {
+                m.insert_many(batch.iter().map(|(k, v)| (&k[..], &v[..])))
+                    .map(drop)
+            };
+            assert!(sweep_under_snapshot(small, write) > 0);
+        }
+        for batch in &batches[3..] {
+            let write = |m: &Map| {
+                m.insert_many(batch.iter().map(|(k, v)| (&k[..], &v[..])))
+                    .map(drop)
+            };
+            assert!(sweep_failures(small, write) > 0);
+        }
+    }
+
+    /// Retain deletes all or nothing on running out of memory, also under
+    /// a live snapshot (whose pages its deletes must copy), and calls the
+    /// predicate once per entry. The sweep panics if the deletes allocate
+    /// (`NoAlloc`).
+    #[test]
+    fn retain_under_a_snapshot_deletes_all_or_nothing() {
+        for n in [300, 20_000] {
+            for modulus in [2u8, 7] {
+                let setup = || filled(n);
+                let retain = |m: &Map| {
+                    let before = m.len();
+                    let mut calls = 0;
+                    let r = m.retain(|k, _| {
+                        calls += 1;
+                        k[0] % modulus != 0
+                    });
+                    // Once per entry; on failure at most that.
+                    assert!(calls == before || r.is_err() && calls < before);
+                    r.map(drop)
+                };
+                assert!(sweep_under_snapshot(setup, retain) > 0);
+                sweep_failures(setup, retain);
+            }
+        }
+        // Several pages per shard, each deleted from: the deletes find
+        // every page they write copied already (else `NoAlloc` panics).
+        let m = filled(150_000);
+        let snap = m.snapshot().unwrap();
+        let mut want = contents(&m);
+        let all = want.clone();
+        want.retain(|(k, _)| k[1] % 3 != 0);
+        assert_eq!(
+            m.retain(|k, _| k[1] % 3 != 0).unwrap(),
+            all.len() - want.len()
+        );
+        assert!(contents(&m) == want);
+        assert!(snap_contents(&snap) == all);
+        assert!(
+            m.stats().cow_pages > SHARDS,
+            "deleted from several pages per shard"
+        );
+        m.check_invariants().unwrap();
     }
 
     /// Reserving fills slot tables at once: room for more entries than
@@ -1479,10 +1652,8 @@ mod tests {
             assert!(keys.iter().all(|k| m.get(k).as_deref() == Some(&k[..])));
         };
         // Every slot page is shared with the snapshot: the first removal
-        // must copy one and fails. (Once any page is unique, a removal on
-        // it needs no copy: a single delete there succeeds, and a retain
-        // reaching it first deletes that page's entries before failing, as
-        // documented; which key lies where depends on the random seed.)
+        // must copy one and fails, and so does a retain (which copies every
+        // page it will write before it deletes anything).
         failing(&|| m.remove(&keys[1000]).map(usize::from));
         failing(&|| m.retain(|_, _| false));
         // The first key's slot page is copied now (a moved overwrite, then

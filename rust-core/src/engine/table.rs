@@ -440,6 +440,9 @@ pub struct Arena {
     sorted: usize,
     /// Capacity for the first chunk (see `with_room`).
     first_chunk: usize,
+    /// Empty chunks a prepared batch reserved (see `ShardData::prepare_writes`),
+    /// taken in place of opening or growing one; empty outside a batch.
+    spares: Vec<TryArc<Buf<u8>>>,
 }
 
 impl Arena {
@@ -525,6 +528,9 @@ impl Arena {
     /// its index. Changes no record. (Also how a batch reserves room for
     /// all its records at once, `rec` being their total.)
     fn make_room(&mut self, rec: usize) -> Result<usize> {
+        if let Some(idx) = self.take_spare(rec) {
+            return Ok(idx);
+        }
         let fits_last = self
             .chunks
             .last_mut()
@@ -577,6 +583,31 @@ impl Arena {
                 .ok_or_else(|| oom("cannot allocate an arena chunk"))?;
         }
         Ok(idx)
+    }
+
+    /// Makes a reserved spare chunk (see `spares`) the last chunk and
+    /// returns its index, if one suits a `rec`-byte record: a full-size
+    /// one for a record `may_append` lets share a chunk, else the smallest
+    /// that holds it. Allocates nothing (the chunk list has the room).
+    #[cold]
+    fn take_spare(&mut self, rec: usize) -> Option<usize> {
+        let fits = |c: &TryArc<Buf<u8>>| {
+            if rec <= CHUNK_MAX / 2 {
+                c.capacity() == CHUNK_MAX
+            } else {
+                c.capacity() >= rec
+            }
+        };
+        let (i, _) = self
+            .spares
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| fits(c))
+            .min_by_key(|(_, c)| c.capacity())?;
+        debug_assert!(self.chunks.capacity() > self.chunks.len());
+        let spare = self.spares.swap_remove(i);
+        self.chunks.push(spare);
+        Some(self.chunks.len() - 1)
     }
 
     /// Writes the record of `key` and `val` at the end of `chunk`, which
@@ -857,9 +888,48 @@ pub struct Relaid {
     arena: Option<Arena>,
 }
 
-/// Room `ShardData::prepare_writes` made for a batch of writes, and the
-/// re-laid table (if one was needed) to install before them.
-pub struct Prepared(Option<Relaid>);
+/// Room `ShardData::prepare_writes` made for a batch of writes: the
+/// re-laid table (if one was needed) to install before them, the spare
+/// arena chunks they may take, and under a snapshot the per-page counts
+/// `note_write` keeps.
+pub struct Prepared {
+    relaid: Option<Relaid>,
+    spares: Vec<TryArc<Buf<u8>>>,
+    arrivals: Option<Vec<u32>>,
+}
+
+/// One shard's share of a batch of writes, as `prepare_writes` sizes it.
+#[derive(Clone, Copy, Default)]
+pub struct BatchShare {
+    /// Pairs.
+    pub n: usize,
+    /// Their records' bytes.
+    pub bytes: usize,
+    /// The largest record's bytes.
+    pub max_rec: usize,
+    /// Records over half a chunk ("big": each gets a chunk of its own).
+    pub big: usize,
+    /// Their bytes.
+    pub big_bytes: usize,
+}
+
+impl BatchShare {
+    /// Counts a pair whose record takes `rec` bytes.
+    pub fn add(&mut self, rec: usize) {
+        self.n += 1;
+        self.bytes = self.bytes.saturating_add(rec);
+        self.max_rec = self.max_rec.max(rec);
+        if record_is_big(rec) {
+            self.big += 1;
+            self.big_bytes = self.big_bytes.saturating_add(rec);
+        }
+    }
+}
+
+/// Whether a record of `rec` bytes gets an arena chunk of its own.
+fn record_is_big(rec: usize) -> bool {
+    rec > CHUNK_MAX / 2
+}
 
 /// Bytes the record of a `klen`-byte key and a `vlen`-byte value takes.
 pub fn record_bytes(klen: usize, vlen: usize) -> usize {
@@ -901,6 +971,7 @@ impl ShardData {
                     &self.arena.chunks,
                     "cannot allocate a snapshot's chunk list",
                 )?,
+                spares: Vec::new(),
                 ..self.arena
             },
             reserved: self.reserved,
@@ -1152,6 +1223,37 @@ impl ShardData {
         Ok(())
     }
 
+    /// Copies the pages a snapshot shares that removing the slots whose
+    /// bits are set in `doomed` (bit `i % 64` of word `i / 64` for slot `i`)
+    /// would write, so that removing them, from the last one down, allocates
+    /// nothing. Removing slot `i` writes `i` through `shift_end(i)`; other
+    /// removals only move that run to the left, within those pages (as in
+    /// `prepare_remove`). A doomed slot before the previous one's
+    /// `shift_end` has that same end: the run walked from it is the same.
+    /// On failure the table holds what it held.
+    pub fn prepare_removals(&mut self, doomed: &[u64]) -> Result<()> {
+        let mut end = 0;
+        let mut done = None;
+        for (w, &word) in doomed.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                let i = w * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                if done.is_some() && i < end {
+                    continue;
+                }
+                end = self.shift_end(i);
+                let first = (i >> PAGE_BITS).max(done.map_or(0, |d: usize| d + 1));
+                let last = end >> PAGE_BITS;
+                if first <= last {
+                    self.table.unshare(first, last)?;
+                }
+                done = Some(last);
+            }
+        }
+        Ok(())
+    }
+
     /// Removes slot `i`, shifting the following run back towards home. Slot
     /// indices stay meaningful until `settle` is called. Fails, changing
     /// nothing, only when a page a snapshot shares cannot be copied.
@@ -1306,7 +1408,11 @@ impl ShardData {
         Ok(())
     }
 
-    /// Copies live records into a fresh arena in table order.
+    /// Copies live records into a fresh arena in table order. Out of line
+    /// (it copies the whole arena): inlined, its code cost every write
+    /// that might call it a few instructions.
+    #[cold]
+    #[inline(never)]
     fn repack_arena(&mut self) -> Result<()> {
         let mut fresh = Arena::with_room(self.arena.live);
         let mut moved = Vec::new();
@@ -1351,37 +1457,57 @@ impl ShardData {
         }
     }
 
-    /// Makes room for a batch of `n` writes (inserts or overwrites) whose
-    /// records take `bytes` in all, the largest `max_rec`, so that
-    /// `install_prepared` and then `insert_quiet` of each allocate nothing
-    /// and cannot fail for lack of memory: the batch then writes all or
-    /// nothing. `keys` are the batch's keys with their `h1`, walked only
-    /// when the table might have to grow (to count the new ones). Only
-    /// while no snapshot shares this shard's pages (the caller knows).
+    /// Makes room for a batch of writes (inserts or overwrites) of this
+    /// shard, sized by `share`, so that `install_prepared` and then
+    /// `insert_quiet` of each allocate nothing and cannot fail for lack of
+    /// memory: the batch then writes all or nothing. `keys` are the batch's
+    /// keys in this shard with their `h1` and record size, walked only to
+    /// count new keys and to size big records. `shared`: a snapshot may
+    /// share this shard's pages and chunks (the caller knows); then every
+    /// key must also be passed to `note_write`, and `unshare_noted` called,
+    /// before the writes.
     ///
-    /// The room is: entries up to the table's load limit (a re-laid table
-    /// if needed, built here, installed later), as many empty slots at the
-    /// table's end as there may be new keys (each insert's shift ends at
-    /// an empty slot, and takes one), and one chunk of the arena's own with
-    /// room for every record. Making it changes no entry (a longer table
-    /// end, an empty or larger last chunk). None when that cannot be
-    /// promised (records over one chunk's worth, or one over half a chunk):
-    /// the caller then writes pair by pair.
+    /// The room is:
+    /// - entries up to the table's load limit (a re-laid table if needed,
+    ///   built here, installed later), counting the new keys (a walk over
+    ///   `keys`) only when the table might have to grow;
+    /// - as many empty slots at the table's end as there may be new keys
+    ///   (each insert's shift ends at an empty slot, and takes one);
+    /// - arena room for every record: up to one chunk's worth of records
+    ///   with none over half a chunk, one chunk of the arena's own with
+    ///   room for all; beyond that, spare chunks that the appends take in
+    ///   turn (see `spares`): one of each big record's size (over half a
+    ///   chunk), and full-size ones for the rest. A chunk of those closes
+    ///   only when a record does not fit, that is more than half full, or
+    ///   when a big record comes in between, so `small / (CHUNK_MAX / 2) +
+    ///   big + 1` full-size ones suffice. Their capacity is at most twice
+    ///   the records' bytes plus one chunk; pooled chunks are not resident
+    ///   until written, and `tidy` frees the unused ones;
+    /// - under a snapshot, the slot pages the writes will change copied
+    ///   (see `note_write`).
+    ///
+    /// Making it changes no entry (a longer table end, empty or larger
+    /// chunks, private copies of shared pages); dropping the `Prepared`
+    /// frees what it holds.
     pub fn prepare_writes<'k>(
         &mut self,
         hasher: &KeyHasher,
-        n: usize,
-        bytes: usize,
-        max_rec: usize,
-        keys: impl Iterator<Item = (u64, &'k [u8])>,
-    ) -> Result<Option<Prepared>> {
-        if max_rec > CHUNK_MAX / 2 || bytes > CHUNK_MAX {
-            return Ok(None);
-        }
+        share: &BatchShare,
+        shared: bool,
+        keys: impl Iterator<Item = (u64, &'k [u8], usize)> + Clone,
+    ) -> Result<Prepared> {
+        let BatchShare {
+            n,
+            bytes,
+            max_rec,
+            big,
+            big_bytes,
+        } = *share;
         let mut new = n;
         if self.table.count.saturating_add(n) > self.table.max_count() {
             new = keys
-                .filter(|&(h1, k)| self.locate(hasher, h1, k).is_err())
+                .clone()
+                .filter(|&(h1, k, _)| self.locate(hasher, h1, k).is_err())
                 .count();
         }
         let mut relaid = self.reserved_table(new)?;
@@ -1395,20 +1521,124 @@ impl ShardData {
         if trailing < new {
             table.extend(new - trailing)?;
         }
-        arena.make_room(bytes)?;
-        Ok(Some(Prepared(relaid)))
+        let mut spares = Vec::new();
+        if max_rec <= CHUNK_MAX / 2 && bytes <= CHUNK_MAX {
+            arena.make_room(bytes)?;
+        } else {
+            let full = (bytes - big_bytes) / (CHUNK_MAX / 2) + big + 1;
+            let all = full + big;
+            if arena.chunks.len().saturating_add(all) > MAX_CHUNKS {
+                return Err(Error::new(
+                    McStatus::MC_ERR_TOO_LARGE,
+                    "a shard's arena cannot address more chunks",
+                ));
+            }
+            spares =
+                alloc::try_vec(all).ok_or_else(|| oom("cannot allocate a batch's chunk list"))?;
+            alloc::try_reserve(&mut arena.chunks, all)
+                .ok_or_else(|| oom("cannot allocate an arena's chunk list"))?;
+            let sizes = keys
+                .filter(|&(_, _, r)| record_is_big(r))
+                .map(|(_, _, r)| r)
+                .chain(std::iter::repeat(CHUNK_MAX).take(full));
+            for cap in sizes {
+                let chunk = Buf::try_with_capacity(cap, cap == CHUNK_MAX)
+                    .ok_or_else(|| oom("cannot allocate an arena chunk"))?;
+                spares.push(
+                    TryArc::try_new(chunk).map_err(|_| oom("cannot allocate an arena chunk"))?,
+                );
+            }
+        }
+        // A re-laid table has pages of its own.
+        let arrivals = if shared && relaid.is_none() {
+            let pages = self.table.pages.len();
+            let mut a = alloc::try_vec(pages)
+                .ok_or_else(|| oom("cannot allocate a batch's page counts"))?;
+            a.resize(pages, 0u32);
+            Some(a)
+        } else {
+            None
+        };
+        Ok(Prepared {
+            relaid,
+            spares,
+            arrivals,
+        })
     }
 
-    /// Puts in place the table `prepare_writes` re-laid, if it did;
-    /// returns whether it did (a structural change).
-    pub fn install_prepared(&mut self, p: Prepared) -> bool {
-        match p.0 {
-            Some(r) => {
-                self.install(r);
-                true
+    /// With `unshare_noted`: copies the slot pages a snapshot shares that
+    /// the batch's writes may change, so that the writes allocate nothing;
+    /// on failure the table holds what it held (a copied page has the same
+    /// slots). Needs the batch's empty slots at the table's end already
+    /// (`prepare_writes`). Every key of the batch in this shard is passed
+    /// to `note_write`, in one walk over the batch for all shards.
+    ///
+    /// An overwrite writes its key's slot; an insert at `pos` shifts the
+    /// slots from `pos` to the first empty one after it. The table's final
+    /// layout does not depend on the order of the writes (each run is laid
+    /// out at `max(home, previous + 1)`), and the slots an insert writes
+    /// are occupied at the end, in the run that holds the slot where the
+    /// key would go now. So count, per page, the batch's keys that would go
+    /// there now ("arrivals"), and walk the pages carrying how many of them
+    /// may still need an empty slot: page `p` takes at least
+    /// `min(carried, empty slots of p)` of those carried in (their shifts
+    /// fill its first empty slots), and at worst none of its own arrivals
+    /// (all after its last empty slot), so at most `carried - empty`
+    /// (floored at 0) plus its arrivals go on. Every page that has
+    /// arrivals, carries some in, or holds a key being overwritten is
+    /// copied: the pages the writes touch, and no more than a page beyond
+    /// each stretch they fill. (An overwritten key that earlier inserts
+    /// shift lands in a page a shift wrote.) Scratch: 4 bytes per page.
+    pub fn note_write(
+        &mut self,
+        p: &mut Prepared,
+        hasher: &KeyHasher,
+        h1: u64,
+        key: &[u8],
+    ) -> Result<()> {
+        let Some(arrivals) = p.arrivals.as_mut() else {
+            return Ok(());
+        };
+        match self.locate(hasher, h1, key) {
+            Ok(i) => self.table.unshare_page(i >> PAGE_BITS)?,
+            Err(pos) => {
+                let page = (pos >> PAGE_BITS).min(arrivals.len() - 1);
+                arrivals[page] = arrivals[page].saturating_add(1);
             }
-            None => false,
         }
+        Ok(())
+    }
+
+    /// The page walk of `note_write`, once every key was noted.
+    pub fn unshare_noted(&mut self, p: &mut Prepared) -> Result<()> {
+        let Some(arrivals) = p.arrivals.take() else {
+            return Ok(());
+        };
+        let mut carried = 0usize;
+        for (page, &a) in arrivals.iter().enumerate() {
+            if carried == 0 && a == 0 {
+                continue;
+            }
+            self.table.unshare_page(page)?;
+            let empty = self.table.pages[page]
+                .iter()
+                .filter(|s| s.is_empty())
+                .count();
+            carried = carried.saturating_sub(empty) + a as usize;
+        }
+        Ok(())
+    }
+
+    /// Puts in place what `prepare_writes` made: the re-laid table, if it
+    /// made one, and the spare chunks. Returns whether it re-laid the table
+    /// (a structural change).
+    pub fn install_prepared(&mut self, p: Prepared) -> bool {
+        let relaid = p.relaid.is_some();
+        if let Some(r) = p.relaid {
+            self.install(r);
+        }
+        self.arena.spares = p.spares;
+        relaid
     }
 
     /// `insert` without the tidying (arena compaction and repacking) that
@@ -1426,6 +1656,7 @@ impl ShardData {
 
     /// The tidying `insert_quiet` skipped; best-effort, changes no entry.
     pub fn tidy(&mut self) {
+        self.arena.spares = Vec::new();
         self.limit_chunks();
         let _ = self.maybe_compact();
         if self.arena.unsorted > self.arena.sorted.max(4096) && self.arena.is_unshared() {
