@@ -283,9 +283,11 @@ type retainState struct {
 
 // DeleteFunc deletes every entry for which del returns true and returns how
 // many were deleted: safe bulk deletion with no iterator involved
-// (mc_map_retain). The call is atomic: the whole map is locked while it
-// runs (other goroutines' calls on the map wait). del is called once per
-// entry.
+// (mc_map_retain). del is called once per entry. The map's shards are
+// filtered one at a time (each locked while del judges its entries; calls
+// on other shards go on), so other goroutines may see part of the deletion
+// before it ends; while a snapshot of the map is open, the whole map is
+// locked instead (see below).
 //
 // The key and val slices passed to del are only valid during that call
 // (they are reused for the next entry); copy them to keep them.
@@ -309,8 +311,9 @@ type retainState struct {
 // DeleteFunc returns.
 //
 // While a snapshot of the map is open, the deletes have to copy the pieces
-// of the table they write: DeleteFunc then calls del on every entry first
-// and copies those pieces before deleting anything. If the memory cannot
+// of the table they write: DeleteFunc then locks the whole map for the
+// call (other goroutines' calls on the map wait), calls del on every entry
+// first and copies those pieces before deleting anything. If the memory cannot
 // be had it returns ErrOutOfMemory with the map (and the snapshot) as it
 // was; del may have been called.
 func (m *Map) DeleteFunc(del func(key, val []byte) bool) (removed int, err error) {

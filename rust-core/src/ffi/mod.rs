@@ -648,20 +648,23 @@ pub extern "C" fn mc_map_shrink_to_fit(map: mc_map) -> mc_status {
 }
 
 /// Deletes every entry for which `pred(user, key, key_len, val, val_len)`
-/// returns 0. Safe bulk delete: no iterator is involved. The call is one
-/// atomic step: all of the map's shards are write-locked for its whole
-/// duration (other threads' calls on this map wait; readers too). `pred` is
-/// called exactly once per entry (fewer times only on MC_ERR_OUT_OF_MEMORY).
+/// returns 0. Safe bulk delete: no iterator is involved. `pred` is called
+/// exactly once per entry (fewer times only on MC_ERR_OUT_OF_MEMORY).
 /// The predicate must return normally and must not call into this map (such
 /// calls get MC_ERR_REENTRANT; other maps are fine).
+/// Locking: with no snapshot of the map alive, the shards are filtered one
+/// at a time (each is write-locked while its entries are judged; calls on
+/// other shards go on), so other threads may see some shards filtered and
+/// others not yet. With a snapshot alive (its slot pages must be copied
+/// before a delete writes them) the call is one atomic step: every shard is
+/// write-locked for its whole duration, `pred` runs over every entry first,
+/// the entries to delete are recorded in one bit per table slot (slots / 8
+/// bytes, an eighth of the slot tables' size), the pages the deletes will
+/// write are copied, and only then is anything deleted.
 /// `*out_removed` (may be NULL) receives the number deleted.
 /// Returns MC_OK, MC_ERR_NULL_ARGUMENT (pred), MC_ERR_OUT_OF_MEMORY (only
-/// while a snapshot is alive, whose slot pages the deletes must copy: the
-/// map and the snapshot are as they were, `pred` may have been called, and
-/// `*out_removed` is not written). With a snapshot alive the call first runs
-/// `pred` over every entry, recording the entries to delete in one bit per
-/// table slot (slots / 8 bytes, an eighth of the slot tables' size), then
-/// copies the pages the deletes will write, then deletes.
+/// while a snapshot is alive: the map and the snapshot are as they were,
+/// `pred` may have been called, and `*out_removed` is not written).
 /// # Safety
 /// Per the pointer conventions of mapcore.h: `pred`: NULL or a function that
 /// may be called with `user` (which the library only passes on) and an entry;
