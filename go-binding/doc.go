@@ -50,7 +50,10 @@
 // Any iteration can be saved as a Token (Iterator.Token), turned into text
 // (MarshalText, safe for untrusted clients: no hash values, tampering
 // detected) and resumed later with Map.Resume or Snapshot.Resume, e.g. for
-// pagination. A context can stop an iteration: WithContext, Map.Scan.
+// pagination. The zero Token stands for "from the beginning": it marshals
+// to empty text, empty text unmarshals to it, and resuming it starts a new
+// cursor iteration, so a last page's empty next-token survives JSON. A
+// context can stop an iteration: WithContext, Map.Scan.
 //
 // # Errors and range loops
 //

@@ -161,9 +161,19 @@ func (m *Map) Cursor(opts ...IterOption) *Iterator { return m.Iter(ModeCursor, o
 
 // Resume continues an iteration of this map from a token saved with
 // Iterator.Token, in the token's mode. A token of another map gives
-// ErrWrongMap, a forged or corrupted one ErrBadToken (from Err).
+// ErrWrongMap, a forged or corrupted one ErrBadToken (from Err). The zero
+// Token starts a new iteration in cursor mode (as m.Cursor).
 func (m *Map) Resume(tok Token, opts ...IterOption) *Iterator {
-	return newIterator(m, nil, tok.mode, &tok, opts)
+	return newIterator(m, nil, tok.Mode(), resumeFrom(tok), opts)
+}
+
+// resumeFrom is the position newIterator starts from: nil (the beginning)
+// for the zero Token.
+func resumeFrom(tok Token) *Token {
+	if tok.IsZero() {
+		return nil
+	}
+	return &tok
 }
 
 // All returns a range-over-func iterator over the map's entries, in cursor
@@ -246,8 +256,6 @@ func newIterator(m *Map, s *Snapshot, mode Mode, tok *Token, opts []IterOption) 
 		if r := C.gm_iter_init(it.kind, C.uint64_t(it.id), C.uint32_t(mode), &it.before); r.st != C.MC_OK {
 			it.err = resErr(op, r)
 		}
-	case tok.text == "":
-		it.err = goErr(op, StatusBadToken, "zero Token")
 	default:
 		if r := C.gm_decode(it.kind, C.uint64_t(it.id), (*C.char)(unsafe.Pointer(sp(tok.text))), C.size_t(len(tok.text)), &it.before); r.st != C.MC_OK {
 			it.err = resErr(op, r)

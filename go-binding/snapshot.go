@@ -127,9 +127,10 @@ func (s *Snapshot) Iter(opts ...IterOption) *Iterator {
 	return newIterator(nil, s, ModeCursor, nil, opts)
 }
 
-// Resume continues an iteration of this snapshot from a token.
+// Resume continues an iteration of this snapshot from a token. The zero
+// Token starts a new iteration (as s.Iter).
 func (s *Snapshot) Resume(tok Token, opts ...IterOption) *Iterator {
-	return newIterator(nil, s, tok.mode, &tok, opts)
+	return newIterator(nil, s, tok.Mode(), resumeFrom(tok), opts)
 }
 
 // All returns a range-over-func iterator over the snapshot's entries, with

@@ -43,19 +43,30 @@ func (m Mode) String() string {
 // Its text form (MarshalText) is safe to hand to untrusted clients, e.g. in
 // a pagination URL: it reveals no hash values, and any modification is
 // detected (ErrBadToken when parsed or resumed). A token resumed on another
-// map gives ErrWrongMap. The zero Token is not valid (ErrBadToken).
+// map gives ErrWrongMap.
+//
+// The zero Token means "from the beginning": resuming it starts a new
+// cursor-mode iteration, its text form is empty, and empty text decodes to
+// it, so a struct holding a zero Token (a last page with no next token)
+// round-trips through encoding/json, as the zero time.Time and netip.Addr do.
 type Token struct {
 	mode Mode
 	text string // the library's encoded token (mc_iter_encode)
 }
 
-// Mode returns the iteration mode the token resumes in.
-func (t Token) Mode() Mode { return t.mode }
+// Mode returns the iteration mode the token resumes in (ModeCursor for the
+// zero Token).
+func (t Token) Mode() Mode {
+	if t.text == "" {
+		return ModeCursor
+	}
+	return t.mode
+}
 
 // IsZero reports whether t is the zero Token.
 func (t Token) IsZero() bool { return t.text == "" }
 
-// String returns the text form (as MarshalText).
+// String returns the text form (as MarshalText; empty for the zero Token).
 func (t Token) String() string {
 	b, _ := t.MarshalText()
 	return string(b)
@@ -86,19 +97,25 @@ func modeLetter(m Mode) byte {
 	return 'c'
 }
 
-// MarshalText implements encoding.TextMarshaler.
+// MarshalText implements encoding.TextMarshaler. The zero Token marshals
+// to empty text.
 func (t Token) MarshalText() ([]byte, error) {
 	if t.text == "" {
-		return nil, goErr("Token.MarshalText", StatusBadToken, "zero Token")
+		return []byte{}, nil
 	}
 	l := modeLetter(t.mode)
 	return []byte(string(l) + "." + t.text + "." + tokenTag(l, t.text)), nil
 }
 
-// UnmarshalText implements encoding.TextUnmarshaler. Malformed or modified
-// text gives ErrBadToken; whether the token belongs to a given map is
-// checked when it is resumed.
+// UnmarshalText implements encoding.TextUnmarshaler. Empty text gives the
+// zero Token. Malformed or modified text gives ErrBadToken and leaves t
+// unchanged; whether the token belongs to a given map is checked when it is
+// resumed.
 func (t *Token) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*t = Token{}
+		return nil
+	}
 	bad := func(why string) error { return goErr("Token.UnmarshalText", StatusBadToken, "%s", why) }
 	parts := strings.Split(string(b), ".")
 	if len(parts) != 3 || len(parts[0]) != 1 {
