@@ -158,6 +158,14 @@ func resErr(op string, r cres) error {
 		C.free(unsafe.Pointer(r.detail))
 		// The library's message may start with the status name: drop it.
 		detail = strings.TrimPrefix(detail, Status(r.st).String()+": ")
+		if detail == Status(r.st).String() {
+			detail = ""
+		}
+	}
+	if Status(r.st) == StatusBadHandle {
+		// The binding's handles are only ever bad once closed; the
+		// library's wording speaks of C handles.
+		return closedErr(op)
 	}
 	return &Error{Op: op, Status: Status(r.st), Detail: detail}
 }

@@ -43,7 +43,8 @@ var statusNames = [statusCount]string{
 	"MC_DONE",
 }
 
-// String returns the C name of the status ("MC_ERR_NOT_FOUND").
+// String returns the C name of the status ("MC_ERR_NOT_FOUND"), for
+// diagnostics; Error messages use Go wording instead.
 func (s Status) String() string {
 	if s >= 0 && int(s) < statusCount {
 		return statusNames[s]
@@ -54,8 +55,40 @@ func (s Status) String() string {
 // Description returns the library's one-line description of the status.
 func (s Status) Description() string { return cStatusDescribe(int32(s)) }
 
+// goMessages words each status the way this package's errors print it.
+var goMessages = [statusCount]string{
+	"ok",
+	"key not found",
+	"map or snapshot is closed",
+	"iterator invalidated by a change to the map",
+	"invalid iteration token",
+	"token belongs to another map or snapshot",
+	"buffer too small",
+	"nil argument",
+	"too large",
+	"out of memory",
+	"internal error",
+	"invalid argument",
+	"callback called back into its own map",
+	"map is unusable after an internal error or a fork",
+	"iteration done",
+}
+
+// message returns the Go wording of the status.
+func (s Status) message() string {
+	if s >= 0 && int(s) < statusCount {
+		return goMessages[s]
+	}
+	return "unknown status " + s.String()
+}
+
 // Error is the error type of this package: the operation, the library
 // status and the library's detail message for this failure.
+//
+// Error() reads "mapcore: <Op>: <detail>", or "mapcore: <what>" for a
+// sentinel (ErrClosed prints "mapcore: map or snapshot is closed"). The
+// library's status name stays in Status for diagnostics (Status.String
+// gives "MC_ERR_BAD_HANDLE").
 //
 // Compare with the sentinels using errors.Is: errors.Is(err, ErrNotFound).
 type Error struct {
@@ -67,12 +100,12 @@ type Error struct {
 func (e *Error) Error() string {
 	msg := e.Detail
 	if msg == "" {
-		msg = e.Status.Description()
+		msg = e.Status.message()
 	}
 	if e.Op == "" {
-		return "mapcore: " + msg + " (" + e.Status.String() + ")"
+		return "mapcore: " + msg
 	}
-	return "mapcore: " + e.Op + ": " + msg + " (" + e.Status.String() + ")"
+	return "mapcore: " + e.Op + ": " + msg
 }
 
 // Is reports whether target is the sentinel for e's status (an *Error with

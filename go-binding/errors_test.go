@@ -90,11 +90,37 @@ func TestStatusCodesMatchC(t *testing.T) {
 
 func TestErrorFormat(t *testing.T) {
 	err := &Error{Op: "Map.Set", Status: StatusTooLarge, Detail: "key too long"}
-	if got := err.Error(); got != "mapcore: Map.Set: key too long (MC_ERR_TOO_LARGE)" {
+	if got := err.Error(); got != "mapcore: Map.Set: key too long" {
 		t.Errorf("Error() = %q", got)
 	}
-	if got := ErrNotFound.Error(); !strings.Contains(got, "MC_ERR_NOT_FOUND") {
-		t.Errorf("sentinel Error() = %q", got)
+	// Sentinels read in Go terms; the C status name stays in Status.
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{ErrNotFound, "mapcore: key not found"},
+		{ErrClosed, "mapcore: map or snapshot is closed"},
+		{ErrIterInvalidated, "mapcore: iterator invalidated by a change to the map"},
+	} {
+		if got := c.err.Error(); got != c.want {
+			t.Errorf("sentinel Error() = %q, want %q", got, c.want)
+		}
+	}
+	for s := range Status(statusCount) {
+		e := &Error{Status: s}
+		if got := e.Error(); strings.Contains(got, "MC_") || got == "mapcore: " {
+			t.Errorf("status %s prints %q: want Go wording", s, got)
+		}
+	}
+	var e *Error
+	if !errors.As(ErrClosed, &e) || e.Status.String() != "MC_ERR_BAD_HANDLE" {
+		t.Errorf("ErrClosed's status is %v", e.Status)
+	}
+	// A bad handle seen by the library (a map the binding did not close
+	// first) reads as a closed map too, not in the library's C words.
+	_, gerr := (&Map{id: 12345}).Get([]byte("k"))
+	if !errors.Is(gerr, ErrClosed) || gerr.Error() != "mapcore: Map.Get: use of a closed map or snapshot" {
+		t.Errorf("Get on a bad handle: %v", gerr)
 	}
 	// An *Error with an Op is not a sentinel: it matches only an equal error.
 	other := &Error{Op: "Map.Get", Status: StatusTooLarge, Detail: "key too long"}
