@@ -14,6 +14,14 @@ import (
 )
 
 // IterOption configures an Iterator.
+//
+// An invalid option (WithBatchBytes or WithBatchEntries with n <= 0) is
+// rejected by the method given it: the Iterator it returns has already
+// failed, so Err reports ErrInvalidArgument right away, before any Next,
+// and Next returns false from its first call (Token fails with the same
+// error). The constructors return only an *Iterator, so that a loop
+// "for it.Next()" stays one line; a failed construction is reported as
+// every other iteration failure is, through Err.
 type IterOption func(*iterConfig)
 
 type iterConfig struct {
@@ -46,11 +54,12 @@ func WithNoCopy() IterOption {
 
 // WithBatchBytes sets the size of the batch buffer filled by one library
 // call (default 64 KiB; batches start at 4 KiB and grow). An entry larger
-// than the buffer is fetched alone into a buffer of its size.
+// than the buffer is fetched alone into a buffer of its size. n <= 0 is
+// invalid (see IterOption).
 func WithBatchBytes(n int) IterOption {
 	return func(c *iterConfig) {
-		if n <= 0 {
-			c.err = goErr("WithBatchBytes", StatusInvalidArgument, "batch size %d", n)
+		if n <= 0 && c.err == nil {
+			c.err = goErr("WithBatchBytes", StatusInvalidArgument, "batch size %d is not positive", n)
 		}
 		c.maxBytes = n
 	}
@@ -59,11 +68,11 @@ func WithBatchBytes(n int) IterOption {
 // WithBatchEntries limits how many entries one library call fetches
 // (default: as many as fit in the buffer). WithBatchEntries(1) fetches one
 // entry per call; with n = a page size, each page of a paginated scan is one
-// call and Token is free.
+// call and Token is free. n <= 0 is invalid (see IterOption).
 func WithBatchEntries(n int) IterOption {
 	return func(c *iterConfig) {
-		if n <= 0 {
-			c.err = goErr("WithBatchEntries", StatusInvalidArgument, "batch entries %d", n)
+		if n <= 0 && c.err == nil {
+			c.err = goErr("WithBatchEntries", StatusInvalidArgument, "batch entries %d is not positive", n)
 		}
 		c.maxEntries = n
 	}
@@ -129,6 +138,7 @@ type Iterator struct {
 
 	finished bool
 	err      error
+	unplaced bool // construction failed: there is no position for Token
 }
 
 // watchState registers an iterator holding a batch with the library as a
@@ -262,6 +272,7 @@ func newIterator(m *Map, s *Snapshot, mode Mode, tok *Token, opts []IterOption) 
 		}
 		runtime.KeepAlive(tok)
 	}
+	it.unplaced = it.err != nil
 	it.after = it.before
 	runtime.KeepAlive(m)
 	runtime.KeepAlive(s)
@@ -835,6 +846,9 @@ func (it *Iterator) Token() (Token, error) {
 	const op = "Iterator.Token"
 	if it.closed == nil {
 		return Token{}, zeroIterator(op)
+	}
+	if it.unplaced {
+		return Token{}, it.err
 	}
 	if it.closed.Load() {
 		return Token{}, closedErr(op)

@@ -482,3 +482,63 @@ func flip(c string) string {
 	}
 	return "A"
 }
+
+// Invalid iterator options fail the iterator where they are given: Err
+// reports them before any Next, Next never yields, Token fails alike.
+func TestInvalidIterOptions(t *testing.T) {
+	m := newMap(t)
+	fill(t, m, 10)
+	s, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Tokens after the first entry of the map and of the snapshot.
+	var toks [2]Token
+	for i, it := range []*Iterator{m.Cursor(), s.Iter()} {
+		it.Next()
+		if toks[i], err = it.Token(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, opt := range []struct {
+		name string
+		o    IterOption
+	}{
+		{"WithBatchEntries(0)", WithBatchEntries(0)},
+		{"WithBatchEntries(-1)", WithBatchEntries(-1)},
+		{"WithBatchBytes(0)", WithBatchBytes(0)},
+		{"WithBatchBytes(-5)", WithBatchBytes(-5)},
+	} {
+		for name, mk := range map[string]func(...IterOption) *Iterator{
+			"Map.Strict":      m.Strict,
+			"Map.Cursor":      m.Cursor,
+			"Map.Iter":        func(o ...IterOption) *Iterator { return m.Iter(ModeStrict, o...) },
+			"Map.Resume":      func(o ...IterOption) *Iterator { return m.Resume(toks[0], o...) },
+			"Snapshot.Iter":   s.Iter,
+			"Snapshot.Resume": func(o ...IterOption) *Iterator { return s.Resume(toks[1], o...) },
+		} {
+			it := mk(WithNoCopy(), opt.o)
+			if err := it.Err(); !errors.Is(err, ErrInvalidArgument) {
+				t.Fatalf("%s(%s).Err() before Next = %v, want ErrInvalidArgument", name, opt.name, err)
+			}
+			if it.Next() || it.Next() {
+				t.Fatalf("%s(%s).Next() = true", name, opt.name)
+			}
+			wantErr(t, it.Err(), ErrInvalidArgument)
+			_, err := it.Token()
+			wantErr(t, err, ErrInvalidArgument)
+			// The same constructor with valid options walks everything.
+			n := 0
+			for it := mk(WithBatchEntries(1), WithBatchBytes(1)); it.Next(); n++ {
+			}
+			want := 10
+			if strings.HasSuffix(name, "Resume") {
+				want = 9
+			}
+			if n != want {
+				t.Fatalf("%s with valid options: %d entries, want %d", name, n, want)
+			}
+		}
+	}
+}
