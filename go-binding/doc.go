@@ -38,7 +38,9 @@
 //	                                           this iterator ends it with ErrIterInvalidated.
 //	                                           Value overwrites are not structural: the new
 //	                                           value is seen. Remove/SetValue through the
-//	                                           iterator keep it valid.
+//	                                           iterator keep it valid. It is stamped when
+//	                                           m.Strict returns, not at the first Next: a
+//	                                           change in between already invalidates it.
 //	cursor           m.Cursor(), m.All(),      never invalidated, resumable: keys present from
 //	                 m.Keys(), m.Scan()        start to end are returned exactly once; a key
 //	                                           removed before the scan reaches it is not

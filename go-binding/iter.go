@@ -163,7 +163,9 @@ func (m *Map) Iter(mode Mode, opts ...IterOption) *Iterator {
 	return newIterator(m, nil, mode, nil, opts)
 }
 
-// Strict returns a strict (fail-fast) iterator: see ModeStrict.
+// Strict returns a strict (fail-fast) iterator: see ModeStrict. It is
+// stamped now, not at the first Next: a structural change made before the
+// first Next already invalidates it.
 func (m *Map) Strict(opts ...IterOption) *Iterator { return m.Iter(ModeStrict, opts...) }
 
 // Cursor returns a cursor (resumable, never invalidated) iterator: see ModeCursor.

@@ -941,3 +941,25 @@ func TestCursorTokenSeekBranches(t *testing.T) {
 		})
 	}
 }
+
+// A strict iterator is stamped when it is created, not at its first Next:
+// a structural change in between invalidates it; a cursor made at the
+// same time is unaffected.
+func TestStrictStampedAtCreation(t *testing.T) {
+	m := newMap(t)
+	fill(t, m, 10)
+	strict, cursor := m.Strict(), m.Cursor()
+	if _, err := m.Set([]byte("new"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if strict.Next() {
+		t.Fatal("strict iterator created before an insert yielded an entry")
+	}
+	wantErr(t, strict.Err(), ErrIterInvalidated)
+	n := 0
+	for ; cursor.Next(); n++ {
+	}
+	if cursor.Err() != nil || n < 10 {
+		t.Fatalf("cursor: %d entries, %v", n, cursor.Err())
+	}
+}

@@ -17,6 +17,9 @@ const (
 	// new key, delete, Clear, Reserve, ShrinkToFit, ...) not made through the
 	// iterator itself makes it fail with ErrIterInvalidated. Guaranteed, not
 	// best effort. Without changes it yields every entry exactly once.
+	// The iterator is stamped when it is created (Map.Strict, Map.Iter,
+	// Map.Resume), not at its first Next: a change made in between already
+	// invalidates it, so create it just before the loop.
 	ModeStrict Mode = 1
 	// ModeCursor is resumable, weakly consistent iteration: never
 	// invalidated. Every key present from the scan's start to its end is
