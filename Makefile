@@ -23,8 +23,21 @@ export PKG_CONFIG_PATH := $(STAGE)/lib/pkgconfig:$(PKG_CONFIG_PATH)
 
 all: stage
 
+# Builds the libraries and records the native libraries a static link of
+# libmapcore.a needs, as rustc reports them for this toolchain and target
+# (cargo replays the note when nothing is rebuilt); mapcore-static.pc and
+# mapcore.pc's Libs.private are made from that file. The committed
+# rust-core/native-static-libs.txt (bench, the Go binding's #cgo LDFLAGS)
+# gets a warning when it differs.
+NATIVE_LIBS := $(LIB_DIR)/native-static-libs.txt
 lib:
-	$(CARGO) build --release -p mapcore
+	@mkdir -p $(LIB_DIR)
+	set -o pipefail; $(CARGO) rustc --release -p mapcore --lib -- --print native-static-libs 2>&1 \
+	    | tee $(LIB_DIR)/mapcore-build.log | { grep -v -e '^note: ' -e '^$$' || true; }
+	@sed -n 's/^note: native-static-libs: //p' $(LIB_DIR)/mapcore-build.log > $(NATIVE_LIBS)
+	@test -s $(NATIVE_LIBS) || { echo "make lib: rustc printed no native-static-libs" >&2; exit 1; }
+	@cmp -s <(tr -s ' ' '\n' < $(NATIVE_LIBS)) <(tr -s ' ' '\n' < rust-core/native-static-libs.txt) || \
+	  echo "warning: rustc's native-static-libs ($$(cat $(NATIVE_LIBS))) differ from rust-core/native-static-libs.txt" >&2
 
 # SPLIT_DEBUG=1 keeps the .so's debug info next to it (valgrind's reports in
 # c-examples name source lines) while the libraries themselves are the
@@ -49,13 +62,13 @@ header-check:
 # debuggers and valgrind through the .gnu_debuglink the .so then carries.
 # mapcore.pc links the shared library (`--static` cannot pick the archive:
 # -lmapcore finds the .so first); mapcore-static.pc links libmapcore.a.
-# Libs.private: the native libraries Rust's std needs in a static link.
+# Libs.private: the native libraries a static link needs, from `make lib`.
 LIB_SO := libmapcore.so.$(VERSION)
 PC_SED = -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
          -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-         -e "s|@STATIC_LIBS@|$$(cat rust-core/native-static-libs.txt)|g"
+         -e "s|@STATIC_LIBS@|$$(cat $(NATIVE_LIBS))|g"
 install:
-	@test -f $(LIB_DIR)/libmapcore.so -a -f $(LIB_DIR)/libmapcore.a || \
+	@test -f $(LIB_DIR)/libmapcore.so -a -f $(LIB_DIR)/libmapcore.a -a -f $(NATIVE_LIBS) || \
 	  { echo "make install: $(LIB_DIR)/libmapcore.{so,a} not built: run 'make lib' first (install never builds)" >&2; exit 1; }
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 0755 $(LIB_DIR)/libmapcore.so $(DESTDIR)$(LIBDIR)/$(LIB_SO)
