@@ -1,6 +1,11 @@
 # mapcore — the one entry point. `make demo` and `make test` are the front door.
 SHELL := /bin/bash
+# Install locations, with cargo-c's names and defaults; DESTDIR is prepended
+# to each (staged installs for packaging).
 PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+STRIP ?= strip
 CARGO ?= cargo
 GO ?= go
 VERSION := 1.0.0
@@ -18,11 +23,28 @@ export PKG_CONFIG_PATH := $(STAGE)/lib/pkgconfig:$(PKG_CONFIG_PATH)
 
 all: stage
 
+# Builds the libraries and records the native libraries a static link of
+# libmapcore.a needs, as rustc reports them for this toolchain and target
+# (cargo replays the note when nothing is rebuilt); mapcore-static.pc and
+# mapcore.pc's Libs.private are made from that file. The committed
+# rust-core/native-static-libs.txt (bench, the Go binding's #cgo LDFLAGS)
+# gets a warning when it differs.
+NATIVE_LIBS := $(LIB_DIR)/native-static-libs.txt
 lib:
-	$(CARGO) build --release -p mapcore
+	@mkdir -p $(LIB_DIR)
+	set -o pipefail; $(CARGO) rustc --release -p mapcore --lib -- --print native-static-libs 2>&1 \
+	    | tee $(LIB_DIR)/mapcore-build.log | { grep -v -e '^note: ' -e '^$$' || true; }
+	@sed -n 's/^note: native-static-libs: //p' $(LIB_DIR)/mapcore-build.log > $(NATIVE_LIBS)
+	@test -s $(NATIVE_LIBS) || { echo "make lib: rustc printed no native-static-libs" >&2; exit 1; }
+	@cmp -s <(tr -s ' ' '\n' < $(NATIVE_LIBS)) <(tr -s ' ' '\n' < rust-core/native-static-libs.txt) || \
+	  echo "warning: rustc's native-static-libs ($$(cat $(NATIVE_LIBS))) differ from rust-core/native-static-libs.txt" >&2
 
+# SPLIT_DEBUG=1 keeps the .so's debug info next to it (valgrind's reports in
+# c-examples name source lines) while the libraries themselves are the
+# stripped ones a user installs.
 stage: lib
-	@$(MAKE) --no-print-directory install PREFIX=$(STAGE) >/dev/null
+	@$(MAKE) --no-print-directory install PREFIX=$(STAGE) LIBDIR=$(STAGE)/lib \
+	    INCLUDEDIR=$(STAGE)/include DESTDIR= SPLIT_DEBUG=1 >/dev/null
 
 header:
 	$(CARGO) run -q -p mapcore --example gen_header
@@ -31,20 +53,46 @@ header:
 header-check:
 	$(CARGO) test -q -p mapcore --test header_sync
 
-install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 0755 $(LIB_DIR)/libmapcore.so $(DESTDIR)$(PREFIX)/lib/libmapcore.so.$(VERSION)
-	ln -sf libmapcore.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libmapcore.so.$(SOMAJOR)
-	ln -sf libmapcore.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libmapcore.so
-	install -m 0644 $(LIB_DIR)/libmapcore.a $(DESTDIR)$(PREFIX)/lib/libmapcore.a
-	install -m 0644 include/mapcore.h $(DESTDIR)$(PREFIX)/include/mapcore.h
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
-	    -e "s|@STATIC_LIBS@|$$(cat rust-core/native-static-libs.txt)|g" \
-	    rust-core/mapcore.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mapcore.pc
+# Installs what `make lib` built, never building (so `sudo make install` runs
+# no cargo as root). Installed copies are release-sized; the build tree keeps
+# its debug info (profiling): the .so loses its debug info and local symbols,
+# the .a its debug info and the LLVM bitcode (.llvmbc/.llvmcmd) rustc embeds
+# in every object, which no C linker uses. SPLIT_DEBUG=1 also installs the
+# .so's debug info as libmapcore.so.$(VERSION).debug beside it, found by
+# debuggers and valgrind through the .gnu_debuglink the .so then carries.
+# mapcore.pc links the shared library (`--static` cannot pick the archive:
+# -lmapcore finds the .so first); mapcore-static.pc links libmapcore.a.
+# Libs.private: the native libraries a static link needs, from `make lib`.
+LIB_SO := libmapcore.so.$(VERSION)
+PC_SED = -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+         -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+         -e "s|@STATIC_LIBS@|$$(cat $(NATIVE_LIBS))|g"
+install:
+	@test -f $(LIB_DIR)/libmapcore.so -a -f $(LIB_DIR)/libmapcore.a -a -f $(NATIVE_LIBS) || \
+	  { echo "make install: $(LIB_DIR)/libmapcore.{so,a} not built: run 'make lib' first (install never builds)" >&2; exit 1; }
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 0755 $(LIB_DIR)/libmapcore.so $(DESTDIR)$(LIBDIR)/$(LIB_SO)
+ifeq ($(SPLIT_DEBUG),1)
+	rm -f $(DESTDIR)$(LIBDIR)/$(LIB_SO).debug
+	objcopy --only-keep-debug $(DESTDIR)$(LIBDIR)/$(LIB_SO) $(DESTDIR)$(LIBDIR)/$(LIB_SO).debug
+	chmod 0644 $(DESTDIR)$(LIBDIR)/$(LIB_SO).debug
+	$(STRIP) --strip-unneeded $(DESTDIR)$(LIBDIR)/$(LIB_SO)
+	cd $(DESTDIR)$(LIBDIR) && objcopy --add-gnu-debuglink=$(LIB_SO).debug $(LIB_SO)
+else
+	$(STRIP) --strip-unneeded $(DESTDIR)$(LIBDIR)/$(LIB_SO)
+endif
+	ln -sf $(LIB_SO) $(DESTDIR)$(LIBDIR)/libmapcore.so.$(SOMAJOR)
+	ln -sf libmapcore.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libmapcore.so
+	install -m 0644 $(LIB_DIR)/libmapcore.a $(DESTDIR)$(LIBDIR)/libmapcore.a
+	$(STRIP) --strip-debug --remove-section=.llvmbc --remove-section=.llvmcmd $(DESTDIR)$(LIBDIR)/libmapcore.a
+	install -m 0644 include/mapcore.h $(DESTDIR)$(INCLUDEDIR)/mapcore.h
+	sed $(PC_SED) rust-core/mapcore.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/mapcore.pc
+	sed $(PC_SED) rust-core/mapcore-static.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/mapcore-static.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libmapcore.so* $(DESTDIR)$(PREFIX)/lib/libmapcore.a \
-	      $(DESTDIR)$(PREFIX)/include/mapcore.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/mapcore.pc
+	rm -f $(DESTDIR)$(LIBDIR)/libmapcore.so* $(DESTDIR)$(LIBDIR)/libmapcore.a \
+	      $(DESTDIR)$(INCLUDEDIR)/mapcore.h $(DESTDIR)$(LIBDIR)/pkgconfig/mapcore.pc \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/mapcore-static.pc
 
 demo: all
 	@echo "== C demos: safe iteration under modification =="

@@ -244,8 +244,6 @@ typedef struct mc_snapshot {
   uint64_t id;
 } mc_snapshot;
 
-#define mc_status_ALL { MC_OK, MC_ERR_NOT_FOUND, MC_ERR_BAD_HANDLE, MC_ERR_ITER_INVALIDATED, MC_ERR_BAD_TOKEN, MC_ERR_WRONG_MAP, MC_ERR_BUFFER_TOO_SMALL, MC_ERR_NULL_ARGUMENT, MC_ERR_TOO_LARGE, MC_ERR_OUT_OF_MEMORY, MC_ERR_INTERNAL, MC_ERR_INVALID_ARGUMENT, MC_ERR_REENTRANT, MC_ERR_POISONED, MC_DONE, }
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

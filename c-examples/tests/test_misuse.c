@@ -165,10 +165,10 @@ static void test_versions_and_statuses(void) {
         {MC_ERR_POISONED, "MC_ERR_POISONED"},
         {MC_DONE, "MC_DONE"},
     };
-    const int32_t all[] = mc_status_ALL;
-    CHECK(sizeof all / sizeof all[0] == sizeof names / sizeof names[0]);
+    /* The codes are 0..14 in order; 15 and above are unknown (below), so
+     * the table names every status. */
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        CHECK(all[i] == names[i].code);
+        CHECK(names[i].code == (int32_t)i);
         const char *n = mc_status_name(names[i].code);
         const char *d = mc_status_describe(names[i].code);
         CHECK_MSG(n != NULL && strcmp(n, names[i].name) == 0, "name of %d: %s", names[i].code,
