@@ -56,27 +56,9 @@ fn snapshot_total(s: mc_snapshot) -> (u64, usize) {
             return (total, n);
         }
         assert_eq!(st, MC_OK);
-        let mut off = 0;
-        loop {
-            let (mut k, mut kl, mut v, mut vl) = (std::ptr::null(), 0, std::ptr::null(), 0);
-            if unsafe {
-                mc_batch_entry(
-                    buf.as_ptr(),
-                    used,
-                    &mut off,
-                    &mut k,
-                    &mut kl,
-                    &mut v,
-                    &mut vl,
-                )
-            } == MC_DONE
-            {
-                break;
-            }
-            let key = unsafe { std::slice::from_raw_parts(k, kl) };
+        for (key, val) in walk_batch(&buf, used) {
             if key.starts_with(b"acct-") {
-                let val = unsafe { std::slice::from_raw_parts(v, vl) };
-                total += u64::from_le_bytes(val.try_into().unwrap());
+                total += u64::from_le_bytes(val[..].try_into().unwrap());
             }
             n += 1;
         }

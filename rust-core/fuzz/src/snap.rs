@@ -6,7 +6,7 @@
 use mapcore::ffi::*;
 use mapcore::McStatus::{self, *};
 
-use crate::common::{walk_batch, Entries};
+use crate::common::{fetch_batch, Entries};
 
 pub struct Snap(pub mc_snapshot);
 
@@ -91,28 +91,9 @@ impl Snap {
         cap: usize,
         max: usize,
     ) -> Result<Entries, McStatus> {
-        let mut buf = vec![0u8; cap];
-        let (mut count, mut used) = (0usize, 0usize);
-        let s = unsafe {
-            mc_snapshot_iter_next_batch(
-                self.0,
-                it,
-                buf.as_mut_ptr(),
-                cap,
-                max,
-                &mut count,
-                &mut used,
-            )
-        };
-        match s {
-            MC_DONE => Ok(Vec::new()),
-            MC_OK => {
-                let out = walk_batch(&buf, used);
-                assert_eq!(out.len(), count, "batch entry count");
-                Ok(out)
-            }
-            e => Err(e),
-        }
+        fetch_batch(cap, |buf, count, used| unsafe {
+            mc_snapshot_iter_next_batch(self.0, it, buf, cap, max, count, used)
+        })
     }
 
     pub fn encode(&self, it: &mc_iter) -> Result<Vec<u8>, McStatus> {

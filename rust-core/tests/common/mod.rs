@@ -12,6 +12,26 @@ use McStatus::*;
 
 pub struct M(pub mc_map);
 
+/// Runs one next-batch call (`call(buf, count, used)`, for a map or a
+/// snapshot) into a fresh buffer of `cap` bytes: its entries (empty at
+/// MC_DONE), or the status.
+pub fn fetch_batch(
+    cap: usize,
+    call: impl FnOnce(*mut u8, &mut usize, &mut usize) -> McStatus,
+) -> Result<Entries, McStatus> {
+    let mut buf = vec![0u8; cap];
+    let (mut count, mut used) = (0usize, 0usize);
+    match call(buf.as_mut_ptr(), &mut count, &mut used) {
+        MC_DONE => Ok(Vec::new()),
+        MC_OK => {
+            let out = walk_batch(&buf, used);
+            assert_eq!(out.len(), count, "batch entry count");
+            Ok(out)
+        }
+        e => Err(e),
+    }
+}
+
 /// Walks the `used` bytes of a next-batch buffer with `mc_batch_entry`.
 pub fn walk_batch(buf: &[u8], used: usize) -> Entries {
     let mut out = Vec::new();
@@ -194,28 +214,9 @@ impl M {
         cap: usize,
         max: usize,
     ) -> Result<Entries, McStatus> {
-        let mut buf = vec![0u8; cap];
-        let (mut count, mut used) = (0usize, 0usize);
-        let s = unsafe {
-            mc_iter_next_batch(
-                self.0,
-                it,
-                buf.as_mut_ptr(),
-                cap,
-                max,
-                &mut count,
-                &mut used,
-            )
-        };
-        match s {
-            MC_DONE => Ok(Vec::new()),
-            MC_OK => {
-                let out = walk_batch(&buf, used);
-                assert_eq!(out.len(), count);
-                Ok(out)
-            }
-            e => Err(e),
-        }
+        fetch_batch(cap, |buf, count, used| unsafe {
+            mc_iter_next_batch(self.0, it, buf, cap, max, count, used)
+        })
     }
 
     pub fn remove_cur(&self, it: &mut mc_iter) -> McStatus {

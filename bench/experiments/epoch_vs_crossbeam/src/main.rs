@@ -1,8 +1,8 @@
 //! Per-call cost of mapcore's registry pin/unpin (its real epoch.rs, shaped
 //! like `registry::get`) against crossbeam-epoch's pin and guard drop, each
 //! around one pointer load. Usage: `epoch-vs-crossbeam ours|crossbeam|none
-//! CALLS [THREADS]`; count instructions with
-//! `valgrind --tool=callgrind` (subtract the `none` run), see bench/README.md.
+//! CALLS [THREADS]`. The instructions of one call are a `valgrind
+//! --tool=callgrind` run's total minus the `none` run's, over CALLS.
 #[path = "../../../../rust-core/src/sync.rs"]
 #[allow(dead_code, unused_imports)]
 mod sync;
